@@ -1,0 +1,60 @@
+"""LoRA / QLoRA through PEFT, with the classification head always trained and saved.
+
+PEFT's task types SEQ_CLS / TOKEN_CLS put a module named ``score`` into ``modules_to_save``;
+we name it explicitly too, so a renamed head can never be silently frozen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from peft import LoraConfig, PeftModel, TaskType, get_peft_model, prepare_model_for_kbit_training
+from torch import nn
+
+from lsllm.config import LoraSettings
+from lsllm.errors import ConfigError
+from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
+
+HEAD = "score"
+
+
+def task_type(model: nn.Module) -> TaskType:
+    if isinstance(model, LSForSequenceClassification):
+        return TaskType.SEQ_CLS
+    if isinstance(model, LSForTokenClassification):
+        return TaskType.TOKEN_CLS
+    raise ConfigError(f"{type(model).__name__} is not an lsllm classifier")
+
+
+def apply_lora(model: nn.Module, settings: LoraSettings, quantized: bool = False) -> PeftModel:
+    """Wrap a classifier with LoRA adapters on ``settings.target_modules``; the head stays trainable.
+
+    Raises:
+        ConfigError: a target module name matches nothing in the backbone.
+    """
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [t for t in settings.target_modules if t not in present]
+    if missing:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)} - {HEAD})
+        raise ConfigError(f"target module(s) {', '.join(missing)} not in this model; its linear layers are: {', '.join(linear)}")
+    if quantized:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    config = LoraConfig(
+        task_type=task_type(model),
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=list(settings.target_modules),
+        modules_to_save=[HEAD],
+    )
+    return get_peft_model(model, config)
+
+
+def load_adapter(model: nn.Module, adapter_dir: str | Path, trainable: bool = False) -> PeftModel:
+    """Attach a saved adapter (+ head) to a freshly built classifier."""
+    return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
+
+
+def merge(model: PeftModel) -> nn.Module:
+    """Fold LoRA into the base weights: a plain classifier with no adapter ops at inference."""
+    return model.merge_and_unload()

@@ -1,0 +1,121 @@
+"""Causal, bidirectional and top-k bidirectional attention for any transformers decoder.
+
+This is the only module that touches transformers' attention machinery, and it does so through
+public hooks:
+
+* ``config.is_causal = False`` makes transformers (5.x) build a *bidirectional* mask that still
+  hides padding, for every family whose model calls ``create_causal_mask`` /
+  ``create_sliding_window_causal_mask``. For sliding-window families (Mistral, Qwen2 with
+  ``use_sliding_window``, Gemma 2/3 local layers) the bidirectional mask keeps the window, now
+  symmetric: a token sees the tokens within ``sliding_window`` positions on either side.
+* Each attention module's ``is_causal`` flag must be cleared as well: when a batch has no padding
+  transformers returns no mask at all and SDPA falls back to its own ``is_causal`` fast path, which
+  reads that flag. Setting only the config leaves such batches silently causal; setting only the
+  flag leaks padding into real tokens. We set both.
+* Top-k unmasking (``unmask_layers=k``) needs per-layer masks, but transformers builds one mask
+  for all layers. We register an attention function ``lsllm_sdpa`` (``AttentionInterface``) that
+  wraps SDPA and re-imposes causality on the layers whose module still says ``is_causal``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+from lsllm.errors import ConfigError
+
+PER_LAYER_IMPLEMENTATION = "lsllm_sdpa"
+
+
+def _per_layer_sdpa(module: nn.Module, query, key, value, attention_mask, **kwargs):
+    """SDPA that keeps lower layers causal while the mask (built bidirectional) serves the top."""
+    if getattr(module, "is_causal", True) and attention_mask is not None:
+        q_len, kv_len = query.shape[2], key.shape[2]
+        causal = torch.ones(q_len, kv_len, dtype=torch.bool, device=query.device).tril(kv_len - q_len)
+        if attention_mask.dtype == torch.bool:
+            attention_mask = attention_mask & causal
+        else:
+            attention_mask = attention_mask.masked_fill(~causal, torch.finfo(attention_mask.dtype).min)
+    kwargs.pop("is_causal", None)
+    return sdpa_attention_forward(module, query, key, value, attention_mask, is_causal=module.is_causal, **kwargs)
+
+
+AttentionInterface.register(PER_LAYER_IMPLEMENTATION, _per_layer_sdpa)
+AttentionMaskInterface.register(PER_LAYER_IMPLEMENTATION, sdpa_mask)
+
+
+def attention_modules(backbone: nn.Module) -> list[nn.Module]:
+    """The self-attention modules of a decoder, in layer order (those with ``layer_idx`` and ``is_causal``)."""
+    found = [m for m in backbone.modules() if hasattr(m, "is_causal") and hasattr(m, "layer_idx")]
+    return sorted(found, key=lambda m: m.layer_idx)
+
+
+def set_attention_mode(backbone: nn.Module, bidirectional: bool, unmask_layers: int | None = None) -> None:
+    """Make a decoder causal, fully bidirectional, or bidirectional in its top ``unmask_layers`` layers.
+
+    Args:
+        backbone: a transformers decoder (``AutoModel`` output, e.g. ``LlamaModel``).
+        bidirectional: remove the causal mask (padding stays masked).
+        unmask_layers: with ``bidirectional``, how many of the top layers attend both ways
+            (None = all).
+
+    Raises:
+        ConfigError: the family exposes no attention modules we can switch, or k is out of range.
+    """
+    config = backbone.config
+    modules = attention_modules(backbone)
+    if not modules:
+        raise ConfigError(f"{type(backbone).__name__}: no attention modules with an is_causal flag; this family cannot be unmasked")
+    n_layers = len(modules)
+    if unmask_layers is not None and not 1 <= unmask_layers <= n_layers:
+        raise ConfigError(f"unmask_layers={unmask_layers} but the model has {n_layers} layers (use 1..{n_layers})")
+    k = (n_layers if unmask_layers is None else unmask_layers) if bidirectional else 0
+    first_bidirectional = n_layers - k
+    for module in modules:
+        module.is_causal = module.layer_idx < first_bidirectional
+    config.is_causal = k == 0
+    implementation = config._attn_implementation
+    if 0 < k < n_layers:
+        if implementation not in ("sdpa", PER_LAYER_IMPLEMENTATION):
+            raise ConfigError(f"unmask_layers needs attn_implementation=sdpa, got {implementation!r}")
+        backbone.set_attn_implementation(PER_LAYER_IMPLEMENTATION)
+    elif implementation == PER_LAYER_IMPLEMENTATION:
+        backbone.set_attn_implementation("sdpa")
+
+
+def bidirectional_layers(backbone: nn.Module) -> list[int]:
+    """Indices of the layers that attend both ways (for reports and tests)."""
+    if getattr(backbone.config, "is_causal", True):
+        return []
+    return [m.layer_idx for m in attention_modules(backbone) if not m.is_causal]
+
+
+def packed_attention_mask(seq_index: torch.Tensor, causal: bool, dtype: torch.dtype, implementation: str) -> torch.Tensor:
+    """Block-diagonal 4D mask for packed rows: a token sees only tokens of its own example.
+
+    Args:
+        seq_index: (B, T) example id of every token, -1 for padding.
+        causal: also forbid attending to later positions.
+        dtype: float dtype of the activations (eager attention takes an additive float mask).
+        implementation: the model's attention implementation.
+
+    Returns:
+        (B, 1, T, T) boolean mask (True = attend) for SDPA, or additive float mask for eager.
+    """
+    same = seq_index.unsqueeze(2) == seq_index.unsqueeze(1)  # (B, T, T)
+    real = (seq_index >= 0).unsqueeze(1)  # (B, 1, T) keys that are real tokens
+    allowed = same & real
+    if causal:
+        allowed = allowed & torch.ones_like(allowed[0]).tril()
+    # padding queries attend to themselves so softmax never sees an empty row
+    eye = torch.eye(seq_index.shape[1], dtype=torch.bool, device=seq_index.device)
+    allowed = allowed | (eye & (seq_index < 0).unsqueeze(2))
+    allowed = allowed.unsqueeze(1)
+    if implementation == "eager":
+        return torch.zeros(allowed.shape, dtype=dtype, device=seq_index.device).masked_fill(~allowed, torch.finfo(dtype).min)
+    if implementation in ("sdpa", PER_LAYER_IMPLEMENTATION, "flex_attention"):
+        return allowed
+    raise ConfigError(f"packed batches need attn_implementation sdpa or eager, got {implementation!r}; use --no-pack")

