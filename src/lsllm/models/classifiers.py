@@ -117,7 +117,9 @@ class _LabelSupervised(PreTrainedModel):
         defaults and what a saved model recorded; ``quantize="4bit"`` loads the backbone for QLoRA.
         """
         if isinstance(kwargs.get("config"), PretrainedConfig):
-            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+            model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+            model.score.float()
+            return model
         resolved = resolve_model(str(pretrained_model_name_or_path))
         config_keys = ("num_labels", "id2label", "label2id", "attn_implementation", "classifier_dropout")
         config_kwargs = {k: kwargs.pop(k) for k in config_keys if k in kwargs}
@@ -135,7 +137,10 @@ class _LabelSupervised(PreTrainedModel):
             config.lsllm_source = resolved.source
         if quantize is not None:
             kwargs["quantization_config"] = quantization_config(quantize)
-        return super().from_pretrained(resolved.path, *model_args, config=config, **kwargs)
+        model = super().from_pretrained(resolved.path, *model_args, config=config, **kwargs)
+        if quantize is None:
+            model.score.float()  # a dtype= load creates the head in that dtype; it must stay fp32
+        return model
 
 
 def _check_pooling(name: str) -> None:

@@ -1,0 +1,5 @@
+import sys
+
+from lsllm.cli import main
+
+sys.exit(main())

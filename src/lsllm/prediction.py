@@ -1,0 +1,136 @@
+"""Batched inference and the one record schema shared by `predict`, predictions.jsonl and the server.
+
+The fast path: LoRA merged into the base weights (no adapter ops), ``torch.inference_mode``,
+inputs sorted by length and cut into batches by a token budget, so padding is minimal and batches
+are as large as the budget allows.
+
+Records:
+    seq:   {"text", "label", "score", "probabilities": {label: p}}
+    token: {"text", "tokens", "tags", "entities": [{"type", "start", "end", "text", "score"}]}
+           start/end are word indices (end exclusive); raw-text inputs add "char_start"/"char_end".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from seqeval.metrics.sequence_labeling import get_entities
+
+from lsllm.data import SeqExample, TokenExample
+
+# Raw text → words: the training data is PTB-tokenized ("British lamb ."), so words are runs of
+# letters/digits (with inner hyphens, apostrophes, periods or commas as in "U.S.", "1,000", "don't")
+# and every other non-space character stands alone.
+WORD_PATTERN = re.compile(r"\w+(?:[-'.,]\w+)*|[^\w\s]")
+
+
+def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """Split raw text into words and their character spans (end exclusive)."""
+    matches = list(WORD_PATTERN.finditer(text))
+    return [m.group() for m in matches], [m.span() for m in matches]
+
+
+@dataclass
+class Batch:
+    indices: list[int]
+    inputs: dict[str, torch.Tensor]
+
+
+def length_batches(features: Sequence[dict], pad_id: int, max_tokens: int, max_rows: int, padding_side: str = "right") -> list[Batch]:
+    """Length-sorted padded batches holding at most ``max_tokens`` padded tokens each."""
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    batches, current = [], []
+    for index in order:
+        longest = len(features[index]["input_ids"])  # sorted ascending: the newest is the longest
+        if current and (longest * (len(current) + 1) > max_tokens or len(current) >= max_rows):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return [Batch(b, _pad([features[i]["input_ids"] for i in b], pad_id, padding_side)) for b in batches]
+
+
+def _pad(rows: list[list[int]], pad_id: int, side: str) -> dict[str, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if side == "right":
+            ids[i, : len(row)] = torch.tensor(row)
+            mask[i, : len(row)] = 1
+        else:
+            ids[i, width - len(row) :] = torch.tensor(row)
+            mask[i, width - len(row) :] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+@torch.inference_mode()
+def feature_probabilities(model, features: Sequence[dict], pad_id: int, max_tokens: int = 4096, max_rows: int = 256, progress=None) -> list[torch.Tensor]:
+    """Softmax outputs per feature: seq (C,), token (T, C) over the feature's own positions."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[torch.Tensor | None] = [None] * len(features)
+    batches = length_batches(features, pad_id, max_tokens, max_rows)
+    for batch in progress(batches) if progress else batches:
+        inputs = {k: v.to(device) for k, v in batch.inputs.items()}
+        probs = model(**inputs).logits.float().softmax(-1).cpu()
+        for row, index in enumerate(batch.indices):
+            if probs.dim() == 2:
+                out[index] = probs[row]
+            else:
+                out[index] = probs[row, : len(features[index]["input_ids"])]
+    model.train(was_training)
+    return out  # type: ignore[return-value]
+
+
+def seq_records(examples: Sequence[SeqExample], probs: Sequence[torch.Tensor], labels: Sequence[str]) -> list[dict]:
+    records = []
+    for example, p in zip(examples, probs, strict=True):
+        best = int(p.argmax())
+        records.append({
+            "text": example.text,
+            "label": labels[best],
+            "score": round(float(p[best]), 6),
+            "probabilities": {label: round(float(v), 6) for label, v in zip(labels, p.tolist(), strict=True)},
+        })
+    return records
+
+
+def word_predictions(features: Sequence[dict], probs: Sequence[torch.Tensor], n_words: Sequence[int]) -> list[list[tuple[int, float]]]:
+    """(tag id, probability) per word of every example, read at each word's first owned sub-token."""
+    words: list[list[tuple[int, float] | None]] = [[None] * n for n in n_words]
+    for feature, p in zip(features, probs, strict=True):
+        target = words[feature["example_id"]]
+        for position, word in enumerate(feature["word_ids"]):
+            if word is not None and word >= 0 and target[word] is None:
+                best = int(p[position].argmax())
+                target[word] = (best, float(p[position, best]))
+    return [[w if w is not None else (0, 0.0) for w in example] for example in words]
+
+
+def token_records(examples: Sequence[TokenExample], words: Sequence[list[tuple[int, float]]], labels: Sequence[str],
+                  texts: Sequence[str] | None = None, spans: Sequence[list[tuple[int, int]]] | None = None) -> list[dict]:
+    records = []
+    for i, (example, predicted) in enumerate(zip(examples, words, strict=True)):
+        tags = [labels[t] for t, _ in predicted]
+        entities = []
+        for kind, start, last in get_entities(tags):
+            entity = {
+                "type": kind,
+                "start": start,
+                "end": last + 1,
+                "text": " ".join(example.tokens[start : last + 1]),
+                "score": round(sum(s for _, s in predicted[start : last + 1]) / (last + 1 - start), 6),
+            }
+            if spans is not None:
+                entity["char_start"], entity["char_end"] = spans[i][start][0], spans[i][last][1]
+                entity["text"] = texts[i][entity["char_start"] : entity["char_end"]]
+            entities.append(entity)
+        text = texts[i] if texts is not None else " ".join(example.tokens)
+        records.append({"text": text, "tokens": list(example.tokens), "tags": tags, "entities": entities})
+    return records

@@ -1,0 +1,122 @@
+"""Human-facing outputs of a run: metrics.json, predictions, reports, plots and the model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from lsllm import runs  # noqa: E402
+from lsllm.evaluation import classification_report_text  # noqa: E402
+
+HEADLINE = {"seq": ("accuracy", "f1_macro", "f1_weighted"), "token": ("f1", "precision", "recall", "f1_strict", "token_accuracy")}
+
+
+def metrics_table(results: dict[str, dict], task: str) -> str:
+    """A small fixed-width table of the headline metrics per split (percentages)."""
+    keys = HEADLINE[task]
+    lines = [f"{'split':<12}" + "".join(f"{k:>15}" for k in keys) + f"{'n':>8}"]
+    for split, metrics in results.items():
+        row = "".join(f"{100 * metrics[k]:>14.2f}%" if isinstance(metrics.get(k), float) else f"{'-':>15}" for k in keys)
+        lines.append(f"{split:<12}{row}{metrics.get('n_examples', 0):>8}")
+    return "\n".join(lines)
+
+
+def write_reports(run: runs.RunDir, cfg, bundle, classifier, results: dict[str, dict], records: dict[str, list],
+                  history: list[dict], source: dict) -> None:
+    runs.atomic_write_json(run.metrics, results)
+    shown = "test" if "test" in records else "validation"
+    runs.atomic_write_jsonl(run.predictions, records[shown])
+    sections = []
+    for split, split_records in records.items():
+        gold = [r["gold"] for r in split_records]
+        predicted = [r["label"] if bundle.task == "seq" else r["tags"] for r in split_records]
+        sections.append(f"== {split} ({len(split_records)} examples) ==\n"
+                        + classification_report_text(bundle.task, gold, predicted, bundle.labels))
+    runs.atomic_write_text(run.report, "\n\n".join(sections) + "\n")
+    if bundle.task == "seq" and shown in results:
+        plot_confusion(results[shown]["confusion_matrix"], run.confusion, f"{bundle.name} {shown}")
+    plot_learning_curve(history, run.curve, "accuracy" if bundle.task == "seq" else "f1")
+    runs.atomic_write_text(run.card, model_card(cfg, bundle, results, source, run.root))
+
+
+def plot_confusion(confusion: dict[str, Any], path: Path, title: str) -> None:
+    labels, matrix = confusion["labels"], confusion["matrix"]
+    size = 2.5 + 0.6 * len(labels)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    peak = max((max(row) for row in matrix), default=1) or 1
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            ax.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black")
+    ax.set_title(title)
+    runs.atomic_save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_learning_curve(history: list[dict], path: Path, metric: str) -> None:
+    losses = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
+    dev = [(h["step"], h[f"eval_{metric}"]) for h in history if f"eval_{metric}" in h and "step" in h]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if losses:
+        ax.plot(*zip(*losses, strict=True), label="training loss", color="tab:blue")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if dev:
+        right = ax.twinx()
+        right.plot(*zip(*dev, strict=True), marker="o", label=f"validation {metric}", color="tab:orange")
+        right.set_ylabel(f"validation {metric}")
+    ax.set_title("learning curve")
+    fig.legend(loc="upper right")
+    runs.atomic_save_figure(fig, path)
+    plt.close(fig)
+
+
+def model_card(cfg, bundle, results: dict[str, dict], source: dict, root: Path) -> str:
+    task_name = "sequence classification" if bundle.task == "seq" else "token classification (NER)"
+    attention = "bidirectional (LS-unLLM)" if cfg.model.bidirectional else "causal (LS-LLM)"
+    if cfg.model.unmask_layers:
+        attention += f", top {cfg.model.unmask_layers} layers unmasked"
+    weights = source.get("id") or source.get("file") or source.get("path")
+    detail = f"revision {source['revision']}" if "revision" in source else f"sha256 {source.get('sha256', '-')}"
+    lines = [
+        f"# lsllm run: {bundle.name} ({task_name})",
+        "",
+        f"- base model: `{cfg.model.name}` — weights `{weights}` ({source.get('kind')}, {detail})",
+        f"- attention: {attention}" + (f"; pooling: {cfg.model.resolved_pooling}" if bundle.task == "seq" else ""),
+        f"- labels ({len(bundle.labels)}): {', '.join(bundle.labels)}",
+        f"- data: {cfg.data.data} — " + ", ".join(f"{k}: {len(v)}" for k, v in bundle.splits.items()),
+        *[f"  - {note}" for note in bundle.notes],
+        f"- recipe: LoRA r={cfg.lora.r} alpha={cfg.lora.alpha} dropout={cfg.lora.dropout} on {', '.join(cfg.lora.target_modules)}; "
+        f"lr {cfg.train.lr}, batch {cfg.train.batch_size}x{cfg.train.grad_accum}, "
+        + (f"{cfg.train.max_steps} steps" if cfg.train.max_steps > 0 else f"{cfg.train.epochs:g} epochs")
+        + f", max_length {cfg.data.max_length}, seed {cfg.train.seed}",
+        "- selection: best checkpoint on the validation split; test reported once, never used to select",
+        "",
+        "## Metrics",
+        "```",
+        metrics_table(results, bundle.task),
+        "```",
+        "",
+        "## Use it",
+        "```bash",
+        f"lsllm eval {root} --split test",
+        f"lsllm predict {root} \"some text\"",
+        f"lsllm serve {root}",
+        "```",
+        "```python",
+        "from lsllm.runs import load_run",
+        f"classifier, config = load_run({json.dumps(str(root))})",
+        "classifier.predict_texts([\"some text\"])",
+        "```",
+    ]
+    return "\n".join(lines) + "\n"

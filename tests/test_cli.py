@@ -1,0 +1,113 @@
+"""End to end through `lsllm.cli.main` on a tiny model: one test per command, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import transformers
+
+from lsllm.cli import main
+
+TRAIN_FLAGS = ["--max-steps", "6", "--eval-steps", "3", "--batch-size", "4", "--lr", "1e-3", "--lora-r", "4", "--dtype", "float32"]
+RUN_FILES = {"config.yaml", "model", "metrics.json", "predictions.jsonl", "report.txt", "learning_curve.png", "logs",
+             "checkpoints", "README.md"}
+
+
+@pytest.fixture
+def seq_run(tmp_path, tiny_model_dir, tiny_seq_data):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_seq_data), "--model", str(tiny_model_dir), "--output", str(out), *TRAIN_FLAGS]) == 0
+    return out
+
+
+def test_train_writes_exactly_the_run_files_and_eval_reproduces_them(seq_run, capsys):
+    assert {p.name for p in seq_run.iterdir()} == RUN_FILES | {"confusion_matrix.png"}
+    metrics = json.loads((seq_run / "metrics.json").read_text())
+    assert set(metrics) == {"validation", "test"} and 0 <= metrics["test"]["accuracy"] <= 1
+    assert metrics["test"]["n_examples"] == 12
+    records = [json.loads(line) for line in (seq_run / "predictions.jsonl").read_text().splitlines()]
+    assert len(records) == 12 and set(records[0]) >= {"text", "label", "score", "probabilities"}
+    assert main(["eval", str(seq_run), "--split", "test"]) == 0
+    again = json.loads((seq_run / "eval-test.json").read_text())["test"]
+    assert again["accuracy"] == metrics["test"]["accuracy"]
+    assert again["confusion_matrix"] == metrics["test"]["confusion_matrix"]
+
+
+def test_predict_and_merge_agree(seq_run, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["predict", str(seq_run), "a great movie", "boring and flat"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in records] == ["a great movie", "boring and flat"]
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in records)
+    merged = tmp_path / "merged"
+    assert main(["merge", str(seq_run), str(merged)]) == 0
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(merged).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(merged)
+    with torch.no_grad():
+        probs = model(**tokenizer(["a great movie"], return_tensors="pt")).logits.softmax(-1)[0]
+    expected = records[0]["probabilities"]
+    assert probs.tolist() == pytest.approx([expected[model.config.id2label[i]] for i in range(2)], abs=1e-4)
+
+
+def test_token_run_predicts_entities_with_word_and_character_offsets(tmp_path, tiny_model_dir, tiny_token_data, capsys):
+    out = tmp_path / "ner"
+    assert main(["train", "--data", str(tiny_token_data), "--model", str(tiny_model_dir), "--output", str(out),
+                 "--bidirectional", *TRAIN_FLAGS]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"f1", "precision", "recall", "f1_strict", "token_accuracy", "per_type"} <= set(metrics["test"])
+    capsys.readouterr()
+    text = "EU rejects German call to boycott British lamb."
+    assert main(["predict", str(out), text]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["tokens"][-2:] == ["lamb", "."] and len(record["tags"]) == len(record["tokens"])
+    for entity in record["entities"]:
+        assert text[entity["char_start"]:entity["char_end"]] == entity["text"]
+        assert " ".join(record["tokens"][entity["start"]:entity["end"]]) == entity["text"].replace("  ", " ")
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, tiny_model_dir, tiny_seq_data, monkeypatch):
+    from lsllm import training
+
+    flags = ["--data", str(tiny_seq_data), "--model", str(tiny_model_dir), "--max-steps", "8", "--eval-steps", "2",
+             "--batch-size", "4", "--lr", "1e-3", "--lora-r", "4", "--dtype", "float32"]
+    assert main(["train", *flags, "--output", str(tmp_path / "whole")]) == 0
+
+    original_step = training.LSTrainer.training_step
+
+    def dying_step(self, *args, **kwargs):
+        if self.state.global_step == 5:
+            raise KeyboardInterrupt  # as if killed between checkpoints 4 and 6
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(training.LSTrainer, "training_step", dying_step)
+    assert main(["train", *flags, "--output", str(tmp_path / "cut")]) == 130
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    monkeypatch.setattr(training.LSTrainer, "training_step", original_step)
+    assert main(["train", "--output", str(tmp_path / "cut"), "--resume"]) == 0
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    cut = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert cut == whole
+    from safetensors.torch import load_file
+
+    a = load_file(tmp_path / "whole" / "model" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "cut" / "model" / "adapter_model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path, capsys):
+    assert main(["train", "--data", "no-such-dataset", "--output", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "sst2" in err and "Traceback" not in err
+    if not torch.cuda.is_available():
+        assert main(["train", "--data", "sst2", "--quantize", "4bit", "--output", str(tmp_path / "y")]) == 2
+        assert "CUDA" in capsys.readouterr().err
+
+
+def test_datasets_lists_every_builtin(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("sst2", "sst5", "agnews", "twitterfin", "conll03", "ontonotesv5", "wnut17", "sst2-sample"):
+        assert f"\n{name} " in out
