@@ -1,0 +1,120 @@
+"""On-disk cache of tokenized splits, keyed by everything that changes the features.
+
+`$LSLLM_CACHE` (default ~/.cache/lsllm)/tokenized/<key>.json. The key hashes the tokenizer
+(name and a hash of its full serialized state: vocab, merges, normalizer, specials), the
+bundle's fingerprint (content hashes of the data files and the settings that shaped the
+examples), the split, max_length, sub-token labelling, windowing and the cache format version.
+A changed data file changes the fingerprint, so it is never served stale. Files are written to
+a temporary name and moved into place (`os.replace`), so a killed run leaves no torn cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from lsllm.data.encoding import EncodedSplit, encode_sequences, encode_tokens
+from lsllm.data.examples import DatasetBundle
+
+logger = logging.getLogger(__name__)
+
+CACHE_VERSION = 1  # bump when encoding changes what features a given input yields
+
+
+def cache_root() -> Path:
+    """`$LSLLM_CACHE`, default ~/.cache/lsllm."""
+    return Path(os.environ.get("LSLLM_CACHE") or Path.home() / ".cache" / "lsllm").expanduser()
+
+
+def tokenizer_hash(tokenizer: Any) -> str:
+    """Hash of the tokenizer's behaviour: the serialized fast tokenizer, else vocab + specials."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        state = backend.to_str()
+    else:
+        state = json.dumps(sorted(tokenizer.get_vocab().items())) + json.dumps(tokenizer.special_tokens_map, sort_keys=True)
+    return hashlib.sha256(state.encode()).hexdigest()[:16]
+
+
+def cache_key(bundle: DatasetBundle, split: str, tokenizer: Any, max_length: int, label_all_subtokens: bool, stride: int | None) -> str:
+    from lsllm import __version__
+
+    parts = {
+        "cache_version": CACHE_VERSION,
+        "lsllm": __version__,
+        "tokenizer": getattr(tokenizer, "name_or_path", type(tokenizer).__name__),
+        "tokenizer_hash": tokenizer_hash(tokenizer),
+        "fingerprint": bundle.fingerprint,
+        "task": bundle.task,
+        "labels": bundle.labels,
+        "split": split,
+        "max_length": max_length,
+        "label_all_subtokens": label_all_subtokens if bundle.task == "token" else None,
+        "stride": stride if bundle.task == "token" else None,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def encode_split(
+    bundle: DatasetBundle,
+    split: str,
+    tokenizer: Any,
+    max_length: int,
+    label_all_subtokens: bool = False,
+    stride: int | None = None,
+    cache: bool = True,
+) -> EncodedSplit:
+    """Encode one split of a bundle, through the on-disk cache.
+
+    Bundles without a fingerprint (built by hand) are encoded without caching.
+    """
+    examples = bundle.splits[split]
+    label2id = bundle.label2id
+
+    def encode() -> EncodedSplit:
+        if bundle.task == "seq":
+            return encode_sequences(examples, tokenizer, label2id, max_length)
+        return encode_tokens(examples, tokenizer, label2id, max_length, label_all_subtokens, stride)
+
+    if not cache or not bundle.fingerprint:
+        return encode()
+    path = cache_root() / "tokenized" / f"{cache_key(bundle, split, tokenizer, max_length, label_all_subtokens, stride)}.json"
+    if path.is_file():
+        try:
+            raw = json.loads(path.read_text())
+            logger.info("tokenized %s/%s from cache %s", bundle.name, split, path)
+            return EncodedSplit(**raw)
+        except (OSError, ValueError, TypeError) as err:  # unreadable or from an incompatible writer
+            logger.warning("ignoring unreadable tokenization cache %s (%s)", path, err)
+    encoded = encode()
+    try:
+        _write_atomic(path, json.dumps(encoded.__dict__, separators=(",", ":")))
+    except OSError as err:  # a read-only or full disk must not stop a run
+        logger.warning("could not write tokenization cache %s (%s)", path, err)
+    return encoded
+
+
+def encode_bundle(
+    bundle: DatasetBundle,
+    tokenizer: Any,
+    max_length: int,
+    label_all_subtokens: bool = False,
+    stride: int | None = None,
+    cache: bool = True,
+) -> dict[str, EncodedSplit]:
+    """Encode every split of a bundle (cached); see `encode_split`."""
+    return {
+        split: encode_split(bundle, split, tokenizer, max_length, label_all_subtokens, stride, cache)
+        for split in bundle.splits
+    }

@@ -1,0 +1,153 @@
+"""Hugging Face hub datasets (`hf:<name>[:<config>]` and built-ins' hub copies) as a `Source`.
+
+`datasets` is imported lazily: offline runs on local files never pay for it. A name that is a
+local folder written by `save_to_disk` is read with `load_from_disk`; any other name goes to
+`load_dataset`, which also accepts local folders of parquet/CSV/JSON files.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lsllm.data.examples import SeqExample, TokenExample
+from lsllm.data.readers import LABEL_COLUMNS, TAG_KEYS, TEXT_COLUMNS, TOKEN_KEYS, ReadSplit
+from lsllm.data.source import SPLIT_ALIASES, Source
+from lsllm.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+class HubUnreachable(DataError):
+    """The hub could not be contacted (offline mode or no network): other ids would fail too."""
+
+
+def load_hub(name: str, config: str | None = None) -> Any:
+    """Load a hub dataset (or a local `save_to_disk` / data-file folder) as a DatasetDict.
+
+    Raises:
+        DataError: the dataset cannot be loaded (offline, unknown id, bad folder); one line.
+    """
+    import datasets
+
+    path = Path(name).expanduser()
+    try:
+        if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists()):
+            loaded = datasets.load_from_disk(str(path))
+        else:
+            loaded = datasets.load_dataset(name, config)
+    except Exception as err:  # datasets raises many types (ConnectionError, FileNotFoundError, ValueError, ...)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        error = HubUnreachable if isinstance(err, ConnectionError) else DataError
+        raise error(f"hf:{name}{':' + config if config else ''}: could not load ({type(err).__name__}: {first})") from None
+    if isinstance(loaded, datasets.Dataset):
+        loaded = datasets.DatasetDict({"train": loaded})
+    return loaded
+
+
+def _inner(feature: Any) -> Any:
+    """The element feature of a list feature (`List` / `Sequence` / `LargeList`), else None."""
+    return getattr(feature, "feature", None)
+
+
+def _class_names(feature: Any) -> list[str] | None:
+    names = getattr(feature, "names", None)
+    return list(names) if names else None
+
+
+def _pick(columns: Sequence[str], wanted: str | None, defaults: Sequence[str], what: str, flag: str, ref: str) -> str:
+    if wanted is not None and wanted in columns:
+        return wanted
+    if wanted is None:
+        for name in defaults:
+            if name in columns:
+                return name
+    looked = repr(wanted) if wanted else f"(looked for {', '.join(defaults)})"
+    raise DataError(f"{ref}: no {what} column {looked}; columns present: {', '.join(columns)}; pass {flag} NAME")
+
+
+def _unlabelled(values: list) -> bool:
+    """GLUE-style hidden test labels: every label is -1 or None (token tasks: every tag list)."""
+    flat = [v for seq in values for v in seq] if values and isinstance(values[0], list) else values
+    return all(v is None or v == -1 for v in flat)
+
+
+def hub_source(
+    dd: Any,
+    ref: str,
+    task: str | None = None,
+    text_columns: Sequence[str] | None = None,
+    label_column: str | None = None,
+    label_names: Sequence[str] | None = None,
+) -> Source:
+    """Turn a DatasetDict into a `Source` with our split names and string labels.
+
+    Args:
+        dd: the DatasetDict.
+        ref: how messages name it, e.g. "hf:glue:sst2".
+        task: "seq" / "token"; inferred from the text column's type when None.
+        text_columns: text field(s) (seq) or the token-list field (token); defaults as for files.
+        label_column: label or tag-list field; defaults as for files.
+        label_names: names of integer labels when the column is not a ClassLabel.
+    """
+    ours: dict[str, str] = {}
+    for split, aliases in SPLIT_ALIASES.items():
+        for alias in aliases:
+            if alias in dd:
+                ours[split] = alias
+                break
+    if "train" not in ours:
+        raise DataError(f"{ref}: no train split (has {', '.join(dd)}); lsllm needs one to train on")
+    first = dd[ours["train"]]
+    columns = list(first.column_names)
+    if task is None:
+        candidate = text_columns[0] if text_columns else next((c for c in TOKEN_KEYS + TEXT_COLUMNS if c in columns), None)
+        task = "token" if candidate in columns and _inner(first.features[candidate]) is not None else "seq"
+    if task == "seq":
+        texts = [_pick(columns, c, TEXT_COLUMNS, "text", "--text-column", ref) for c in (text_columns or [None])]
+        label = _pick(columns, label_column, LABEL_COLUMNS, "label", "--label-column", ref)
+        names = _class_names(first.features[label])
+    else:
+        texts = [_pick(columns, text_columns[0] if text_columns else None, TOKEN_KEYS, "tokens", "--text-column", ref)]
+        label = _pick(columns, label_column, TAG_KEYS, "tags", "--label-column", ref)
+        names = _class_names(_inner(first.features[label]))
+    names = names or (list(label_names) if label_names else None)
+    source = Source(name=ref, task=task, names=names, order=names, identity=[ref])
+    for split, theirs in ours.items():
+        ds = dd[theirs]
+        missing = [c for c in texts + [label] if c not in ds.column_names]
+        if missing:
+            raise DataError(f"{ref}/{theirs}: no column {missing[0]!r}; columns present: {', '.join(ds.column_names)}")
+        labels = list(ds[label])
+        if _unlabelled(labels):
+            source.notes.append(f"{ref} split {theirs!r} has no labels (all -1): not used")
+            continue
+        source.readers[split] = _reader(ds, f"{ref}/{theirs}", task, texts, labels)
+    return source
+
+
+def _reader(ds: Any, origin: str, task: str, texts: list[str], labels: list) -> Any:
+    def read() -> ReadSplit:
+        examples: list = []
+        rows: list[int] = []
+        if task == "seq":
+            columns = [list(ds[c]) for c in texts]
+            for row, (parts, label) in enumerate(zip(zip(*columns, strict=True), labels, strict=True), 1):
+                text = " ".join(str(p).strip() for p in parts if p is not None).strip()
+                if not text:
+                    raise DataError(f"{origin} row {row}: empty text")
+                examples.append(SeqExample(text, None if label is None else str(label)))
+                rows.append(row)
+        else:
+            for row, (tokens, tags) in enumerate(zip(ds[texts[0]], labels, strict=True), 1):
+                if len(tokens) != len(tags):
+                    raise DataError(f"{origin} row {row}: {len(tokens)} tokens but {len(tags)} tags")
+                if not tokens:
+                    continue  # some hub copies keep empty sentences; there is nothing to tag
+                examples.append(TokenExample([str(t) for t in tokens], [str(t) for t in tags]))
+                rows.append(row)
+        return ReadSplit(examples, origin, rows, ds._fingerprint, line_prefix=" row ")
+
+    return read

@@ -1,0 +1,133 @@
+"""Built-in datasets: one small `DatasetSpec` each, looked up by name.
+
+A spec says what the dataset is (task, label names or entity types in id order), where it
+comes from on the Hugging Face hub, and anything unusual about its splits. Loading logic is
+shared (see `loading.py`); adding a dataset is adding an entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lsllm.errors import DataError
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """One hub copy of a dataset and how its columns map onto ours.
+
+    Attributes:
+        path: hub id passed to `datasets.load_dataset`.
+        config: its configuration name, if any.
+        text_columns: seq: text field(s), joined with a space; token: the token-list field.
+        label_column: seq: the label field; token: the tag-list field.
+        label_names: names of integer labels in id order when the column is a plain integer
+            rather than a `ClassLabel` (whose own names are used otherwise).
+    """
+
+    path: str
+    config: str | None = None
+    text_columns: tuple[str, ...] = ("text",)
+    label_column: str = "label"
+    label_names: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A built-in dataset.
+
+    Attributes:
+        name: what `--data` accepts; also the folder name under `--data-dir`.
+        task: "seq" or "token".
+        labels: seq: class names in id order; token: entity types in id order (the BIO list is
+            "O", then B-/I- of each type).
+        hub: hub copies tried in order when the data dir does not hold the dataset.
+        description: one line for `--help` and docs.
+        resource: folder under `lsllm/resources` shipped with the package (always offline).
+        carve_size: size of the validation slice carved from train when the dataset has no
+            usable validation split (default: the official validation's size, else 10%).
+    """
+
+    name: str
+    task: str
+    labels: tuple[str, ...]
+    hub: tuple[HubSource, ...] = ()
+    description: str = ""
+    resource: str | None = None
+    carve_size: int | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+_ONTONOTES_TYPES = (
+    "PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "DATE", "TIME", "PERCENT", "MONEY",
+    "QUANTITY", "ORDINAL", "CARDINAL", "EVENT", "WORK_OF_ART", "LAW", "LANGUAGE",
+)  # fmt: skip
+# tner/ontonotes5 stores tags as plain ints; this is its label2id (dataset card), in id order.
+_TNER_ONTONOTES_TAGS = (
+    "O", "B-CARDINAL", "B-DATE", "I-DATE", "B-PERSON", "I-PERSON", "B-NORP", "B-GPE", "I-GPE", "B-LAW",
+    "I-LAW", "B-ORG", "I-ORG", "B-PERCENT", "I-PERCENT", "B-ORDINAL", "B-MONEY", "I-MONEY",
+    "B-WORK_OF_ART", "I-WORK_OF_ART", "B-FAC", "B-TIME", "I-CARDINAL", "B-LOC", "B-QUANTITY",
+    "I-QUANTITY", "I-NORP", "I-LOC", "B-PRODUCT", "I-TIME", "B-EVENT", "I-EVENT", "I-FAC",
+    "B-LANGUAGE", "I-PRODUCT", "I-ORDINAL", "I-LANGUAGE",
+)  # fmt: skip
+
+_SPECS = [
+    DatasetSpec(
+        "sst2", "seq", ("negative", "positive"),
+        hub=(HubSource("glue", "sst2", ("sentence",)), HubSource("stanfordnlp/sst2", None, ("sentence",))),
+        description="GLUE SST-2 binary sentiment (67,349 train; official validation reported as test)",
+    ),
+    DatasetSpec(
+        "sst2-sample", "seq", ("negative", "positive"), resource="sst2-sample", carve_size=500,
+        description="6,000 SST-2 training sentences + the 872 official validation ones, shipped for offline demos",
+    ),
+    DatasetSpec(
+        "sst5", "seq", ("very negative", "negative", "neutral", "positive", "very positive"),
+        hub=(HubSource("SetFit/sst5", label_names=("very negative", "negative", "neutral", "positive", "very positive")),),
+        description="Stanford Sentiment Treebank, 5 classes (8,544 / 1,101 / 2,210)",
+    ),
+    DatasetSpec(
+        "agnews", "seq", ("World", "Sports", "Business", "Sci/Tech"),
+        hub=(HubSource("fancyzhx/ag_news"), HubSource("ag_news")),
+        description="AG News topics (120,000 train / 7,600 test; validation carved from train)",
+    ),
+    DatasetSpec(
+        "twitterfin", "seq", ("Bearish", "Bullish", "Neutral"),
+        hub=(HubSource("zeroshot/twitter-financial-news-sentiment", label_names=("Bearish", "Bullish", "Neutral")),),
+        description="Twitter Financial News sentiment (9,543 train; official validation reported as test)",
+    ),
+    DatasetSpec(
+        "conll03", "token", ("PER", "ORG", "LOC", "MISC"),
+        hub=(HubSource("eriktks/conll2003", None, ("tokens",), "ner_tags"), HubSource("conll2003", None, ("tokens",), "ner_tags")),
+        description="CoNLL-2003 English NER, BIO over PER ORG LOC MISC (14,041 / 3,250 / 3,453)",
+    ),
+    DatasetSpec(
+        "ontonotesv5", "token", _ONTONOTES_TYPES,
+        hub=(HubSource("tner/ontonotes5", None, ("tokens",), "tags", _TNER_ONTONOTES_TAGS),),
+        description="OntoNotes 5.0 English NER, CoNLL-2012 v4 split, 18 types (59,924 / 8,528 / 8,262)",
+    ),
+    DatasetSpec(
+        "wnut17", "token", ("corporation", "creative-work", "group", "location", "person", "product"),
+        hub=(HubSource("leondz/wnut_17", None, ("tokens",), "ner_tags"), HubSource("wnut_17", None, ("tokens",), "ner_tags")),
+        description="WNUT-17 emerging entities, 6 types (3,394 / 1,009 / 1,287)",
+    ),
+]  # fmt: skip
+
+REGISTRY: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def known_names() -> list[str]:
+    """Names `--data` accepts as built-ins, in registry order."""
+    return list(REGISTRY)
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The spec of a built-in dataset.
+
+    Raises:
+        DataError: unknown name (lists the known ones).
+    """
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise DataError(f"unknown dataset {name!r}; built-ins: {', '.join(REGISTRY)}") from None
