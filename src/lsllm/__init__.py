@@ -12,14 +12,24 @@ Any other decoder family goes through `LSForSequenceClassification` /
 __version__ = "0.1.0"
 
 from lsllm.errors import ConfigError, DataError, LsllmError, ModelError  # noqa: E402
-from lsllm.models.classifiers import (  # noqa: E402
-    LlamaForSequenceClassification,
-    LlamaForTokenClassification,
-    LSForSequenceClassification,
-    LSForTokenClassification,
-    UnmaskingLlamaForSequenceClassification,
-    UnmaskingLlamaForTokenClassification,
-)
+
+_MODEL_CLASSES = {
+    "LlamaForSequenceClassification",
+    "LlamaForTokenClassification",
+    "LSForSequenceClassification",
+    "LSForTokenClassification",
+    "UnmaskingLlamaForSequenceClassification",
+    "UnmaskingLlamaForTokenClassification",
+}
+
+
+def __getattr__(name: str):
+    # the model classes pull in torch and transformers: import them on first use, so the CLI starts fast
+    if name in _MODEL_CLASSES:
+        from lsllm.models import classifiers
+
+        return getattr(classifiers, name)
+    raise AttributeError(f"module 'lsllm' has no attribute {name!r}")
 
 __all__ = [
     "ConfigError",

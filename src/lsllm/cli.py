@@ -42,11 +42,13 @@ def flag_for(section: str, name: str) -> str:
     return prefix + name.replace("_", "-")
 
 
-def add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str] = tuple(SECTIONS), skip: set[str] = frozenset()) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str] = tuple(SECTIONS), skip: set[str] = frozenset(),
+                     classes: dict[str, type] | None = None) -> None:
     """One flag per config field; defaults are SUPPRESS so we know which flags were given."""
+    classes = classes or SECTIONS
     for section in sections:
         group = parser.add_argument_group(section)
-        for f in dataclasses.fields(SECTIONS[section]):
+        for f in dataclasses.fields(classes[section]):
             flag = flag_for(section, f.name)
             if flag in skip:
                 continue
@@ -55,6 +57,7 @@ def add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str] = 
             if kind == "bool":
                 group.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, **kwargs)
                 continue
+            kwargs["metavar"] = f.name.upper()
             if kind.startswith("list"):
                 kwargs["nargs"] = "+"
             elif kind.startswith("int"):
@@ -64,8 +67,8 @@ def add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str] = 
             group.add_argument(f"--{flag}", **kwargs)
 
 
-def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, set[str]]:
-    """RunConfig from --config YAML overlaid with the flags given; returns it and the explicit fields."""
+def config_from_args(args: argparse.Namespace, config_cls: Any = RunConfig, sections: Sequence[str] = tuple(SECTIONS)) -> tuple[Any, set[str]]:
+    """A run config from --config YAML overlaid with the flags given; returns it and the explicit fields."""
     raw: dict[str, dict] = {}
     explicit: set[str] = set()
     if getattr(args, "config", None):
@@ -79,7 +82,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, set[str]]:
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected sections model/lora/data/train")
         for key, section in loaded.items():
-            if key in SECTIONS:
+            if key in sections:
                 if not isinstance(section, dict):
                     raise ConfigError(f"{path}: section {key!r} must be a mapping")
                 raw[key] = dict(section)
@@ -89,7 +92,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, set[str]]:
             section, name = dotted.split(".", 1)
             raw.setdefault(section, {})[name] = value
             explicit.add(dotted)
-    return RunConfig.from_dict(raw), explicit
+    return config_cls.from_dict(raw), explicit
 
 
 # ---------------------------------------------------------------- commands
@@ -217,6 +220,40 @@ def _offline_status(resource: str | None, folder: Path | None, name: str) -> str
     return f"yes: {', '.join(splits)}" if splits else "no (hub only)"
 
 
+def cmd_sft_train(args: argparse.Namespace) -> int:
+    from lsllm.sft.config import SFTRunConfig
+    from lsllm.sft.training import train_sft
+
+    cfg, _ = config_from_args(args, SFTRunConfig, SFT_SECTIONS)
+    if not cfg.data.data and not cfg.train.resume:
+        raise ConfigError("--data is required: a built-in name (lsllm datasets), a folder or a file")
+    run = train_sft(cfg)
+    _print_results(run / "metrics.json", run)
+    return 0
+
+
+def cmd_sft_eval(args: argparse.Namespace) -> int:
+    from lsllm.reporting import metrics_table
+    from lsllm.runs import RunDir, atomic_write_json
+    from lsllm.sft.evaluation import evaluate_sft
+
+    overrides = {dotted.split(".", 1)[1]: value for dotted, value in vars(args).items() if dotted.startswith("data.")}
+    eval_limit = overrides.pop("eval_limit", None)
+    metrics = evaluate_sft(args.run_dir, overrides, args.split, eval_limit)
+    out = RunDir(Path(args.run_dir)).eval_file(args.split)
+    atomic_write_json(out, {args.split: metrics})
+    print(metrics_table({args.split: metrics}, "seq") + f"\nirregular outputs: {metrics['irregular']}")
+    print(f"written to {out}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from lsllm.sft.compare import compare_runs
+
+    print(compare_runs(args.run_dirs))
+    return 0
+
+
 def _progress(desc: str) -> Callable | None:
     if not sys.stderr.isatty() and os.environ.get("LSLLM_PROGRESS") != "1":
         return None
@@ -263,7 +300,36 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("--data-dir", default=None, help="folder laid out like ../shared/data (env LSLLM_DATA_DIR)")
     datasets.set_defaults(handler=cmd_datasets)
 
+    sft = commands.add_parser("sft", help="the instruction-tuning baseline: SFT a chat model to generate the label")
+    sft_commands = sft.add_subparsers(dest="sft_command", required=True)
+    sft_train = sft_commands.add_parser("train", help="SFT with TRL (LoRA, or QLoRA on CUDA)")
+    sft_train.add_argument("--config", help="YAML with sections model/lora/data/train/sft")
+    add_config_flags(sft_train, SFT_SECTIONS, classes=_sft_classes(),
+                     skip={"bidirectional", "unmask-layers", "pooling", "class-weights", "early-stopping", "eval-steps", "preset", "pack"})
+    sft_train.set_defaults(handler=cmd_sft_train)
+    sft_eval = sft_commands.add_parser("eval", help="evaluate an SFT run by generation (accuracy, F1, irregular outputs)")
+    sft_eval.add_argument("run_dir")
+    sft_eval.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    add_config_flags(sft_eval, ["data"], skip={"train-limit", "labels", "max-length", "label-all-subtokens", "task", "split-seed"})
+    sft_eval.set_defaults(handler=cmd_sft_eval)
+
+    compare = commands.add_parser("compare", help="one table of runs' metrics (LS, unLS, SFT); seeds as mean ± std")
+    compare.add_argument("run_dirs", nargs="+")
+    compare.set_defaults(handler=cmd_compare)
+
+    from lsllm.serve import cli as serve_cli
+
+    serve_cli.register(commands)
     return parser
+
+
+SFT_SECTIONS = ("model", "lora", "data", "train", "sft")
+
+
+def _sft_classes() -> dict[str, type]:
+    from lsllm.sft.config import SFTConfig
+
+    return {**SECTIONS, "sft": SFTConfig}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
