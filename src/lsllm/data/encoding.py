@@ -20,6 +20,7 @@ word-level metrics see every gold word and nothing is silently truncated.
 from __future__ import annotations
 
 import bisect
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ from typing import Any
 from lsllm.data.examples import SeqExample, TokenExample
 from lsllm.data.readers import paused_gc
 from lsllm.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 
@@ -112,6 +115,8 @@ def encode_sequences(
         if ex.label is not None:
             feature["labels"] = _label_id(label2id, ex.label)
         features.append(feature)
+    if truncated:
+        logger.warning("%d of %d inputs are longer than max_length %d and were truncated", truncated, len(examples), max_length)
     return EncodedSplit(features, "seq", len(examples), n_truncated=truncated)
 
 
@@ -183,7 +188,12 @@ def encode_tokens(
     if budget < 2 or not 0 <= overlap <= budget // 2:
         raise ValueError(f"stride {overlap} must be between 0 and half the window ({budget // 2}); max_length {max_length}")
     with paused_gc():
-        return _encode_tokens(examples, tokenizer, label2id, prefix, budget, overlap, label_all_subtokens)
+        out = _encode_tokens(examples, tokenizer, label2id, prefix, budget, overlap, label_all_subtokens)
+    if out.n_windowed:
+        logger.info("%d of %d sentences exceed max_length %d: split into overlapping windows", out.n_windowed, len(examples), max_length)
+    if out.n_unaligned:
+        logger.warning("%d words have no sub-token of their own and are predicted as label id 0", out.n_unaligned)
+    return out
 
 
 def _encode_tokens(

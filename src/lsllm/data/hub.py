@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lsllm.data.examples import SeqExample, TokenExample
-from lsllm.data.readers import LABEL_COLUMNS, TAG_KEYS, TEXT_COLUMNS, TOKEN_KEYS, ReadSplit
+from lsllm.data.readers import LABEL_COLUMNS, TAG_KEYS, TEXT_COLUMNS, TOKEN_KEYS, ReadSplit, pick_column
 from lsllm.data.source import SPLIT_ALIASES, Source
 from lsllm.errors import DataError
 
@@ -57,17 +57,6 @@ def _class_names(feature: Any) -> list[str] | None:
     return list(names) if names else None
 
 
-def _pick(columns: Sequence[str], wanted: str | None, defaults: Sequence[str], what: str, flag: str, ref: str) -> str:
-    if wanted is not None and wanted in columns:
-        return wanted
-    if wanted is None:
-        for name in defaults:
-            if name in columns:
-                return name
-    looked = repr(wanted) if wanted else f"(looked for {', '.join(defaults)})"
-    raise DataError(f"{ref}: no {what} column {looked}; columns present: {', '.join(columns)}; pass {flag} NAME")
-
-
 def _unlabelled(values: list) -> bool:
     """GLUE-style hidden test labels: every label is -1 or None (token tasks: every tag list)."""
     flat = [v for seq in values for v in seq] if values and isinstance(values[0], list) else values
@@ -106,12 +95,12 @@ def hub_source(
         candidate = text_columns[0] if text_columns else next((c for c in TOKEN_KEYS + TEXT_COLUMNS if c in columns), None)
         task = "token" if candidate in columns and _inner(first.features[candidate]) is not None else "seq"
     if task == "seq":
-        texts = [_pick(columns, c, TEXT_COLUMNS, "text", "--text-column", ref) for c in (text_columns or [None])]
-        label = _pick(columns, label_column, LABEL_COLUMNS, "label", "--label-column", ref)
+        texts = [pick_column(columns, c, TEXT_COLUMNS, "text", "--text-column", ref) for c in (text_columns or [None])]
+        label = pick_column(columns, label_column, LABEL_COLUMNS, "label", "--label-column", ref)
         names = _class_names(first.features[label])
     else:
-        texts = [_pick(columns, text_columns[0] if text_columns else None, TOKEN_KEYS, "tokens", "--text-column", ref)]
-        label = _pick(columns, label_column, TAG_KEYS, "tags", "--label-column", ref)
+        texts = [pick_column(columns, text_columns[0] if text_columns else None, TOKEN_KEYS, "tokens", "--text-column", ref)]
+        label = pick_column(columns, label_column, TAG_KEYS, "tags", "--label-column", ref)
         names = _class_names(_inner(first.features[label]))
     names = names or (list(label_names) if label_names else None)
     source = Source(name=ref, task=task, names=names, order=names, identity=[ref])
@@ -138,7 +127,9 @@ def _reader(ds: Any, origin: str, task: str, texts: list[str], labels: list) -> 
                 text = " ".join(str(p).strip() for p in parts if p is not None).strip()
                 if not text:
                     raise DataError(f"{origin} row {row}: empty text")
-                examples.append(SeqExample(text, None if label is None else str(label)))
+                if label is None:
+                    raise DataError(f"{origin} row {row}: no label; every training/evaluation row needs one")
+                examples.append(SeqExample(text, str(label)))
                 rows.append(row)
         else:
             for row, (tokens, tags) in enumerate(zip(ds[texts[0]], labels, strict=True), 1):

@@ -21,14 +21,13 @@ import json
 import logging
 import os
 import random
-import re
 from collections.abc import Sequence
-from itertools import chain
 from pathlib import Path
 
 from lsllm.config import DataConfig
 from lsllm.data.examples import DatasetBundle
 from lsllm.data.hub import HubUnreachable, hub_source, load_hub
+from lsllm.data.labels import explicit_labels, seq_labels, token_labels
 from lsllm.data.readers import (
     CONLL_SUFFIXES,
     JSONL_SUFFIXES,
@@ -41,7 +40,6 @@ from lsllm.data.readers import (
     sniff_task,
 )
 from lsllm.data.registry import REGISTRY, DatasetSpec
-from lsllm.data.schemes import bio_labels, entity_types, scan_scheme, split_tag, to_bio
 from lsllm.data.source import SPLIT_ALIASES, SPLITS, Source
 from lsllm.errors import DataError
 
@@ -49,7 +47,6 @@ logger = logging.getLogger(__name__)
 
 READER_VERSION = 1  # bump when reading/conversion changes what examples a file yields
 CARVE_FRACTION = 0.1
-_INT = re.compile(r"-?\d+")
 _SUFFIXES = TABLE_SUFFIXES + JSONL_SUFFIXES + CONLL_SUFFIXES
 
 
@@ -186,7 +183,13 @@ def _first(columns: list[str] | None) -> str | None:
 
 def _hf_source(ref: str, cfg: DataConfig) -> Source:
     name, _, config = ref.partition(":")
-    dd = load_hub(name, config or None)
+    try:
+        dd = load_hub(name, config or None)
+    except HubUnreachable as err:
+        raise DataError(
+            f"{err}; go online, or pass a local copy: hf:<folder written by save_to_disk or holding parquet/csv/json "
+            "split files>, or --data <folder> with train/validation/test files"
+        ) from None
     source = hub_source(dd, f"hf:{ref}", cfg.task, cfg.text_column, cfg.label_column)
     source.name = Path(name).name + (f"_{config}" if config else "")
     return source
@@ -241,17 +244,65 @@ def _builtin_hub_source(spec: DatasetSpec, cfg: DataConfig, why: str) -> Source:
 
 def build_bundle(source: Source, cfg: DataConfig, splits: Sequence[str] = SPLITS) -> DatasetBundle:
     """Read the splits `splits` needs from `source`, map and check labels, carve, limit."""
-    task = source.task
+    if source.task is None:
+        raise DataError(f"{source.name}: cannot tell seq from token task; pass --task")
     has_val, has_test = "validation" in source.readers, "test" in source.readers
     carve = not (has_val and has_test)
     test_from = "test" if has_test else "validation" if has_val else None
-    explicit = _explicit_labels(source, cfg)
+    read = _read_needed(source, cfg, splits, carve, test_from)
+    notes = list(source.notes)
+    scheme = None
+    if source.task == "seq":
+        labels = seq_labels(read, source, cfg)
+    else:
+        labels, scheme, scheme_notes = token_labels(read, source, cfg)
+        notes.extend(scheme_notes)
+    out: dict[str, ReadSplit] = {}
+    carved = 0
+    if "train" in read:
+        out["train"] = read["train"]
+        if carve:
+            official = read.get("validation")
+            n = len(out["train"].examples)
+            carved = source.carve_size or (len(official.examples) if official else max(1, round(n * CARVE_FRACTION)))
+            out["train"], out["validation"] = _carve(out["train"], carved, cfg.split_seed)
+            if official is not None:
+                notes.append(
+                    f"no labelled test split: the official validation ({official.origin}, {len(official.examples)} examples) "
+                    f"is reported as test; validation carved from train (seed {cfg.split_seed}, {carved} examples)"
+                )
+            else:
+                notes.append(f"no validation split: validation carved from train (seed {cfg.split_seed}, {carved} of {n} examples)")
+    if not carve and "validation" in read:
+        out["validation"] = read["validation"]
+    if "test" in splits and test_from in read:
+        out["test"] = read[test_from]
+        if test_from == "validation" and "train" not in read:
+            notes.append(f"no labelled test split: the official validation ({read['validation'].origin}) is reported as test")
+    final: dict[str, list] = {}
+    for split in (s for s in splits if s in out):
+        examples = out[split].examples
+        limit = cfg.train_limit if split == "train" else cfg.eval_limit
+        if limit is not None and limit < len(examples):
+            notes.append(f"{split} limited to the first {limit} of {len(examples)} examples")
+            examples = examples[:limit]
+        final[split] = examples
+    fingerprint = _fingerprint(source, cfg, source.task, labels, read, carved)
+    return DatasetBundle(source.name, source.task, labels, final, notes, scheme, fingerprint)
+
+
+def _read_needed(
+    source: Source, cfg: DataConfig, splits: Sequence[str], carve: bool, test_from: str | None
+) -> dict[str, ReadSplit]:
+    """Read the official splits the request needs, and only those.
+
+    Train is needed to return it, to carve validation from it, or to infer the label set; the
+    official validation when returned as such, reported as test, or sizing a carve.
+    """
     need: set[str] = set()
-    if "train" in splits or ("validation" in splits and carve) or explicit is None:
+    if "train" in splits or ("validation" in splits and carve) or explicit_labels(source, cfg) is None:
         need.add("train")
-    if carve and has_val and ("train" in need or "test" in splits):
-        need.add("validation")  # reported as test; its size is the carve size
-    if "validation" in splits and not carve:
+    if "validation" in source.readers and ((carve and "train" in need) or (not carve and "validation" in splits)):
         need.add("validation")
     if "test" in splits and test_from is not None:
         need.add(test_from)
@@ -260,166 +311,21 @@ def build_bundle(source: Source, cfg: DataConfig, splits: Sequence[str] = SPLITS
             have = ", ".join(source.readers) or "none"
             raise MissingSplit(f"{source.name}: {source.where or source.name} has no {split} split (has: {have})")
     read: dict[str, ReadSplit] = {}
-    for split in SPLITS:
-        if split in need:
-            read[split] = source.readers[split]()
-            if not read[split].examples:
-                raise DataError(f"{read[split].origin}: no examples")
-    notes = list(source.notes)
-    if task is None:  # only when nothing could say it; files always can
-        raise DataError(f"{source.name}: cannot tell seq from token task; pass --task")
-    if task == "seq":
-        labels = _seq_labels(read, source, cfg)
-        scheme = None
-    else:
-        labels, scheme, scheme_notes = _token_labels(read, source, cfg)
-        notes.extend(scheme_notes)
-    out: dict[str, ReadSplit] = {}
-    carved = 0
-    if "train" in read:
-        train = read["train"]
-        if carve:
-            n = len(train.examples)
-            official = read.get("validation")
-            carved = source.carve_size or (len(official.examples) if official and not has_test else max(1, round(n * CARVE_FRACTION)))
-            if carved >= n:
-                raise DataError(
-                    f"{train.origin}: {n} training examples are too few to carve a validation split of {carved}; add a validation file"
-                )
-            chosen = sorted(random.Random(cfg.split_seed).sample(range(n), carved))
-            chosen_set = set(chosen)
-            out["validation"] = train.subset(chosen)
-            train = train.subset([i for i in range(n) if i not in chosen_set])
-            if has_val and not has_test:
-                notes.append(
-                    f"no labelled test split: the official validation ({official.origin}, {len(official.examples)} examples) "
-                    f"is reported as test; validation carved from train (seed {cfg.split_seed}, {carved} examples)"
-                )
-            else:
-                notes.append(f"no validation split: validation carved from train (seed {cfg.split_seed}, {carved} of {n} examples)")
-        out["train"] = train
-    if not carve and "validation" in read:
-        out["validation"] = read["validation"]
-    if test_from is not None and test_from in read and "test" in splits:
-        out["test"] = read[test_from]
-        if test_from == "validation" and "train" not in read:
-            notes.append(f"no labelled test split: the official validation ({read['validation'].origin}) is reported as test")
-    final: dict[str, list] = {}
-    for split in splits:
-        if split not in out:
-            continue
-        examples = out[split].examples
-        limit = cfg.train_limit if split == "train" else cfg.eval_limit
-        if limit is not None and limit < len(examples):
-            examples = examples[:limit]
-            notes.append(f"{split} limited to the first {limit} of {len(out[split].examples)} examples")
-        final[split] = examples
-    fingerprint = _fingerprint(source, cfg, task, labels, read, carved)
-    return DatasetBundle(source.name, task, labels, final, notes, scheme, fingerprint)
+    for split in (s for s in SPLITS if s in need):
+        read[split] = source.readers[split]()
+        if not read[split].examples:
+            raise DataError(f"{read[split].origin}: no examples")
+    return read
 
 
-def _explicit_labels(source: Source, cfg: DataConfig) -> list[str] | None:
-    if cfg.labels:
-        return list(cfg.labels)
-    return list(source.order) if source.order else None
-
-
-def _label_sort_key(label: str) -> tuple:
-    return (0, int(label), "") if _INT.fullmatch(label) else (1, 0, label)
-
-
-def _map_int(value: str, names: list[str] | None, known: set[str]) -> str:
-    if value in known or names is None or not _INT.fullmatch(value):
-        return value
-    index = int(value)
-    return names[index] if 0 <= index < len(names) else value
-
-
-def _seq_labels(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> list[str]:
-    names = list(cfg.labels) if cfg.labels else source.names or source.order
-    known = set(names or ())
-    for rs in read.values():
-        for ex in rs.examples:
-            ex.label = _map_int(ex.label, names, known)
-    labels = _explicit_labels(source, cfg)
-    if labels is None:
-        labels = sorted({ex.label for ex in read["train"].examples}, key=_label_sort_key)
-    allowed = set(labels)
-    for rs in read.values():
-        for i, ex in enumerate(rs.examples):
-            if ex.label not in allowed:
-                raise DataError(
-                    f"{rs.where(i)}: label {ex.label!r} is not in the label set ({', '.join(labels)}); "
-                    "fix the file, or pass --labels with the full set"
-                )
-    return labels
-
-
-def _types_from(labels: Sequence[str]) -> list[str]:
-    """Entity types from a label list that is either BIO-style tags or bare type names."""
-    tags = [x for x in labels if x == "O" or (len(x) > 2 and x[1] == "-" and x[0] in "BIESLU")]
-    return entity_types([list(labels)]) if tags and len(tags) == len(labels) else list(labels)
-
-
-def _locate(read: dict[str, ReadSplit], bad: set[str]) -> tuple[str, str]:
-    """(`file:line`, tag) of the first tag in `bad`, in file order (only on the error path)."""
-    for rs in read.values():
-        for i, ex in enumerate(rs.examples):
-            for j, tag in enumerate(ex.tags):
-                if tag in bad:
-                    return rs.where(i, j), tag
-    return "?", sorted(bad)[0]
-
-
-def _token_labels(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> tuple[list[str], str, list[str]]:
-    """Map integer tags, check and convert the scheme, fix the tag set; (labels, scheme, notes).
-
-    Works on the set of distinct tags and rewrites sentences only when something changes, so
-    OntoNotes' 1.4M tags cost a fraction of a second.
-    """
-    names = list(cfg.labels) if cfg.labels and "O" in cfg.labels else source.names
-    known = set(names or ())
-    distinct = set(chain.from_iterable(ex.tags for rs in read.values() for ex in rs.examples))
-    mapping = {tag: _map_int(tag, names, known) for tag in distinct}
-    invalid = set()
-    for tag, mapped in mapping.items():
-        try:
-            split_tag(mapped)
-        except ValueError:
-            invalid.add(tag)
-    if invalid:
-        where, tag = _locate(read, invalid)
-        raise DataError(
-            f"{where}: bad tag {tag!r}: expected O or B-/I-/E-/S-<type>; fix the file or pick the tag column with --tag-column"
-        )
-    if any(tag != mapped for tag, mapped in mapping.items()):
-        for rs in read.values():
-            for ex in rs.examples:
-                ex.tags = [mapping[t] for t in ex.tags]
-    scan = scan_scheme(ex.tags for rs in read.values() for ex in rs.examples)
-    notes = []
-    if scan.needs_conversion:
-        for rs in read.values():
-            for ex in rs.examples:
-                ex.tags = to_bio(ex.tags)
-        if scan.scheme != "BIO":
-            notes.append(f"tags converted from {scan.scheme} to BIO")
-        else:
-            notes.append(f"{scan.i_starts} entities began with I- (ill-formed BIO): read as B-, as seqeval does")
-    explicit = _explicit_labels(source, cfg)
-    if explicit is not None:
-        types = _types_from(explicit)
-    else:
-        types = sorted(entity_types(ex.tags for ex in read["train"].examples))
-    labels = bio_labels(types)
-    unknown = set(chain.from_iterable(ex.tags for rs in read.values() for ex in rs.examples)) - set(labels)
-    if unknown:
-        where, tag = _locate(read, unknown)
-        raise DataError(
-            f"{where}: label {tag!r} is not in the label set ({', '.join(labels)}); "
-            "fix the file, or pass --labels with the full set"
-        )
-    return labels, scan.scheme, notes
+def _carve(train: ReadSplit, size: int, seed: int) -> tuple[ReadSplit, ReadSplit]:
+    """Split `size` examples off train with a seeded sample; both parts keep file order."""
+    n = len(train.examples)
+    if size >= n:
+        raise DataError(f"{train.origin}: {n} training examples are too few to carve a validation split of {size}; add a validation file")
+    chosen = sorted(random.Random(seed).sample(range(n), size))
+    chosen_set = set(chosen)
+    return train.subset([i for i in range(n) if i not in chosen_set]), train.subset(chosen)
 
 
 def _fingerprint(source: Source, cfg: DataConfig, task: str, labels: list[str], read: dict[str, ReadSplit], carved: int) -> str:

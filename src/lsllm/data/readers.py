@@ -105,7 +105,7 @@ def read_text(path: Path) -> tuple[str, str]:
     return text, hashlib.sha256(data).hexdigest()
 
 
-def _pick(columns: Sequence[str], wanted: str | None, defaults: Sequence[str], what: str, flag: str, where: str) -> str:
+def pick_column(columns: Sequence[str], wanted: str | None, defaults: Sequence[str], what: str, flag: str, where: str) -> str:
     """The requested column, or the first default present; a one-line error listing what is."""
     present = ", ".join(columns) or "(none)"
     if wanted is not None:
@@ -147,10 +147,10 @@ def read_table(
     if header is None:
         raise DataError(f"{path}: empty file; expected a header row naming the columns, e.g. text and label")
     header = [h.strip() for h in header]
-    text_idx = [header.index(_pick(header, c, TEXT_COLUMNS, "text", "--text-column", str(path))) for c in (text_columns or [None])]
+    text_idx = [header.index(pick_column(header, c, TEXT_COLUMNS, "text", "--text-column", str(path))) for c in (text_columns or [None])]
     label_idx = None
     if labelled:
-        label_idx = header.index(_pick(header, label_column, LABEL_COLUMNS, "label", "--label-column", str(path)))
+        label_idx = header.index(pick_column(header, label_column, LABEL_COLUMNS, "label", "--label-column", str(path)))
     examples, lines = [], []
     for row in reader:
         line = reader.line_num
@@ -198,7 +198,7 @@ def read_jsonl_seq(
     examples, lines = [], []
     for line, obj in records:
         keys = list(obj)
-        text_keys = [_pick(keys, c, TEXT_COLUMNS, "text", "--text-column", f"{path}:{line}") for c in (text_columns or [None])]
+        text_keys = [pick_column(keys, c, TEXT_COLUMNS, "text", "--text-column", f"{path}:{line}") for c in (text_columns or [None])]
         parts = [obj[k] for k in text_keys]
         if not all(isinstance(p, str) for p in parts):
             raise DataError(f"{path}:{line}: text field must be a string; for token lists use a token task (tokens/tags)")
@@ -207,7 +207,7 @@ def read_jsonl_seq(
             raise DataError(f"{path}:{line}: empty text; remove the line or fill it in")
         label = None
         if labelled:
-            key = _pick(keys, label_column, LABEL_COLUMNS, "label", "--label-column", f"{path}:{line}")
+            key = pick_column(keys, label_column, LABEL_COLUMNS, "label", "--label-column", f"{path}:{line}")
             value = obj[key]
             if value is None or isinstance(value, (list, dict)) or not _label_str(value):
                 raise DataError(f"{path}:{line}: label must be one string or integer, got {value!r}")
@@ -288,13 +288,13 @@ def read_jsonl_tokens(
     for line, obj in records:
         keys = list(obj)
         where = f"{path}:{line}"
-        tok_key = _pick(keys, tokens_key, TOKEN_KEYS, "tokens", "--text-column", where)
+        tok_key = pick_column(keys, tokens_key, TOKEN_KEYS, "tokens", "--text-column", where)
         tokens = obj[tok_key]
         if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
             raise DataError(f"{path}:{line}: {tok_key!r} must be a non-empty list of non-empty strings")
         tags = None
         if labelled:
-            tag_key = _pick(keys, tags_key, TAG_KEYS, "tags", "--label-column", where)
+            tag_key = pick_column(keys, tags_key, TAG_KEYS, "tags", "--label-column", where)
             tags = obj[tag_key]
             if not isinstance(tags, list):
                 raise DataError(f"{path}:{line}: {tag_key!r} must be a list of tags")

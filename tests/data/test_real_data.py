@@ -1,0 +1,66 @@
+"""The ../shared/data copies load with the official split sizes and label sets (skipped when absent)."""
+
+from __future__ import annotations
+
+import time
+from itertools import chain
+
+import pytest
+
+from lsllm.config import DataConfig
+from lsllm.data import load_data
+
+
+def load(shared_data, name, **kwargs):
+    return load_data(DataConfig(data=name, data_dir=str(shared_data)), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("name", "sizes", "labels"),
+    [
+        # no labelled test split: official validation reported as test, validation carved (same size)
+        ("sst2", {"train": 67_349 - 872, "validation": 872, "test": 872}, ["negative", "positive"]),
+        ("twitterfin", {"train": 9_543 - 2_388, "validation": 2_388, "test": 2_388}, ["Bearish", "Bullish", "Neutral"]),
+        ("sst5", {"train": 8_544, "validation": 1_101, "test": 2_210},
+         ["very negative", "negative", "neutral", "positive", "very positive"]),
+    ],
+)  # fmt: skip
+def test_sequence_datasets(shared_data, name, sizes, labels):
+    bundle = load(shared_data, name)
+    assert bundle.sizes() == sizes
+    assert bundle.labels == labels
+    assert {ex.label for ex in bundle.splits["train"]} == set(labels)
+
+
+def test_sst2_official_counts_before_carving(shared_data):
+    bundle = load(shared_data, "sst2")
+    assert len(bundle.splits["train"]) + len(bundle.splits["validation"]) == 67_349
+    test_texts = {ex.text for ex in bundle.splits["test"]}
+    assert len(test_texts & {ex.text for ex in bundle.splits["validation"]}) < 5  # distinct sentences, not the same split
+
+
+def test_agnews_test_only_offline(shared_data):
+    bundle = load(shared_data, "agnews", splits=("test",))
+    assert bundle.sizes() == {"test": 7_600}
+    assert bundle.labels == ["World", "Sports", "Business", "Sci/Tech"]
+    assert {ex.label for ex in bundle.splits["test"]} == set(bundle.labels)
+
+
+def test_conll03(shared_data):
+    bundle = load(shared_data, "conll03")
+    assert bundle.sizes() == {"train": 14_041, "validation": 3_250, "test": 3_453}
+    assert bundle.labels == ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+    assert bundle.scheme == "BIO"
+    assert bundle.splits["train"][0].tokens[:3] == ["EU", "rejects", "German"]
+
+
+def test_ontonotes_sizes_types_and_speed(shared_data):
+    start = time.perf_counter()
+    bundle = load(shared_data, "ontonotesv5")
+    elapsed = time.perf_counter() - start
+    assert bundle.sizes() == {"train": 59_924, "validation": 8_528, "test": 8_262}
+    types = {tag[2:] for tag in bundle.labels if tag != "O"}
+    assert len(types) == 18 and len(bundle.labels) == 37
+    seen = set(chain.from_iterable(ex.tags for ex in bundle.splits["train"]))
+    assert seen == set(bundle.labels)
+    assert elapsed < 10, f"loading OntoNotes took {elapsed:.1f}s"  # ~1.2 s here; pandas-per-line would be minutes
