@@ -99,7 +99,6 @@ def config_from_args(args: argparse.Namespace, config_cls: Any = RunConfig, sect
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lsllm.reporting import metrics_table
     from lsllm.training import train
 
     cfg, explicit = config_from_args(args)

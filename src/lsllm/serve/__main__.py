@@ -1,0 +1,7 @@
+"""`python -m lsllm.serve RUN_DIR ...`: the `lsllm serve` command on its own."""
+
+import sys
+
+from lsllm.serve.cli import main
+
+sys.exit(main())

@@ -1,0 +1,414 @@
+"""The prediction server: a FastAPI app around one trained run's `Classifier`.
+
+    POST /predict  {"texts": [...]} or, for token models, {"tokens": [[word, ...], ...]}
+                   -> {"predictions": [record, ...], "truncated": [input index, ...]}
+    GET  /health   liveness, never behind the API key
+    GET  /info     model, labels, task, attention mode, pooling, max_length, limits
+    GET  /docs     OpenAPI UI (FastAPI's)
+
+Records are those of `lsllm predict` and predictions.jsonl (lsllm.prediction), because the
+server calls the same `Classifier.predict_texts` / `predict_tokens` the CLI does.
+
+Every input is checked here, before it reaches the model, so bad input is a 4xx with one clear
+line and never a 5xx: body size (413), JSON shape and types, empty and blank strings, lone
+surrogates, too many texts (422), token lists for a sequence model (422) and, with
+`oversize="reject"`, inputs longer than `max_length` tokens (413). Valid requests go through
+the `MicroBatcher`, which shares model calls between concurrent requests.
+
+This module deliberately has no `from __future__ import annotations`: the request model is
+built per app (its limits are settings) and FastAPI must see the real class, not a string.
+"""
+
+import copy
+import logging
+import secrets
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, model_validator
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lsllm import __version__
+from lsllm.data.encoding import special_tokens
+from lsllm.errors import ConfigError, DataError
+from lsllm.prediction import split_words
+from lsllm.serve.batching import MicroBatcher
+from lsllm.serve.settings import ServeSettings
+
+logger = logging.getLogger(__name__)
+
+# ----------------------------------------------------------------------------- schemas
+
+
+def _clean(value: str) -> str:
+    """Non-blank and encodable: the model must never see an empty or unencodable string."""
+    if not value.strip():
+        raise ValueError("empty text; give at least one non-space character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid Unicode (a lone surrogate such as \\ud800); send UTF-8 text") from None
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(_clean)]
+
+
+def request_model(max_texts: int) -> type[BaseModel]:
+    """The /predict body, with this server's `max_texts` in its schema (shown in /docs)."""
+
+    class PredictRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", json_schema_extra={
+            "examples": [{"texts": ["a great movie", "EU rejects German call to boycott British lamb ."]},
+                         {"tokens": [["EU", "rejects", "German", "call"]]}]})
+
+        texts: Annotated[list[Text], Field(min_length=1, max_length=max_texts)] | None = Field(
+            None, description=f"raw texts, 1 to {max_texts}")
+        tokens: Annotated[list[Annotated[list[Text], Field(min_length=1)]], Field(min_length=1, max_length=max_texts)] | None = Field(
+            None, description=f"token models only: pre-split words per sentence, 1 to {max_texts} sentences")
+
+        @model_validator(mode="after")
+        def _exactly_one(self) -> "PredictRequest":
+            if (self.texts is None) == (self.tokens is None):
+                raise ValueError('send exactly one of "texts" or "tokens", e.g. {"texts": ["a great movie"]}')
+            return self
+
+    return PredictRequest
+
+
+class Entity(BaseModel):
+    type: str
+    start: int = Field(description="first word index")
+    end: int = Field(description="word index after the last (exclusive)")
+    text: str
+    score: float
+    char_start: int | None = Field(None, description="raw-text inputs only")
+    char_end: int | None = Field(None, description="raw-text inputs only (exclusive)")
+
+
+class SeqRecord(BaseModel):
+    text: str
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+
+class TokenRecord(BaseModel):
+    text: str
+    tokens: list[str]
+    tags: list[str]
+    entities: list[Entity]
+
+
+class SeqResponse(BaseModel):
+    predictions: list[SeqRecord]
+    truncated: list[int] = Field(description="indices of inputs cut to max_length tokens")
+
+
+class TokenResponse(BaseModel):
+    predictions: list[TokenRecord]
+    truncated: list[int] = Field(description="always empty: long inputs are covered by overlapping windows")
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class Health(BaseModel):
+    status: str
+
+
+# ----------------------------------------------------------------------------- middleware
+
+
+class BodyLimit:
+    """ASGI middleware: bodies over `max_bytes` get a 413 before anything parses them.
+
+    The body is read here (bounded) and replayed to the app, so a chunked upload without a
+    Content-Length is bounded as well as a declared one.
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client disconnected
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await self._reject(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, scope: dict, receive: Any, send: Any) -> None:
+        detail = f"request body over {self.max_bytes} bytes (--max-body-bytes); send fewer or shorter texts per request"
+        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _location(loc: Sequence) -> str:
+    """("body", "texts", 3) -> "texts[3]"; the body itself is "body"."""
+    parts = list(loc[1:] if loc and loc[0] == "body" else loc)
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def validation_message(errors: Sequence[dict], limit: int = 3) -> str:
+    """Pydantic/FastAPI errors as one line, e.g. "texts[2]: empty text; give at least ..."."""
+    lines = []
+    for err in errors[:limit]:
+        if err.get("type") == "json_invalid":
+            reason = (err.get("ctx") or {}).get("error", "invalid JSON")
+            lines.append(f'body is not valid JSON ({reason}); send {{"texts": ["..."]}} with Content-Type: application/json')
+            continue
+        if tuple(err.get("loc", ())) == ("body",) and err.get("type") == "missing":
+            lines.append('empty body; send {"texts": ["..."]} with Content-Type: application/json')
+            continue
+        if tuple(err.get("loc", ())) == ("body",) and err.get("type") in ("model_attributes_type", "model_type", "dict_type"):
+            lines.append('body: expected a JSON object such as {"texts": ["..."]} sent with Content-Type: application/json')
+            continue
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        lines.append(f"{_location(err.get('loc', ()))}: {message}")
+    if len(errors) > limit:
+        lines.append(f"and {len(errors) - limit} more")
+    return "; ".join(lines)
+
+
+def attention_mode(bidirectional: bool, unmask_layers: int | None) -> str:
+    if not bidirectional:
+        return "causal"
+    return f"bidirectional (top {unmask_layers} layers)" if unmask_layers else "bidirectional"
+
+
+def describe(classifier: Any, run_info: dict | None = None) -> dict[str, Any]:
+    """What /info reports: read from the loaded model's config, the run's lsllm.json beside it."""
+    info = run_info or {}
+    config = getattr(classifier.model, "config", None)
+    bidirectional = bool(getattr(config, "lsllm_bidirectional", info.get("bidirectional", False)))
+    unmask = getattr(config, "lsllm_unmask_layers", info.get("unmask_layers"))
+    pooling = getattr(config, "lsllm_pooling", info.get("pooling")) if classifier.task == "seq" else None
+    return {
+        "model": info.get("base_model"),
+        "task": classifier.task,
+        "labels": list(classifier.labels),
+        "attention": attention_mode(bidirectional, unmask),
+        "bidirectional": bidirectional,
+        "unmask_layers": unmask,
+        "pooling": pooling,
+        "max_length": classifier.max_length,
+        "max_batch_tokens": getattr(classifier, "max_batch_tokens", None),
+        "trained_max_length": info.get("max_length", classifier.max_length),
+        "versions": info.get("versions", {}),
+    }
+
+
+class _Lengths:
+    """Token counts exactly as the classifier will encode each input (special tokens excluded).
+
+    Runs in request threads while the model thread tokenizes too; its own copy of the tokenizer
+    keeps a Rust tokenizer from ever being borrowed by both (transformers mutates it when a call
+    changes truncation or padding, which fails with "Already borrowed" under concurrency).
+    """
+
+    def __init__(self, classifier: Any) -> None:
+        self.classifier = classifier
+        self.tokenizer = copy.deepcopy(classifier.tokenizer)
+        self.prefix = len(special_tokens(self.tokenizer))
+
+    def __call__(self, kind: str, inputs: list) -> list[int]:
+        if kind == "tokens":
+            texts = [" ".join(words) for words in inputs]
+        elif self.classifier.task == "token":  # raw text is split into words, then joined by spaces
+            texts = [" ".join(split_words(text)[0]) for text in inputs]
+        else:
+            texts = list(inputs)
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [len(x) for x in ids]
+
+
+# ----------------------------------------------------------------------------- the app
+
+
+def create_app(classifier: Any, settings: ServeSettings | None = None, run_info: dict | None = None,
+               title: str = "lsllm") -> FastAPI:
+    """A FastAPI app serving `classifier` (a `lsllm.pipeline.Classifier`).
+
+    Args:
+        classifier: the loaded run; its `max_length` is the serving limit.
+        settings: limits, batching and the API key.
+        run_info: the run's model/lsllm.json (for /info: base model, versions).
+        title: shown in /docs.
+
+    Example:
+        classifier, _ = lsllm.runs.load_run("runs/sst2")
+        uvicorn.run(create_app(classifier, ServeSettings(max_batch_size=16)), host="127.0.0.1")
+    """
+    settings = settings or ServeSettings()
+    lengths = _Lengths(classifier)
+    batcher = MicroBatcher(_predictor(classifier), settings.max_batch_size, settings.max_wait_ms)
+    info = {**describe(classifier, run_info),
+            "limits": {"max_texts": settings.max_texts, "max_body_bytes": settings.max_body_bytes, "oversize": settings.oversize},
+            "batching": {"max_batch_size": settings.max_batch_size, "max_wait_ms": settings.max_wait_ms},
+            "auth": settings.api_key is not None}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        await batcher.close()
+
+    app = FastAPI(title=title, version=__version__, lifespan=lifespan,
+                  description=f"{classifier.task} classifier over {info['model'] or 'a trained run'}: "
+                              f"labels {', '.join(classifier.labels)}")
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.state.batcher = batcher
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_message(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":  # FastAPI's, for undecodable bytes
+            exc = HTTPException(400, 'body is not UTF-8 JSON; send {"texts": ["..."]} encoded as UTF-8 '
+                                     "with Content-Type: application/json")
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(DataError)
+    async def _bad_data(_request, exc: DataError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    guarded = [Depends(_api_key_check(settings.api_key))] if settings.api_key else []
+    errors: dict[int | str, dict[str, Any]] = {
+        400: {"model": ErrorResponse, "description": "body is not UTF-8 JSON"},
+        413: {"model": ErrorResponse, "description": "body over --max-body-bytes, or an input over max_length tokens with --oversize reject"},
+        422: {"model": ErrorResponse, "description": "invalid input (shape, types, empty text, too many texts)"},
+    }
+    if settings.api_key:
+        errors[401] = {"model": ErrorResponse, "description": "missing or wrong API key"}
+    PredictRequest = request_model(settings.max_texts)
+    response_model = SeqResponse if classifier.task == "seq" else TokenResponse
+
+    @app.get("/health", response_model=Health)
+    async def health() -> dict:
+        """Liveness: the model is loaded and the server answers (no API key needed)."""
+        return {"status": "ok"}
+
+    @app.get("/info", dependencies=guarded, responses={k: v for k, v in errors.items() if k == 401})
+    async def model_info() -> dict:
+        """The served run: base model, task, labels, attention mode, pooling, max_length, limits."""
+        return info
+
+    @app.post("/predict", dependencies=guarded, response_model=response_model, responses=errors)
+    async def predict(body: PredictRequest) -> JSONResponse:  # type: ignore[valid-type]
+        """One record per input, in the order sent (the schema of `lsllm predict`)."""
+        kind, inputs = ("texts", body.texts) if body.texts is not None else ("tokens", body.tokens)
+        if kind == "tokens" and classifier.task != "token":
+            raise HTTPException(422, 'this run is a sequence classifier: send {"texts": [...]}, not tokens')
+        counts = await run_in_threadpool(lengths, kind, inputs)
+        limit = classifier.max_length - lengths.prefix
+        for i, n in enumerate(counts):
+            if n == 0:
+                raise HTTPException(422, f"{kind}[{i}]: the tokenizer produces no tokens for this input; send visible text")
+            if settings.oversize == "reject" and n > limit:
+                raise HTTPException(413, f"{kind}[{i}]: {n + lengths.prefix} tokens, over the limit of {classifier.max_length} "
+                                         "(--max-length); shorten it, or start the server with --oversize truncate")
+        truncated = [i for i, n in enumerate(counts) if n > limit] if classifier.task == "seq" else []
+        records = await batcher.submit(kind, inputs)
+        return JSONResponse({"predictions": records, "truncated": truncated})
+
+    return app
+
+
+def _predictor(classifier: Any):
+    def predict(kind: str, inputs: list) -> list[dict]:
+        if kind == "tokens":
+            return classifier.predict_tokens(inputs)
+        return classifier.predict_texts(inputs)
+
+    return predict
+
+
+def _api_key_check(api_key: str):
+    bearer = HTTPBearer(auto_error=False, description="the server's --api-key / LSLLM_API_KEY")
+    expected = api_key.encode()
+
+    async def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), expected):
+            raise HTTPException(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    return check
+
+
+def app_from_run(run_dir: str | Path, settings: ServeSettings | None = None, max_length: int | None = None,
+                 dtype: str | None = None, device: str | None = None, max_batch_tokens: int | None = None) -> FastAPI:
+    """Load a trained run (LoRA merged, safetensors only) and build its app.
+
+    Args:
+        run_dir: a finished `lsllm train` output directory.
+        settings: server limits and batching.
+        max_length: serving limit in tokens (default: the run's training max_length).
+        dtype: "float32" | "bfloat16" | "auto" (default: the run's dtype).
+        device: "cpu", "cuda", ... (default: the best available).
+        max_batch_tokens: padded tokens per forward pass inside one model call (default: the
+            classifier's). A micro-batch is cut into length-sorted forward passes of at most this
+            many tokens; on CPU, where even one text keeps the matmuls busy, a small budget
+            (256-512) wastes less on padding than one big padded batch.
+
+    Raises:
+        ConfigError: not a finished run, or a max_length the model cannot take.
+    """
+    from lsllm.runs import RunDir, load_run
+
+    run = RunDir(Path(run_dir))
+    run_info = run.run_info()  # a clear ConfigError for a folder that is not a finished run
+    classifier, _ = load_run(run.root, merge=True, dtype=dtype, device=device)
+    if max_length is not None:
+        positions = getattr(classifier.model.config, "max_position_embeddings", None)
+        if max_length < 8 or (positions and max_length > positions):
+            raise ConfigError(f"--max-length must be between 8 and the model's {positions} positions, got {max_length}")
+        if max_length > classifier.max_length:
+            logger.warning("--max-length %d is above the %d tokens the run was trained on", max_length, classifier.max_length)
+        classifier.max_length = max_length
+    if max_batch_tokens is not None:
+        if max_batch_tokens < 8:
+            raise ConfigError(f"--max-batch-tokens must be >= 8, got {max_batch_tokens}")
+        classifier.max_batch_tokens = max_batch_tokens
+    logger.info("serving %s: %s", run.root, asdict(settings or ServeSettings()) | {"api_key": bool(settings and settings.api_key)})
+    return create_app(classifier, settings, run_info, title=f"lsllm: {run.root.name}")

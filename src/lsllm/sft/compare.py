@@ -1,0 +1,143 @@
+"""`compare RUN_DIRS...`: one table of LS, unLS and SFT runs, seeds folded into mean ± std.
+
+Each run directory is read through its config.yaml and metrics.json only, so runs of any kind
+(and of older lsllm versions) compare without loading a model. The kind comes from the config:
+an `sft` section means SFT, `model.bidirectional` means LS-unLLM, otherwise LS-LLM. Runs whose
+configs are equal except for the seed (and output path) are one row: metrics as mean ± sample
+standard deviation over the seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lsllm.errors import ConfigError
+
+# Settings that name a run but do not change what it learns.
+_NOT_IN_GROUP = {("train", "seed"), ("train", "output"), ("train", "resume")}
+_METRICS = ("accuracy", "f1_macro", "irregular")
+
+
+@dataclass
+class RunSummary:
+    """What one run directory says about itself."""
+
+    path: Path
+    method: str
+    model: str
+    data: str
+    train_examples: int | str
+    seed: int | None
+    split: str
+    metrics: dict[str, Any]
+    group: str
+
+
+def _read(path: Path, kind: str) -> Any:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        what = "not a run directory" if kind == "config" else "no results yet (training not finished?)"
+        raise ConfigError(f"{path.parent}: {what}: {path.name} is missing") from None
+    try:
+        return yaml.safe_load(text) if kind == "config" else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: unreadable ({type(err).__name__}); was the run interrupted while writing?") from None
+
+
+def method_of(config: dict[str, Any]) -> str:
+    """SFT (with its template), LS-unLLM or LS-LLM, from a config.yaml mapping."""
+    if config.get("sft"):
+        return f"SFT ({config['sft'].get('template', '?')})"
+    return "LS-unLLM" if (config.get("model") or {}).get("bidirectional") else "LS-LLM"
+
+
+def summarize_run(run_dir: str | Path) -> RunSummary:
+    """Read one run directory's config.yaml and metrics.json.
+
+    Raises:
+        ConfigError: a file is missing or unreadable, or metrics.json has neither test nor validation.
+    """
+    run_dir = Path(run_dir)
+    config = _read(run_dir / "config.yaml", "config") or {}
+    metrics = _read(run_dir / "metrics.json", "metrics") or {}
+    split = "test" if "test" in metrics else "validation"
+    if split not in metrics:
+        raise ConfigError(f"{run_dir / 'metrics.json'}: no test or validation metrics")
+    data_cfg = config.get("data") or {}
+    trained = (metrics.get("train") or {}).get("n_examples") or data_cfg.get("train_limit") or "all"
+    group = {
+        section: {k: v for k, v in values.items() if (section, k) not in _NOT_IN_GROUP}
+        for section, values in config.items()
+        if isinstance(values, dict)
+    }
+    group["_split"] = split
+    return RunSummary(
+        path=run_dir,
+        method=method_of(config),
+        model=str((config.get("model") or {}).get("name", "?")),
+        data=str(data_cfg.get("data", "?")),
+        train_examples=trained,
+        seed=(config.get("train") or {}).get("seed"),
+        split=split,
+        metrics=metrics[split],
+        group=json.dumps(group, sort_keys=True, default=str),
+    )
+
+
+def _mean_std(values: list[float], percent: bool) -> str:
+    scale = 100.0 if percent else 1.0
+    digits = 2 if percent else 1
+    mean = statistics.fmean(values) * scale
+    if len(values) < 2:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+
+
+def compare_rows(run_dirs: list[str | Path]) -> list[dict[str, Any]]:
+    """One row per group of runs that differ only in the seed, in the order first seen."""
+    groups: dict[str, list[RunSummary]] = {}
+    for run_dir in run_dirs:
+        summary = summarize_run(run_dir)
+        groups.setdefault(summary.group, []).append(summary)
+    rows = []
+    for runs in groups.values():
+        first = runs[0]
+        row: dict[str, Any] = {
+            "method": first.method,
+            "model": first.model,
+            "data": first.data,
+            "train examples": first.train_examples,
+            "seeds": ",".join(str(r.seed) for r in runs),
+            "split": first.split,
+        }
+        for key in _METRICS:
+            values = [r.metrics[key] for r in runs if isinstance(r.metrics.get(key), (int, float))]
+            row[key] = _mean_std(values, percent=key != "irregular") if len(values) == len(runs) else "—"
+        rows.append(row)
+    return rows
+
+
+def compare_runs(run_dirs: list[str | Path]) -> str:
+    """A Markdown table comparing the runs (accuracy and F1 in %, irregular as a count).
+
+    Example:
+        >>> print(compare_runs(["runs/ls-sst2", "runs/sft-sst2-s1", "runs/sft-sst2-s2"]))
+        | method | model | data | train examples | seeds | split | accuracy | f1_macro | irregular |
+        |---|---|---|---|---|---|---|---|---|
+        | LS-LLM | smollm2-135m | sst2 | 1000 | 42 | test | 88.53 | 88.50 | — |
+        | SFT (chat) | smollm2-135m | sst2 | 1000 | 1,2 | test | 84.10 ± 0.52 | 84.02 ± 0.55 | 3.5 ± 0.7 |
+    """
+    if not run_dirs:
+        raise ConfigError("compare needs at least one run directory")
+    rows = compare_rows(run_dirs)
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows]
+    return "\n".join(lines)

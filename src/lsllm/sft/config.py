@@ -1,0 +1,134 @@
+"""The SFT baseline's settings: the shared run sections plus one `sft` section.
+
+An SFT run is described by the same ModelConfig / LoraSettings / DataConfig / TrainConfig as an
+LS run, so the two can be compared setting by setting, plus `SFTConfig` (prompt template, system
+prompt, generation). It is saved as `config.yaml` in the run directory; the `sft` section is what
+tells `compare` (and a reader) that the run is an SFT run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lsllm.config import FORMAT_VERSION, DataConfig, LoraSettings, ModelConfig, RunConfig, TrainConfig
+from lsllm.errors import ConfigError
+
+TEMPLATES = ("chat", "llama2-chat", "plain")
+DEFAULT_SYSTEM_PROMPT = "Classify the text. Answer with exactly one of these labels: {labels}."
+
+
+def _help(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass
+class SFTConfig:
+    """How examples become prompts, and how answers are generated and read back."""
+
+    template: str = _help(
+        "prompt format: chat (the tokenizer's own chat template) | llama2-chat ([INST] <<SYS>> ... [/INST]) | plain",
+        default="chat",
+    )
+    system_prompt: str = _help(
+        "instruction shown before every input; {labels} is replaced by the label names, comma-separated",
+        default=DEFAULT_SYSTEM_PROMPT,
+    )
+    max_new_tokens: int = _help("greedy generation budget per answer (label words are short)", default=8)
+    eval_batch_size: int = _help("prompts per generation batch (left-padded)", default=32)
+    gradient_checkpointing: bool = _help("recompute activations in backward (saves memory on 7B/13B QLoRA)", default=False)
+    irregular_top: int = _help("how many of the most frequent irregular outputs metrics.json lists", default=10)
+    eval_splits: list[str] = _help(
+        "splits scored by generation after training (SFT selects nothing on validation; skip it to halve eval time)",
+        default_factory=lambda: ["validation", "test"],
+    )
+
+    def __post_init__(self) -> None:
+        if self.template not in TEMPLATES:
+            raise ConfigError(f"sft template must be one of {', '.join(TEMPLATES)}, got {self.template!r}")
+        if not self.system_prompt.strip():
+            raise ConfigError("sft system_prompt is empty: give an instruction, e.g. the default with {labels}")
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"sft max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.eval_batch_size < 1:
+            raise ConfigError(f"sft eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        if self.irregular_top < 0:
+            raise ConfigError(f"sft irregular_top must be >= 0, got {self.irregular_top}")
+        unknown = [split for split in self.eval_splits if split not in ("validation", "test")]
+        if unknown:
+            raise ConfigError(f"sft eval_splits: {', '.join(unknown)} not among validation, test")
+
+
+@dataclass
+class SFTRunConfig:
+    """Everything that defines an SFT run; saved as config.yaml in the run directory.
+
+    Settings of the shared sections that only mean something for label-supervised heads
+    (bidirectional attention, pooling, class weights, early stopping, presets) are refused
+    rather than silently ignored.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+
+    def __post_init__(self) -> None:
+        refused = {
+            "model.bidirectional": (self.model.bidirectional, "SFT generates left to right; use `lsllm train --bidirectional`"),
+            "model.pooling": (self.model.pooling is not None, "SFT has no pooled head; drop --pooling"),
+            "train.class_weights": (self.train.class_weights is not None, "SFT's loss is over answer tokens; drop --class-weights"),
+            "train.early_stopping": (self.train.early_stopping is not None, "SFT trains for --epochs/--max-steps; drop --early-stopping"),
+            "train.eval_steps": (self.train.eval_steps is not None, "SFT evaluates once after training; drop --eval-steps"),
+            "train.preset": (self.train.preset is not None, "presets are LS recipes; drop --preset"),
+        }
+        for name, (is_set, fix) in refused.items():
+            if is_set:
+                raise ConfigError(f"{name} is not used by SFT: {fix}")
+        if self.data.task == "token":
+            raise ConfigError("SFT is not offered for token tasks (NER): use `lsllm train` for those")
+
+    def to_dict(self) -> dict[str, Any]:
+        from lsllm import __version__
+
+        out = dataclasses.asdict(self)
+        out["lsllm_version"] = __version__
+        out["format_version"] = FORMAT_VERSION
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> SFTRunConfig:
+        """Build from a mapping; the shared sections are validated exactly as RunConfig does."""
+        raw = dict(raw)
+        sft_raw = raw.pop("sft", None) or {}
+        if not isinstance(sft_raw, dict):
+            raise ConfigError("section 'sft' must be a mapping of SFT settings")
+        base = RunConfig.from_dict(raw)
+        names = {f.name for f in dataclasses.fields(SFTConfig)}
+        unknown = set(sft_raw) - names
+        if unknown:
+            raise ConfigError(f"unknown key(s) in section 'sft': {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+        return cls(model=base.model, lora=base.lora, data=base.data, train=base.train, sft=SFTConfig(**sft_raw))
+
+    def save(self, path: str | Path) -> None:
+        from lsllm.runs import atomic_write_text
+
+        atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: str | Path) -> SFTRunConfig:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping with sections model/lora/data/train/sft")
+        return cls.from_dict(raw)

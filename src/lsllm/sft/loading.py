@@ -1,0 +1,65 @@
+"""Loading the causal LM for SFT: the base model for training, base + adapter for evaluation.
+
+Weights come only through `lsllm.models.backbones` (aliases, GGUF, hub, local folders), so an
+SFT run and an LS run of the same `--model` start from the same weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+
+from lsllm.config import ModelConfig
+from lsllm.errors import ConfigError, ModelError
+from lsllm.hardware import default_device, resolve_dtype
+from lsllm.models.backbones import load_model, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def check_quantization(model_cfg: ModelConfig) -> None:
+    """Fail before any data or weights are read when QLoRA cannot run here."""
+    if model_cfg.quantize is not None and not torch.cuda.is_available():
+        raise ConfigError(
+            "--quantize 4bit (QLoRA) needs a CUDA GPU with bitsandbytes; this machine has none. Drop --quantize to train plain LoRA"
+        )
+
+
+def load_base_model(
+    model_cfg: ModelConfig, dtype: torch.dtype | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
+    """The backbone as a causal LM (in `dtype`, default the configured one), its tokenizer and source record."""
+    check_quantization(model_cfg)
+    model, tokenizer, source = load_model(
+        model_cfg.name,
+        AutoModelForCausalLM,
+        dtype=dtype or resolve_dtype(model_cfg.dtype, default_device()),
+        quantize=model_cfg.quantize,
+        attn_implementation=model_cfg.attn_implementation,
+    )
+    return model, tokenizer, source
+
+
+def load_trained(model_cfg: ModelConfig, adapter_dir: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
+    """Base model + a run's LoRA adapter, ready to generate; also the base weights' source record.
+
+    Unquantized bases are loaded in fp32, the adapter merged there and the result cast to the
+    configured dtype, so the LoRA delta is not rounded to bf16 before it is added. A 4-bit base
+    keeps the adapter unmerged. The tokenizer is the one saved with the adapter, so pad/EOS
+    settings are the ones trained with.
+    """
+    from peft import PeftModel
+
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise ModelError(f"{adapter_dir}: no adapter_config.json; is this an SFT run directory that finished training?")
+    quantized = model_cfg.quantize is not None
+    base, _, source = load_base_model(model_cfg, dtype=None if quantized else torch.float32)
+    model = PeftModel.from_pretrained(base, str(adapter_dir))
+    if not quantized:
+        device = default_device()
+        model = model.merge_and_unload().to(device=device, dtype=resolve_dtype(model_cfg.dtype, device))
+    return model.eval(), load_tokenizer(adapter_dir), source

@@ -1,0 +1,221 @@
+"""`train_sft`: instruction-tune a decoder to write the label word, with TRL's SFTTrainer + LoRA.
+
+This is the baseline the LS-LLaMA paper argues against: the model reads a system prompt that
+lists the labels, the input, and learns to answer with the label word (loss on the answer
+tokens only, TRL's prompt-completion format). It is evaluated by greedy generation, and answers
+that name no label are counted as irregular.
+
+Example (the original study: Llama-2-13b-chat, QLoRA, SST-2, 1,000 examples)::
+
+    from lsllm.sft import SFTRunConfig, SFTConfig
+    from lsllm.sft.training import train_sft
+    cfg = SFTRunConfig()
+    cfg.model.name, cfg.model.quantize = "meta-llama/Llama-2-13b-chat-hf", "4bit"
+    cfg.data.data, cfg.data.train_limit = "sst2", 1000
+    cfg.sft = SFTConfig(template="llama2-chat")
+    run_dir = train_sft(cfg)
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from peft import LoraConfig
+from torch.utils.tensorboard import SummaryWriter
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+from transformers.integrations import TensorBoardCallback
+from transformers.trainer_callback import PrinterCallback
+from trl import SFTConfig as TRLSFTConfig
+from trl import SFTTrainer
+
+from lsllm.data import load_data
+from lsllm.errors import ConfigError, DataError
+from lsllm.runs import RunDir
+from lsllm.sft import rundir
+from lsllm.sft.answers import AnswerParser
+from lsllm.sft.config import SFTRunConfig
+from lsllm.sft.evaluation import SplitResult, build_template, evaluate_examples
+from lsllm.sft.loading import check_quantization, load_base_model, load_trained
+from lsllm.sft.templates import PromptTemplate, truncate_input
+
+log = logging.getLogger(__name__)
+
+
+def build_train_dataset(template: PromptTemplate, examples: list, max_length: int) -> tuple[Dataset, int]:
+    """TRL prompt-completion rows for the training examples, inputs cut to `max_length` tokens.
+
+    Returns:
+        The dataset and the number of inputs that were cut.
+
+    Raises:
+        DataError: a training example has no label.
+    """
+    rows, n_cut = [], 0
+    for i, ex in enumerate(examples):
+        if ex.label is None:
+            raise DataError(f"training example {i + 1} has no label: SFT trains on labelled examples only")
+        text, was_cut = truncate_input(template.tokenizer, ex.text, max_length)
+        n_cut += was_cut
+        rows.append(template.row(text, ex.label))
+    return Dataset.from_list(rows), n_cut
+
+
+def trl_config(cfg: SFTRunConfig, run: RunDir, n_train: int, bf16: bool):
+    """TRL's SFTConfig from ours: one place where our settings meet TRL/Trainer names."""
+    train = cfg.train
+    steps_per_epoch = math.ceil(n_train / (train.batch_size * train.grad_accum))
+    total = train.max_steps if train.max_steps > 0 else math.ceil(steps_per_epoch * train.epochs)
+    return TRLSFTConfig(
+        output_dir=str(run.checkpoints),
+        num_train_epochs=train.epochs,
+        max_steps=train.max_steps,
+        per_device_train_batch_size=train.batch_size,
+        gradient_accumulation_steps=train.grad_accum,
+        learning_rate=train.lr,
+        weight_decay=train.weight_decay,
+        warmup_steps=train.warmup_ratio if train.warmup_ratio < 1 else int(train.warmup_ratio),
+        lr_scheduler_type=train.scheduler,
+        seed=train.seed,
+        # Enough points for a loss curve; the first step is logged for train_loss_start.
+        logging_steps=max(1, total // 50),
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=max(1, steps_per_epoch),
+        save_total_limit=2,
+        report_to="none",
+        disable_tqdm=True,
+        bf16=bf16,
+        fp16=False,
+        use_cpu=not torch.cuda.is_available(),
+        activation_checkpointing=cfg.sft.gradient_checkpointing,
+        # Our prompt-completion rows: loss on the answer (and its EOS) only.
+        completion_only_loss=True,
+        # Inputs are already cut to data.max_length, so the answer is never truncated away.
+        max_length=None,
+        packing=False,
+        # --pack: a batch is one row of concatenated examples with restarting position_ids and
+        # no pads; transformers turns such position_ids into a block-diagonal mask (sdpa, eager)
+        # or varlen kernels (flash attention), so examples never see each other.
+        padding_free=train.pack,
+        remove_unused_columns=True,
+        dataloader_num_workers=0,
+    )
+
+
+def lora_config(cfg: SFTRunConfig):
+    return LoraConfig(
+        task_type="CAUSAL_LM",
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=list(cfg.lora.target_modules),
+    )
+
+
+def build_trainer(cfg: SFTRunConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train_dataset: Dataset,
+                  run: RunDir):
+    """The TRL SFTTrainer for this run (LoRA applied by TRL from `cfg.lora`), TensorBoard logs in run/logs."""
+    bf16 = next(model.parameters()).dtype == torch.bfloat16 or cfg.model.quantize is not None
+    args = trl_config(cfg, run, len(train_dataset), bf16=bf16)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg),
+        callbacks=[TensorBoardCallback(SummaryWriter(log_dir=str(run.logs))), rundir.CheckpointCompleted(), _LogToLogger()],
+    )
+    trainer.remove_callback(PrinterCallback)  # library code logs, it does not print
+    return trainer
+
+
+class _LogToLogger(TrainerCallback):
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            log.info("step %d/%d: %s", state.global_step, state.max_steps,
+                     ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items()))
+
+
+def loss_summary(log_history: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Training loss at the first and last logged step (the curve itself is in logs/)."""
+    losses = [float(entry["loss"]) for entry in log_history if "loss" in entry]
+    return {"train_loss_start": losses[0] if losses else None, "train_loss_end": losses[-1] if losses else None}
+
+
+def train_sft(cfg: SFTRunConfig) -> Path:
+    """Train an SFT run and evaluate it; returns the run directory.
+
+    Writes config.yaml (labels resolved), model/ (LoRA adapter, tokenizer, lsllm-sft.json),
+    checkpoints/, logs/ (TensorBoard, trainer_state.json), metrics.json ({"train",
+    "validation", "test"}), predictions.jsonl (the test split, else validation) and README.md.
+
+    Raises:
+        ConfigError: a token (NER) dataset, QLoRA without CUDA, settings SFT does not use, or
+            an --output that already holds a run (without --resume).
+        DataError / ModelError: from loading data or weights.
+    """
+    check_quantization(cfg.model)
+    run, cfg = rundir.prepare(cfg)
+    bundle = load_data(cfg.data)
+    if bundle.task != "seq":
+        raise ConfigError(f"{bundle.name} is a token task: SFT is not offered for token tasks (NER), use `lsllm train`")
+    if not bundle.splits.get("train"):
+        raise DataError(f"{bundle.name}: no training examples")
+    AnswerParser(bundle.labels)  # refuse label sets whose answers cannot be told apart, before training
+    if not cfg.train.resume:
+        cfg.data.labels = list(bundle.labels)  # saved: evaluation scores against exactly these
+        cfg.data.task = bundle.task
+        cfg.save(run.config)
+
+    model, tokenizer, source = load_base_model(cfg.model)
+    template = build_template(cfg.sft, tokenizer, bundle.labels)
+    train_examples = bundle.splits["train"]  # load_data applied train_limit / eval_limit
+    train_dataset, n_cut = build_train_dataset(template, train_examples, cfg.data.max_length)
+    log.info("SFT on %s: %d training examples (%d inputs cut to %d tokens), template %s",
+             bundle.name, len(train_examples), n_cut, cfg.data.max_length, cfg.sft.template)
+
+    trainer = build_trainer(cfg, model, tokenizer, train_dataset, run)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=rundir.resume_checkpoint(run) if cfg.train.resume else None)
+    train_seconds = time.perf_counter() - started
+    if not trainer.is_world_process_zero():
+        return run.root
+    rundir.save_model(run, trainer.model, tokenizer, cfg, bundle.labels, source)
+    trainer.state.save_to_json(str(run.logs / "trainer_state.json"))
+    metrics: dict[str, Any] = {
+        "train": {
+            **loss_summary(trainer.state.log_history),
+            "n_examples": len(train_examples),
+            "n_truncated": n_cut,
+            "steps": trainer.state.global_step,
+            "seconds": round(train_seconds, 1),
+        }
+    }
+    del trainer, model  # scored below from the run directory, exactly as `evaluate_sft` will load it
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+    model, tokenizer, _ = load_trained(cfg.model, run.model)
+    results: dict[str, SplitResult] = {}
+    for split in cfg.sft.eval_splits:
+        examples = bundle.splits.get(split) or []
+        if not examples:
+            continue
+        started = time.perf_counter()
+        results[split] = evaluate_examples(model, tokenizer, template, bundle.labels, examples, cfg.sft, cfg.data.max_length)
+        metrics[split] = {**results[split].metrics, "seconds": round(time.perf_counter() - started, 1)}
+        log.info("%s: accuracy %.4f, f1_macro %.4f, irregular %d/%d", split, metrics[split]["accuracy"],
+                 metrics[split]["f1_macro"], metrics[split]["irregular"], len(examples))
+    reported = "test" if "test" in results else "validation"
+    rundir.write_results(run, metrics, results[reported].predictions if reported in results else [])
+    first = train_examples[0]
+    rundir.write_model_card(run, cfg, bundle, metrics, source, template.render(first.text, first.label))
+    return run.root

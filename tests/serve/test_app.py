@@ -1,0 +1,191 @@
+"""The HTTP API on trained tiny runs: endpoints, every kind of bad input, limits, auth, batching."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from lsllm.serve.app import ServeSettings, create_app
+
+LONG = " ".join(["a wonderful , moving and lovely film"] * 30)  # far over 24 tokens
+
+
+@pytest.fixture(scope="module")
+def seq_client(seq_classifier, seq_run):
+    from lsllm.runs import RunDir
+
+    app = create_app(seq_classifier, ServeSettings(max_texts=8, max_body_bytes=4000), RunDir(seq_run).run_info())
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def token_client(token_classifier):
+    with TestClient(create_app(token_classifier)) as client:
+        yield client
+
+
+def test_health_info_and_docs(seq_client, seq_classifier):
+    assert seq_client.get("/health").json() == {"status": "ok"}
+    info = seq_client.get("/info").json()
+    assert info["task"] == "seq" and info["labels"] == seq_classifier.labels == ["negative", "positive"]
+    assert info["attention"] == "causal" and info["pooling"] == "last"
+    assert info["max_length"] == seq_classifier.max_length and info["model"]
+    assert info["limits"] == {"max_texts": 8, "max_body_bytes": 4000, "oversize": "truncate"}
+    assert seq_client.get("/docs").status_code == 200
+    schema = seq_client.get("/openapi.json").json()
+    body = schema["components"]["schemas"]["PredictRequest"]["properties"]["texts"]
+    assert body["anyOf"][0]["maxItems"] == 8  # the server's limit is in the published schema
+
+
+def test_predict_matches_the_library_and_keeps_order(seq_client, seq_classifier):
+    texts = ["a great movie", "boring and flat", "i loved it"]
+    response = seq_client.post("/predict", json={"texts": texts})
+    assert response.status_code == 200
+    body = response.json()
+    assert body == {"predictions": seq_classifier.predict_texts(texts), "truncated": []}
+    record = body["predictions"][1]
+    assert record["text"] == "boring and flat" and set(record["probabilities"]) == {"negative", "positive"}
+    assert record["label"] == max(record["probabilities"], key=record["probabilities"].get)
+
+
+@pytest.mark.parametrize(("payload", "status", "message"), [
+    ({"texts": []}, 422, "texts: List should have at least 1 item"),
+    ({"texts": [""]}, 422, "texts[0]: empty text"),
+    ({"texts": ["fine", "  \n\t "]}, 422, "texts[1]: empty text"),
+    ({"texts": ["fine", 3]}, 422, "texts[1]: Input should be a valid string"),
+    ({"texts": [None]}, 422, "texts[0]"),
+    ({"texts": "a great movie"}, 422, "texts: Input should be a valid list"),
+    ({"texts": ["x"] * 9}, 422, "texts: List should have at most 8 items"),
+    ({"text": ["a great movie"]}, 422, "text: Extra inputs are not permitted"),
+    ({}, 422, 'send exactly one of "texts" or "tokens"'),
+    ({"texts": ["a"], "tokens": [["a"]]}, 422, 'send exactly one of "texts" or "tokens"'),
+    ({"tokens": [["EU", "rejects"]]}, 422, "sequence classifier"),
+    (["a great movie"], 422, "body: expected a JSON object"),
+])
+def test_bad_json_bodies_are_4xx_with_a_clear_line(seq_client, payload, status, message):
+    response = seq_client.post("/predict", json=payload)
+    assert response.status_code == status
+    assert message in response.json()["detail"]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b'{"texts": ["a great movie"', "not valid JSON"),
+    (b"", "empty body"),
+    (b'{"texts": ["\\ud800"]}', "lone surrogate"),
+    (b'\xff\xfe{"texts"', "not valid JSON"),
+])
+def test_malformed_bodies_are_422(seq_client, content, message):
+    response = seq_client.post("/predict", content=content, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+
+
+@pytest.mark.parametrize(("content", "content_type", "status", "message"), [
+    (b'{"texts": ["caf\xe9"]}', "application/json", 400, "not UTF-8 JSON"),
+    (b"\xb1", "application/json", 400, "not UTF-8 JSON"),
+    (b"a great movie", "text/plain", 422, "Content-Type: application/json"),
+    (b'{"texts": ["a great movie"]}', "text/plain", 422, "Content-Type: application/json"),
+])
+def test_undecodable_or_non_json_bodies_are_4xx(seq_client, content, content_type, status, message):
+    response = seq_client.post("/predict", content=content, headers={"Content-Type": content_type})
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
+
+
+def test_body_over_the_limit_is_413_declared_or_chunked(seq_client):
+    big = json.dumps({"texts": ["a great movie " * 400]}).encode()
+    response = seq_client.post("/predict", content=big, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "--max-body-bytes" in response.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit must hold on the bytes actually received
+        for i in range(0, len(big), 1000):
+            yield big[i : i + 1000]
+
+    response = seq_client.post("/predict", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert seq_client.post("/predict", json={"texts": ["still fine"]}).status_code == 200
+
+
+def test_oversized_text_is_truncated_or_rejected(seq_classifier):
+    short = dataclasses.replace(seq_classifier, max_length=24)
+    with TestClient(create_app(short)) as client:
+        response = client.post("/predict", json={"texts": ["a great movie", LONG]})
+        assert response.status_code == 200 and response.json()["truncated"] == [1]
+        # Truncation is exactly the classifier's: the long text scores as its first 24 tokens do.
+        assert response.json()["predictions"] == short.predict_texts(["a great movie", LONG])
+    with TestClient(create_app(short, ServeSettings(oversize="reject"))) as client:
+        response = client.post("/predict", json={"texts": ["a great movie", LONG]})
+        assert response.status_code == 413
+        assert response.json()["detail"].startswith("texts[1]:") and "--max-length" in response.json()["detail"]
+        assert client.post("/predict", json={"texts": ["a great movie"]}).status_code == 200
+
+
+def test_api_key_guards_predict_and_info_but_not_health(seq_classifier, monkeypatch):
+    with TestClient(create_app(seq_classifier, ServeSettings(api_key="s3cret"))) as client:
+        body = {"texts": ["a great movie"]}
+        assert client.get("/health").status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}):
+            assert client.post("/predict", json=body, headers=headers).status_code == 401
+            response = client.get("/info", headers=headers)
+            assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer"
+        good = {"Authorization": "Bearer s3cret"}
+        assert client.post("/predict", json=body, headers=good).status_code == 200
+        assert client.get("/info", headers=good).json()["auth"] is True
+
+
+def test_token_model_takes_texts_and_tokens(token_client, token_classifier):
+    info = token_client.get("/info").json()
+    assert info["task"] == "token" and info["labels"][0] == "O" and info["pooling"] is None
+    text = "EU rejects German call to boycott British lamb."
+    response = token_client.post("/predict", json={"texts": [text]})
+    assert response.status_code == 200
+    record = response.json()["predictions"][0]
+    assert record["tokens"] == ["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."]
+    assert len(record["tags"]) == len(record["tokens"]) and set(record["tags"]) <= set(token_classifier.labels)
+    for entity in record["entities"]:  # raw text: character offsets point into the text sent
+        assert text[entity["char_start"] : entity["char_end"]] == entity["text"]
+    words = [["Peter", "Blackburn"], ["BRUSSELS", "1996-08-22"]]
+    response = token_client.post("/predict", json={"tokens": words})
+    assert response.status_code == 200
+    assert response.json()["predictions"] == token_classifier.predict_tokens(words)
+    assert all("char_start" not in e for r in response.json()["predictions"] for e in r["entities"])
+    for bad, where in (({"tokens": [[]]}, "tokens[0]"), ({"tokens": [["EU", " "]]}, "tokens[0][1]"),
+                       ({"tokens": [["EU", 5]]}, "tokens[0][1]"), ({"tokens": ["EU rejects"]}, "tokens[0]")):
+        response = token_client.post("/predict", json=bad)
+        assert response.status_code == 422 and response.json()["detail"].startswith(where)
+
+
+def test_concurrent_requests_share_model_calls(seq_classifier):
+    """16 requests sent at once reach the model in far fewer calls, and each gets its own answer."""
+    calls: list[int] = []
+    counted = dataclasses.replace(seq_classifier)
+    library = seq_classifier.predict_texts
+
+    def predict_texts(texts, progress=None):
+        calls.append(len(texts))
+        return library(texts)
+
+    counted.predict_texts = predict_texts
+    app = create_app(counted, ServeSettings(max_batch_size=64, max_wait_ms=50))
+    texts = [f"film number {i} was {'great' if i % 2 else 'dull'}" for i in range(16)]
+
+    async def send_all():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await asyncio.gather(*(client.post("/predict", json={"texts": [t]}) for t in texts))
+
+    responses = asyncio.run(send_all())
+    assert [r.status_code for r in responses] == [200] * 16
+    assert [r.json()["predictions"][0]["text"] for r in responses] == texts
+    assert sum(calls) == 16 and len(calls) < 16 // 2, calls
+    alone = library(texts)  # batching (and its padding) does not change any answer
+    for response, record in zip(responses, alone, strict=True):
+        served = response.json()["predictions"][0]["probabilities"]
+        assert served == pytest.approx(record["probabilities"], abs=1e-4)
+
