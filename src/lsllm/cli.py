@@ -112,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _print_results(metrics_path: Path, run: Path) -> None:
     from lsllm.reporting import metrics_table
 
-    results = json.loads(metrics_path.read_text())
+    results = {split: m for split, m in json.loads(metrics_path.read_text()).items() if split in ("validation", "test")}
     task = "seq" if any("accuracy" in m for m in results.values()) else "token"
     print(metrics_table(results, task))
     print(f"run written to {run}")
@@ -247,7 +247,7 @@ def cmd_sft_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from lsllm.sft.compare import compare_runs
+    from lsllm.compare import compare_runs
 
     print(compare_runs(args.run_dirs))
     return 0

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transformers import TrainerCallback
+
 from lsllm.errors import ConfigError
 
 CONFIG = "config.yaml"
@@ -97,7 +99,8 @@ class RunDir:
 
     def require_trained(self) -> None:
         if not (self.root / MODEL_DIR / RUN_INFO).is_file():
-            raise ConfigError(f"{self.root}: not a finished lsllm run (no {MODEL_DIR}/{RUN_INFO}); train it or pass another directory")
+            hint = " (an SFT run: use `lsllm sft eval`)" if (self.root / MODEL_DIR / "lsllm-sft.json").is_file() else ""
+            raise ConfigError(f"{self.root}: not a finished lsllm run (no {MODEL_DIR}/{RUN_INFO}){hint}; train it or pass another directory")
 
     def run_info(self) -> dict[str, Any]:
         self.require_trained()
@@ -106,6 +109,14 @@ class RunDir:
 
 def mark_checkpoint_complete(checkpoint: Path) -> None:
     atomic_write_text(Path(checkpoint) / COMPLETE_MARKER, "ok\n")
+
+
+class CheckpointCompleted(TrainerCallback):
+    """Mark a checkpoint complete only once the Trainer has written all of it (safe --resume)."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            mark_checkpoint_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
 
 def last_complete_checkpoint(checkpoints: Path) -> Path | None:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
-from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 
 from lsllm import runs
@@ -38,14 +38,6 @@ MAX_BAD_STEPS = 10
 
 def selection_metric(task: str) -> str:
     return "accuracy" if task == "seq" else "f1"
-
-
-class _CheckpointCompleted(TrainerCallback):
-    """Mark a checkpoint complete only after the Trainer finished writing all of it."""
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            runs.mark_checkpoint_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
 
 class LSTrainer(Trainer):
@@ -206,7 +198,7 @@ def _make_trainer(cfg: RunConfig, run: runs.RunDir, bundle: DatasetBundle, class
         if bundle.task != "seq":
             raise ConfigError("--class-weights balanced applies to sequence tasks")
         weights = torch.tensor(class_weights([f["labels"] for f in train_features], len(bundle.labels)), dtype=torch.float32)
-    callbacks: list[Any] = [_CheckpointCompleted(), TensorBoardCallback(tb_writer=SummaryWriter(str(run.logs)))]
+    callbacks: list[Any] = [runs.CheckpointCompleted(), TensorBoardCallback(tb_writer=SummaryWriter(str(run.logs)))]
     if t.early_stopping:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping))
     return LSTrainer(

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from lsllm.serve.app import ServeSettings, create_app
 
-LONG = " ".join(["a wonderful , moving and lovely film"] * 30)  # far over 24 tokens
+LONG = " ".join(["a wonderful , moving and lovely film"] * 30)  # far over 24 tokens, 1,100 characters
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,8 @@ def test_health_info_and_docs(seq_client, seq_classifier):
     assert info["task"] == "seq" and info["labels"] == seq_classifier.labels == ["negative", "positive"]
     assert info["attention"] == "causal" and info["pooling"] == "last"
     assert info["max_length"] == seq_classifier.max_length and info["model"]
+    assert info["max_batch_tokens"] == seq_classifier.max_batch_tokens
+    assert info["batching"] == {"max_batch_size": 32, "max_wait_ms": 5.0}
     assert info["limits"] == {"max_texts": 8, "max_body_bytes": 4000, "oversize": "truncate"}
     assert seq_client.get("/docs").status_code == 200
     schema = seq_client.get("/openapi.json").json()
@@ -115,10 +117,11 @@ def test_body_over_the_limit_is_413_declared_or_chunked(seq_client):
 def test_oversized_text_is_truncated_or_rejected(seq_classifier):
     short = dataclasses.replace(seq_classifier, max_length=24)
     with TestClient(create_app(short)) as client:
-        response = client.post("/predict", json={"texts": ["a great movie", LONG]})
-        assert response.status_code == 200 and response.json()["truncated"] == [1]
-        # Truncation is exactly the classifier's: the long text scores as its first 24 tokens do.
-        assert response.json()["predictions"] == short.predict_texts(["a great movie", LONG])
+        texts = ["a great movie", LONG, LONG * 5]  # the last is long enough to be measured off the event loop
+        response = client.post("/predict", json={"texts": texts})
+        assert response.status_code == 200 and response.json()["truncated"] == [1, 2]
+        # Truncation is exactly the classifier's: the long texts score as their first 24 tokens do.
+        assert response.json()["predictions"] == short.predict_texts(texts)
     with TestClient(create_app(short, ServeSettings(oversize="reject"))) as client:
         response = client.post("/predict", json={"texts": ["a great movie", LONG]})
         assert response.status_code == 413

@@ -29,6 +29,7 @@ def test_register_adds_serve_with_safe_defaults():
     assert args.handler is cmd_serve and args.run_dir == "runs/x"
     assert (args.host, args.port, args.oversize, args.api_key) == ("127.0.0.1", 8000, "truncate", None)
     assert (args.max_texts, args.max_body_bytes, args.max_batch_size) == (256, 1_000_000, 32)
+    assert (args.threads, args.max_batch_tokens, args.max_length, args.dtype) == (None, None, None, None)
     args = parser.parse_args(["serve", "r", "--max-batch-size", "8", "--max-wait-ms", "2.5", "--oversize", "reject",
                               "--max-length", "64", "--port", "9000"])
     assert (args.max_batch_size, args.max_wait_ms, args.oversize, args.max_length, args.port) == (8, 2.5, "reject", 64, 9000)
@@ -56,6 +57,8 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     assert "not a finished lsllm run" in capsys.readouterr().err
     assert main([str(tmp_path), "--max-texts", "0"]) == 2
     assert "--max-texts must be >= 1" in capsys.readouterr().err
+    assert main([str(tmp_path), "--threads", "0"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -63,9 +66,11 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     assert "cannot bind 127.0.0.1" in capsys.readouterr().err
 
 
-def test_max_length_beyond_the_model_is_refused(seq_run, capsys):
+def test_model_limits_beyond_the_model_are_refused(seq_run, capsys):
     assert main([str(seq_run), "--port", str(free_port()), "--max-length", "100000"]) == 2
     assert "--max-length must be between 8 and the model's 128 positions" in capsys.readouterr().err
+    assert main([str(seq_run), "--port", str(free_port()), "--max-batch-tokens", "4"]) == 2
+    assert "--max-batch-tokens must be >= 8" in capsys.readouterr().err
 
 
 def test_uvicorn_serves_on_loopback_with_an_api_key_from_the_environment(seq_run):

@@ -46,6 +46,9 @@ from lsllm.serve.settings import ServeSettings
 
 logger = logging.getLogger(__name__)
 
+INLINE_CHARS = 4096
+"""Requests with at most this many characters are length-checked on the event loop itself."""
+
 # ----------------------------------------------------------------------------- schemas
 
 
@@ -340,7 +343,9 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
         kind, inputs = ("texts", body.texts) if body.texts is not None else ("tokens", body.tokens)
         if kind == "tokens" and classifier.task != "token":
             raise HTTPException(422, 'this run is a sequence classifier: send {"texts": [...]}, not tokens')
-        counts = await run_in_threadpool(lengths, kind, inputs)
+        size = sum(len(x) if kind == "texts" else sum(map(len, x)) for x in inputs)
+        # Short inputs tokenize in microseconds, less than a thread hop costs; long ones must not block the loop.
+        counts = lengths(kind, inputs) if size <= INLINE_CHARS else await run_in_threadpool(lengths, kind, inputs)
         limit = classifier.max_length - lengths.prefix
         for i, n in enumerate(counts):
             if n == 0:

@@ -74,7 +74,7 @@ def generate_answers(
         new_tokens = out[:, width:]  # (B, <= max_new_tokens)
         for r, i in enumerate(rows):
             answers[i] = tokenizer.decode(new_tokens[r], skip_special_tokens=True)
-        log.debug("generated %d/%d answers", min(start + batch_size, len(order)), len(order))
+        log.info("generated %d/%d answers", min(start + batch_size, len(order)), len(order))
     if was_training:
         model.train()
     return answers

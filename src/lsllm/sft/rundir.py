@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
-
 from lsllm import runs
 from lsllm.errors import ConfigError
 from lsllm.sft.config import SFTRunConfig
@@ -31,7 +29,7 @@ SFT_INFO = "lsllm-sft.json"  # inside model/: labels, template, base weights, ve
 
 
 def prepare(cfg: SFTRunConfig) -> tuple[runs.RunDir, SFTRunConfig]:
-    """Create the run directory, or reopen it and its saved config for --resume.
+    """Name the run directory (refusing one that holds a run), or reopen it and its saved config for --resume.
 
     Raises:
         ConfigError: the directory already holds a run and --resume was not given, or --resume
@@ -50,16 +48,7 @@ def prepare(cfg: SFTRunConfig) -> tuple[runs.RunDir, SFTRunConfig]:
         return run, saved
     if run.exists():
         raise ConfigError(f"{run.root} already holds a run: pass --resume to continue it or choose another --output")
-    run.root.mkdir(parents=True, exist_ok=True)
-    return run, cfg
-
-
-class CheckpointCompleted(TrainerCallback):
-    """Mark a checkpoint complete only once the Trainer has written all of it (safe --resume)."""
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            runs.mark_checkpoint_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+    return run, cfg  # the folder appears with config.yaml, once the data has loaded
 
 
 def resume_checkpoint(run: runs.RunDir) -> str | None:

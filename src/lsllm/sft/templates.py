@@ -70,10 +70,6 @@ class PromptTemplate:
         bos = self.tokenizer.bos_token
         self._bos_text = "" if bos is None or self._adds_bos else bos
 
-    @property
-    def conversational(self) -> bool:
-        return self.name == "chat"
-
     def messages(self, text: str) -> Messages:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": text}]
 

@@ -37,7 +37,7 @@ from trl import SFTTrainer
 
 from lsllm.data import load_data
 from lsllm.errors import ConfigError, DataError
-from lsllm.runs import RunDir
+from lsllm.runs import CheckpointCompleted, RunDir
 from lsllm.sft import rundir
 from lsllm.sft.answers import AnswerParser
 from lsllm.sft.config import SFTRunConfig
@@ -130,7 +130,7 @@ def build_trainer(cfg: SFTRunConfig, model: PreTrainedModel, tokenizer: PreTrain
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=lora_config(cfg),
-        callbacks=[TensorBoardCallback(SummaryWriter(log_dir=str(run.logs))), rundir.CheckpointCompleted(), _LogToLogger()],
+        callbacks=[TensorBoardCallback(SummaryWriter(log_dir=str(run.logs))), CheckpointCompleted(), _LogToLogger()],
     )
     trainer.remove_callback(PrinterCallback)  # library code logs, it does not print
     return trainer

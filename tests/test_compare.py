@@ -10,7 +10,7 @@ import yaml
 
 from lsllm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from lsllm.errors import ConfigError
-from lsllm.sft.compare import compare_rows, compare_runs
+from lsllm.compare import compare_rows, compare_runs
 from lsllm.sft.config import SFTRunConfig
 
 
@@ -45,7 +45,7 @@ def test_seeds_are_folded_into_mean_and_std(tmp_path):
     assert sft["f1_macro"] == "72.00 ± 2.83"
     assert sft["irregular"] == "3.0 ± 1.4"
     assert sft["train examples"] == 1000
-    assert rows[0]["accuracy"] == "90.00" and rows[0]["irregular"] == "—"
+    assert rows[0]["accuracy"] == "90.00" and rows[0]["irregular"] == "—"  # LS runs have no irregular outputs
     assert rows[1]["train examples"] == "all"
 
     table = compare_runs(runs).splitlines()
@@ -59,7 +59,9 @@ def test_runs_that_differ_in_more_than_the_seed_stay_apart(tmp_path):
     other.train.lr = 1e-4
     runs = [make_run(tmp_path, "a", sft_cfg(1), {"accuracy": 0.8, "f1_macro": 0.8, "irregular": 0}),
             make_run(tmp_path, "b", other, {"accuracy": 0.9, "f1_macro": 0.9, "irregular": 0})]
-    assert [r["accuracy"] for r in compare_rows(runs)] == ["80.00", "90.00"]
+    rows = compare_rows(runs)
+    assert [r["accuracy"] for r in rows] == ["80.00", "90.00"]
+    assert [r["irregular"] for r in rows] == ["0", "0"]  # a single run's count stays an integer
 
 
 def test_a_folder_without_a_run_is_named(tmp_path):

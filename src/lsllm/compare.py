@@ -81,8 +81,8 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
     return RunSummary(
         path=run_dir,
         method=method_of(config),
-        model=str((config.get("model") or {}).get("name", "?")),
-        data=str(data_cfg.get("data", "?")),
+        model=_short(str((config.get("model") or {}).get("name", "?"))),
+        data=_short(str(data_cfg.get("data", "?"))),
         train_examples=trained,
         seed=(config.get("train") or {}).get("seed"),
         split=split,
@@ -91,12 +91,17 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
     )
 
 
+def _short(name: str) -> str:
+    """Built-in names as they are; files and folders by their last path component."""
+    return Path(name).name if "/" in name else name
+
+
 def _mean_std(values: list[float], percent: bool) -> str:
     scale = 100.0 if percent else 1.0
     digits = 2 if percent else 1
     mean = statistics.fmean(values) * scale
     if len(values) < 2:
-        return f"{mean:.{digits}f}"
+        return str(values[0]) if isinstance(values[0], int) else f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
 
 
@@ -127,12 +132,12 @@ def compare_rows(run_dirs: list[str | Path]) -> list[dict[str, Any]]:
 def compare_runs(run_dirs: list[str | Path]) -> str:
     """A Markdown table comparing the runs (accuracy and F1 in %, irregular as a count).
 
-    Example:
-        >>> print(compare_runs(["runs/ls-sst2", "runs/sft-sst2-s1", "runs/sft-sst2-s2"]))
+    Example (the measurement in docs/sft.md)::
+
+        >>> print(compare_runs(["runs/sft-sst2-320"]))
         | method | model | data | train examples | seeds | split | accuracy | f1_macro | irregular |
         |---|---|---|---|---|---|---|---|---|
-        | LS-LLM | smollm2-135m | sst2 | 1000 | 42 | test | 88.53 | 88.50 | — |
-        | SFT (chat) | smollm2-135m | sst2 | 1000 | 1,2 | test | 84.10 ± 0.52 | 84.02 ± 0.55 | 3.5 ± 0.7 |
+        | SFT (chat) | smollm2-135m | sst2 | 320 | 42 | test | 79.93 | 79.85 | 0 |
     """
     if not run_dirs:
         raise ConfigError("compare needs at least one run directory")
