@@ -26,7 +26,7 @@ from lsllm.data import Collator, DatasetBundle, class_weights, encode_split, loa
 from lsllm.data.packing import PackingCollator
 from lsllm.errors import ConfigError, ModelError
 from lsllm.hardware import default_device, resolve_dtype
-from lsllm.models.adapters import apply_lora
+from lsllm.models.adapters import apply_lora, merged_for_inference
 from lsllm.models.backbones import load_tokenizer, quantization_config, resolve_model
 from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
 from lsllm.pipeline import Classifier
@@ -68,7 +68,8 @@ class LSTrainer(Trainer):
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         self.classifier.model = self.model
-        metrics, _ = self.classifier.evaluate(eval_dataset if eval_dataset is not None else self.eval_dataset)
+        with merged_for_inference(self.model):
+            metrics, _ = self.classifier.evaluate(eval_dataset if eval_dataset is not None else self.eval_dataset)
         flat = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items() if isinstance(v, int | float)}
         self.log(flat)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, flat)

@@ -8,7 +8,7 @@ import transformers
 
 from lsllm.config import LoraSettings
 from lsllm.errors import ConfigError
-from lsllm.models.adapters import apply_lora, load_adapter, merge
+from lsllm.models.adapters import apply_lora, load_adapter, merge, merged_for_inference
 from lsllm.models.classifiers import LSForSequenceClassification
 from tests.conftest import tiny_config
 
@@ -63,3 +63,20 @@ def test_merged_model_loads_in_plain_transformers_with_equal_logits(tmp_path):
 def test_unknown_target_module_is_refused_with_the_known_names():
     with pytest.raises(ConfigError, match="q_proj"):
         apply_lora(build(), LoraSettings(target_modules=["query"]))
+
+
+def test_merged_inference_matches_adapter_ops_and_restores_the_base_exactly():
+    model = apply_lora(build(), LoraSettings(r=4, alpha=8, dropout=0.1))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_()
+    model.eval()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    expected = model(input_ids=IDS, attention_mask=MASK).logits
+    with merged_for_inference(model):
+        merged_logits = model(input_ids=IDS, attention_mask=MASK).logits
+    torch.testing.assert_close(merged_logits, expected, atol=1e-5, rtol=1e-4)
+    for name, param in model.named_parameters():
+        assert torch.equal(param, before[name]), name
+    torch.testing.assert_close(model(input_ids=IDS, attention_mask=MASK).logits, expected)

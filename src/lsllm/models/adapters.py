@@ -6,9 +6,12 @@ we name it explicitly too, so a renamed head can never be silently frozen.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model, prepare_model_for_kbit_training
+from peft.tuners.lora import LoraLayer
 from torch import nn
 
 from lsllm.config import LoraSettings
@@ -58,3 +61,22 @@ def load_adapter(model: nn.Module, adapter_dir: str | Path, trainable: bool = Fa
 def merge(model: PeftModel) -> nn.Module:
     """Fold LoRA into the base weights: a plain classifier with no adapter ops at inference."""
     return model.merge_and_unload()
+
+
+@contextmanager
+def merged_for_inference(model: PeftModel):
+    """Fold LoRA into the base weights for a block of inference, then restore them bit for bit.
+
+    Inference then runs plain matmuls (no adapter ops); restoring the saved weights (rather than
+    subtracting the delta again) keeps bf16 base weights exactly as they were for more training.
+    """
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    saved = [layer.get_base_layer().weight.detach().clone() for layer in layers]
+    model.merge_adapter()
+    try:
+        yield model
+    finally:
+        model.unmerge_adapter()
+        with torch.no_grad():
+            for layer, weight in zip(layers, saved, strict=True):
+                layer.get_base_layer().weight.copy_(weight)

