@@ -6,7 +6,8 @@ What differs from the stock recipes (and nothing else):
 - training batches packed into one row (no padding; block-diagonal attention, positions reset
   per example), the same examples per step as the tuned recipe;
 - inference with LoRA merged into the weights (no adapter ops), `inference_mode`, inputs sorted by
-  length and cut by a token budget (`lsllm.prediction.feature_probabilities`, as `lsllm predict`).
+  length and packed into rows of 256 tokens, 1024 per batch (`lsllm.prediction.feature_probabilities`,
+  as `lsllm predict` and the server).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from lsllm.config import LoraSettings
 from lsllm.data import SeqExample, TokenExample, encode_sequences, encode_tokens
 from lsllm.data.packing import PackingCollator
 from lsllm.models.adapters import apply_lora, merged_for_inference
-from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
 from lsllm.models.backbones import load_tokenizer
-from lsllm.prediction import feature_probabilities, word_predictions
+from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
+from lsllm.prediction import feature_probabilities, packed_batches, word_predictions
 
 BATCH_SIZE = 16
 MAX_LENGTH = 64
@@ -100,7 +101,7 @@ class LsllmPath:
         return {
             "examples": len(examples),
             "real_tokens": sum(len(f["input_ids"]) for f in encoded.features),
-            "computed_tokens": sum(len(f["input_ids"]) for f in encoded.features),
+            "computed_tokens": sum(b.inputs["input_ids"].numel() for b in packed_batches(encoded.features, 0, 1024, 256)),
             "predictions": out,
         }
 

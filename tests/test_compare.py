@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lsllm.compare import compare_rows, compare_runs
 from lsllm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from lsllm.errors import ConfigError
-from lsllm.compare import compare_rows, compare_runs
 from lsllm.sft.config import SFTRunConfig
 
 

@@ -1,8 +1,8 @@
 """Batched inference and the one record schema shared by `predict`, predictions.jsonl and the server.
 
 The fast path: LoRA merged into the base weights (no adapter ops), ``torch.inference_mode``,
-inputs sorted by length and cut into batches by a token budget, so padding is minimal and batches
-are as large as the budget allows.
+inputs sorted by length and packed end to end into rows (block-diagonal attention, positions
+restarting per input), rows batched by a token budget: no compute goes to padding.
 
 Records:
     seq:   {"text", "label", "score", "probabilities": {label: p}}
@@ -35,55 +35,77 @@ def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
 
 @dataclass
 class Batch:
-    indices: list[int]
+    """Packed rows: each row holds several examples end to end (``seq_index`` tells them apart)."""
+
+    indices: list[int]  # feature index of each example, in example-id order
     inputs: dict[str, torch.Tensor]
 
 
-def length_batches(features: Sequence[dict], pad_id: int, max_tokens: int, max_rows: int, padding_side: str = "right") -> list[Batch]:
-    """Length-sorted padded batches holding at most ``max_tokens`` padded tokens each."""
+def packed_batches(features: Sequence[dict], pad_id: int, max_tokens: int, row_tokens: int) -> list[Batch]:
+    """Length-sorted examples packed into rows of about ``row_tokens``, rows batched up to ``max_tokens``.
+
+    No compute goes to padding (only row ends are padded) and the attention cost stays that of
+    ``row_tokens``-long rows, whatever the batch size.
+    """
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
-    batches, current = [], []
+    rows: list[list[int]] = []
     for index in order:
-        longest = len(features[index]["input_ids"])  # sorted ascending: the newest is the longest
-        if current and (longest * (len(current) + 1) > max_tokens or len(current) >= max_rows):
+        n = len(features[index]["input_ids"])
+        if rows and sum(len(features[i]["input_ids"]) for i in rows[-1]) + n <= row_tokens:
+            rows[-1].append(index)
+        else:
+            rows.append([index])
+    batches, current, width = [], [], 0
+    for row in rows:
+        row_width = sum(len(features[i]["input_ids"]) for i in row)
+        if current and max(width, row_width) * (len(current) + 1) > max_tokens:
             batches.append(current)
-            current = []
-        current.append(index)
+            current, width = [], 0
+        current.append(row)
+        width = max(width, row_width)
     if current:
         batches.append(current)
-    return [Batch(b, _pad([features[i]["input_ids"] for i in b], pad_id, padding_side)) for b in batches]
+    return [_pack(b, features, pad_id) for b in batches]
 
 
-def _pad(rows: list[list[int]], pad_id: int, side: str) -> dict[str, torch.Tensor]:
-    width = max(len(r) for r in rows)
+def _pack(rows: list[list[int]], features: Sequence[dict], pad_id: int) -> Batch:
+    width = max(sum(len(features[i]["input_ids"]) for i in row) for row in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if side == "right":
-            ids[i, : len(row)] = torch.tensor(row)
-            mask[i, : len(row)] = 1
-        else:
-            ids[i, width - len(row) :] = torch.tensor(row)
-            mask[i, width - len(row) :] = 1
-    return {"input_ids": ids, "attention_mask": mask}
+    seq_index = torch.full((len(rows), width), -1, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    indices: list[int] = []
+    for r, row in enumerate(rows):
+        start = 0
+        for index in row:
+            tokens = features[index]["input_ids"]
+            end = start + len(tokens)
+            ids[r, start:end] = torch.tensor(tokens)
+            seq_index[r, start:end] = len(indices)
+            positions[r, start:end] = torch.arange(len(tokens))
+            indices.append(index)
+            start = end
+    return Batch(indices, {"input_ids": ids, "seq_index": seq_index, "position_ids": positions})
 
 
 @torch.inference_mode()
-def feature_probabilities(model, features: Sequence[dict], pad_id: int, max_tokens: int = 4096, max_rows: int = 256, progress=None) -> list[torch.Tensor]:
+def feature_probabilities(model, features: Sequence[dict], pad_id: int, max_tokens: int = 1024, row_tokens: int = 256,
+                          progress=None) -> list[torch.Tensor]:
     """Softmax outputs per feature: seq (C,), token (T, C) over the feature's own positions."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     out: list[torch.Tensor | None] = [None] * len(features)
-    batches = length_batches(features, pad_id, max_tokens, max_rows)
+    batches = packed_batches(features, pad_id, max_tokens, row_tokens)
     for batch in progress(batches) if progress else batches:
         inputs = {k: v.to(device) for k, v in batch.inputs.items()}
         probs = model(**inputs).logits.float().softmax(-1).cpu()
-        for row, index in enumerate(batch.indices):
-            if probs.dim() == 2:
-                out[index] = probs[row]
-            else:
-                out[index] = probs[row, : len(features[index]["input_ids"])]
+        if probs.dim() == 2:  # seq: (N, C) in example-id order
+            for example, index in enumerate(batch.indices):
+                out[index] = probs[example]
+            continue
+        seq_index = batch.inputs["seq_index"]  # token: (B, T, C); gather each example's positions
+        for example, index in enumerate(batch.indices):
+            out[index] = probs[seq_index == example]
     model.train(was_training)
     return out  # type: ignore[return-value]
 
