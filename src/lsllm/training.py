@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,13 @@ def prepare_run_dir(cfg: RunConfig) -> tuple[runs.RunDir, RunConfig]:
         stem = Path(cfg.data.data).name.replace(":", "_") or "run"
         cfg.train.output = str(Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     run = runs.RunDir(Path(cfg.train.output))
+    if int(os.environ.get("RANK", "0")) > 0:  # torchrun/accelerate: rank 0 owns the directory and its config
+        run.root.mkdir(parents=True, exist_ok=True)
+        if cfg.train.resume:
+            saved = RunConfig.load(run.config)
+            saved.train.resume, saved.train.output = True, str(run.root)
+            return run, saved
+        return run, cfg
     if cfg.train.resume:
         if not run.exists():
             raise ConfigError(f"--resume: {run.root} holds no run (no {runs.CONFIG}); start it without --resume")
@@ -142,7 +150,8 @@ def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset(), show_pro
     cfg.data.task = bundle.task
     if not cfg.train.resume:
         apply_preset(cfg, bundle.task, set(explicit))
-        cfg.save(run.config)
+        if int(os.environ.get("RANK", "0")) == 0:
+            cfg.save(run.config)
     torch.manual_seed(cfg.train.seed)
 
     model, tokenizer, source = build_model(cfg, bundle.labels, bundle.task)
