@@ -25,9 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from lsllm.config import DataConfig, LoraSettings, ModelConfig, RunConfig, TrainConfig
+from lsllm.config import DataConfig, LoraSettings, ModelConfig, RunConfig, TrainConfig, read_yaml_mapping
 from lsllm.errors import ConfigError, LsllmError
 
 SECTIONS = {"model": ModelConfig, "lora": LoraSettings, "data": DataConfig, "train": TrainConfig}
@@ -73,15 +71,7 @@ def config_from_args(args: argparse.Namespace, config_cls: Any = RunConfig, sect
     explicit: set[str] = set()
     if getattr(args, "config", None):
         path = Path(args.config)
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected sections model/lora/data/train")
-        for key, section in loaded.items():
+        for key, section in read_yaml_mapping(path).items():
             if key in sections:
                 if not isinstance(section, dict):
                     raise ConfigError(f"{path}: section {key!r} must be a mapping")

@@ -15,7 +15,15 @@ from typing import Any
 
 import yaml
 
-from lsllm.config import FORMAT_VERSION, DataConfig, LoraSettings, ModelConfig, RunConfig, TrainConfig
+from lsllm.config import (
+    FORMAT_VERSION,
+    DataConfig,
+    LoraSettings,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    read_yaml_mapping,
+)
 from lsllm.errors import ConfigError
 
 TEMPLATES = ("chat", "llama2-chat", "plain")
@@ -122,13 +130,4 @@ class SFTRunConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> SFTRunConfig:
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping with sections model/lora/data/train/sft")
-        return cls.from_dict(raw)
+        return cls.from_dict(read_yaml_mapping(path))
