@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,32 @@ class RunDir:
     def run_info(self) -> dict[str, Any]:
         self.require_trained()
         return json.loads((self.root / MODEL_DIR / RUN_INFO).read_text())
+
+
+def open_run(cfg, prefix: str = ""):
+    """Name the run directory (refusing one that holds a run), or reopen it with its saved config for --resume.
+
+    ``cfg`` is a RunConfig or SFTRunConfig; the saved config is read back with ``type(cfg).load``.
+    Under torchrun/accelerate only rank 0 checks: it owns the directory and writes its config.
+
+    Returns:
+        (RunDir, the config to run with)
+    """
+    if cfg.train.output is None:
+        stem = Path(cfg.data.data).name.replace(":", "_") or "run"
+        cfg.train.output = str(Path("runs") / f"{prefix}{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run = RunDir(Path(cfg.train.output))
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if cfg.train.resume:
+        if main_process and not run.exists():
+            raise ConfigError(f"--resume: {run.root} holds no run (no {CONFIG}); start it without --resume")
+        saved = type(cfg).load(run.config)
+        saved.train.resume = True
+        saved.train.output = str(run.root)
+        return run, saved
+    if main_process and run.exists():
+        raise ConfigError(f"{run.root} already holds a run: pass --resume to continue it or choose another --output")
+    return run, cfg
 
 
 def mark_checkpoint_complete(checkpoint: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -106,32 +105,6 @@ def build_model(cfg: RunConfig, labels: list[str], task: str):
     return peft_model, tokenizer, resolved.source
 
 
-def prepare_run_dir(cfg: RunConfig) -> tuple[runs.RunDir, RunConfig]:
-    """Create the run directory, or reopen it (and its saved config) for --resume."""
-    if cfg.train.output is None:
-        stem = Path(cfg.data.data).name.replace(":", "_") or "run"
-        cfg.train.output = str(Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run = runs.RunDir(Path(cfg.train.output))
-    if int(os.environ.get("RANK", "0")) > 0:  # torchrun/accelerate: rank 0 owns the directory and its config
-        run.root.mkdir(parents=True, exist_ok=True)
-        if cfg.train.resume:
-            saved = RunConfig.load(run.config)
-            saved.train.resume, saved.train.output = True, str(run.root)
-            return run, saved
-        return run, cfg
-    if cfg.train.resume:
-        if not run.exists():
-            raise ConfigError(f"--resume: {run.root} holds no run (no {runs.CONFIG}); start it without --resume")
-        saved = RunConfig.load(run.config)
-        saved.train.resume = True
-        saved.train.output = str(run.root)
-        return run, saved
-    if run.exists():
-        raise ConfigError(f"{run.root} already holds a run: pass --resume to continue it or choose another --output")
-    run.root.mkdir(parents=True, exist_ok=True)
-    return run, cfg
-
-
 def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset(), show_progress: bool = True) -> Path:
     """Train, select on validation, evaluate validation and test, and write the run directory.
 
@@ -143,7 +116,8 @@ def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset(), show_pro
         The run directory.
     """
     quantization_config(cfg.model.quantize)  # refuse QLoRA without CUDA before any work is done
-    run, cfg = prepare_run_dir(cfg)
+    run, cfg = runs.open_run(cfg)
+    run.root.mkdir(parents=True, exist_ok=True)
     bundle = load_data(cfg.data)
     if cfg.data.task is not None and cfg.data.task != bundle.task:
         raise ConfigError(f"--task {cfg.data.task} but {bundle.name} is a {bundle.task} dataset")

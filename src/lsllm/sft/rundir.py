@@ -15,8 +15,6 @@ model/ contents (a causal-LM adapter, no classification head):
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
 from typing import Any
 
 from lsllm import runs
@@ -29,26 +27,8 @@ SFT_INFO = "lsllm-sft.json"  # inside model/: labels, template, base weights, ve
 
 
 def prepare(cfg: SFTRunConfig) -> tuple[runs.RunDir, SFTRunConfig]:
-    """Name the run directory (refusing one that holds a run), or reopen it and its saved config for --resume.
-
-    Raises:
-        ConfigError: the directory already holds a run and --resume was not given, or --resume
-            names a directory with no run in it.
-    """
-    if cfg.train.output is None:
-        stem = Path(cfg.data.data).name.replace(":", "_") or "run"
-        cfg.train.output = str(Path("runs") / f"sft-{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run = runs.RunDir(Path(cfg.train.output))
-    if cfg.train.resume:
-        if not run.exists():
-            raise ConfigError(f"--resume: {run.root} holds no run (no {runs.CONFIG}); start it without --resume")
-        saved = SFTRunConfig.load(run.config)
-        saved.train.resume = True
-        saved.train.output = str(run.root)
-        return run, saved
-    if run.exists():
-        raise ConfigError(f"{run.root} already holds a run: pass --resume to continue it or choose another --output")
-    return run, cfg  # the folder appears with config.yaml, once the data has loaded
+    """Name the run directory or reopen it for --resume (`runs.open_run`); the folder appears with config.yaml."""
+    return runs.open_run(cfg, prefix="sft-")
 
 
 def resume_checkpoint(run: runs.RunDir) -> str | None:
