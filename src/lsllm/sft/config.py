@@ -13,10 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lsllm.config import (
-    FORMAT_VERSION,
     DataConfig,
     LoraSettings,
     ModelConfig,
@@ -101,13 +98,7 @@ class SFTRunConfig:
         if self.data.task == "token":
             raise ConfigError("SFT is not offered for token tasks (NER): use `lsllm train` for those")
 
-    def to_dict(self) -> dict[str, Any]:
-        from lsllm import __version__
-
-        out = dataclasses.asdict(self)
-        out["lsllm_version"] = __version__
-        out["format_version"] = FORMAT_VERSION
-        return out
+    to_dict = RunConfig.to_dict  # versioned asdict of every section, sft included
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> SFTRunConfig:
@@ -123,10 +114,7 @@ class SFTRunConfig:
             raise ConfigError(f"unknown key(s) in section 'sft': {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
         return cls(model=base.model, lora=base.lora, data=base.data, train=base.train, sft=SFTConfig(**sft_raw))
 
-    def save(self, path: str | Path) -> None:
-        from lsllm.runs import atomic_write_text
-
-        atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
+    save = RunConfig.save
 
     @classmethod
     def load(cls, path: str | Path) -> SFTRunConfig:
