@@ -95,7 +95,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not cfg.data.data and not cfg.train.resume:
         raise ConfigError("--data is required: a built-in name (lsllm datasets), a folder or a file")
     run = train(cfg, explicit)
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes and reports the run
+    from lsllm.runs import is_main_process
+
+    if is_main_process():  # under torchrun only rank 0 writes and reports the run
         _print_results(run / "metrics.json", run)
     return 0
 

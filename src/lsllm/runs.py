@@ -108,6 +108,11 @@ class RunDir:
         return json.loads((self.root / MODEL_DIR / RUN_INFO).read_text())
 
 
+def is_main_process() -> bool:
+    """True outside torchrun/accelerate and on rank 0: the process that owns the run directory."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def open_run(cfg, prefix: str = ""):
     """Name the run directory (refusing one that holds a run), or reopen it with its saved config for --resume.
 
@@ -121,7 +126,7 @@ def open_run(cfg, prefix: str = ""):
         stem = Path(cfg.data.data).name.replace(":", "_") or "run"
         cfg.train.output = str(Path("runs") / f"{prefix}{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     run = RunDir(Path(cfg.train.output))
-    main_process = int(os.environ.get("RANK", "0")) == 0
+    main_process = is_main_process()
     if cfg.train.resume:
         if main_process and not run.exists():
             raise ConfigError(f"--resume: {run.root} holds no run (no {CONFIG}); start it without --resume")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +104,7 @@ def build_model(cfg: RunConfig, labels: list[str], task: str):
     return peft_model, tokenizer, resolved.source
 
 
-def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset(), show_progress: bool = True) -> Path:
+def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset()) -> Path:
     """Train, select on validation, evaluate validation and test, and write the run directory.
 
     Args:
@@ -124,7 +123,7 @@ def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset(), show_pro
     cfg.data.task = bundle.task
     if not cfg.train.resume:
         apply_preset(cfg, bundle.task, set(explicit))
-        if int(os.environ.get("RANK", "0")) == 0:
+        if runs.is_main_process():
             cfg.save(run.config)
     torch.manual_seed(cfg.train.seed)
 
@@ -139,7 +138,7 @@ def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset(), show_pro
 
     if trainer.is_world_process_zero():
         classifier.model = trainer.model
-        finish_run(run, cfg, bundle, classifier, source, trainer.state.log_history, show_progress)
+        finish_run(run, cfg, bundle, classifier, source, trainer.state.log_history)
     return run.root
 
 
@@ -198,7 +197,7 @@ def _make_trainer(cfg: RunConfig, run: runs.RunDir, bundle: DatasetBundle, class
 
 
 def finish_run(run: runs.RunDir, cfg: RunConfig, bundle: DatasetBundle, classifier: Classifier, source: dict,
-               history: list[dict], show_progress: bool = True) -> dict[str, dict]:
+               history: list[dict]) -> dict[str, dict]:
     """Evaluate the selected model on validation and test and write every run file."""
     results, records = {}, {}
     for split in ("validation", "test"):
