@@ -5,9 +5,10 @@ What differs from the stock recipes (and nothing else):
   re-casting fp32 weights at every op), LoRA adapters and the head in fp32;
 - training batches packed into one row (no padding; block-diagonal attention, positions reset
   per example), the same examples per step as the tuned recipe;
+- attention per example within packed rows (`lsllm.models.attention`), in fp32 when training on CPU;
 - inference with LoRA merged into the weights (no adapter ops), `inference_mode`, inputs sorted by
-  length and packed into rows of 256 tokens, 1024 per batch (`lsllm.prediction.feature_probabilities`,
-  as `lsllm predict` and the server).
+  length and packed into one row of up to 2048 tokens per batch
+  (`lsllm.prediction.feature_probabilities`, as `lsllm predict` and the server).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class LsllmPath:
         return {
             "examples": len(examples),
             "real_tokens": sum(len(f["input_ids"]) for f in encoded.features),
-            "computed_tokens": sum(b.inputs["input_ids"].numel() for b in packed_batches(encoded.features, 0, 1024, 256)),
+            "computed_tokens": sum(b.inputs["input_ids"].numel() for b in packed_batches(encoded.features, 0, 2048)),
             "predictions": out,
         }
 

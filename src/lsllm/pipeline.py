@@ -27,7 +27,7 @@ class Classifier:
     task: str
     max_length: int
     label_all_subtokens: bool = False
-    max_batch_tokens: int = 1024  # padded tokens per inference batch: large enough to amortise, small enough for the CPU's caches
+    max_batch_tokens: int = 2048  # tokens per inference batch (one packed row): measured a little faster than 1024 on CPU
 
     @property
     def label2id(self) -> dict[str, int]:

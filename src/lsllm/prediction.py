@@ -1,8 +1,9 @@
 """Batched inference and the one record schema shared by `predict`, predictions.jsonl and the server.
 
 The fast path: LoRA merged into the base weights (no adapter ops), ``torch.inference_mode``,
-inputs sorted by length and packed end to end into rows (block-diagonal attention, positions
-restarting per input), rows batched by a token budget: no compute goes to padding.
+inputs sorted by length and packed end to end into one row per batch up to a token budget
+(positions restarting per input; attention runs per input, see ``models.attention``): no compute
+goes to padding, and the matmuls see long rows.
 
 Records:
     seq:   {"text", "label", "score", "probabilities": {label: p}}
@@ -41,12 +42,14 @@ class Batch:
     inputs: dict[str, torch.Tensor]
 
 
-def packed_batches(features: Sequence[dict], pad_id: int, max_tokens: int, row_tokens: int) -> list[Batch]:
-    """Length-sorted examples packed into rows of about ``row_tokens``, rows batched up to ``max_tokens``.
+def packed_batches(features: Sequence[dict], pad_id: int, max_tokens: int, row_tokens: int | None = None) -> list[Batch]:
+    """Length-sorted examples packed into rows of at most ``row_tokens``, rows batched up to ``max_tokens``.
 
-    No compute goes to padding (only row ends are padded) and the attention cost stays that of
-    ``row_tokens``-long rows, whatever the batch size.
+    No compute goes to padding (only row ends are padded). With lsllm's attention, which runs per
+    example, one row per batch (``row_tokens=None``, the default) is fastest; shorter rows bound
+    the cost of attention implementations that pay for the whole row (eager).
     """
+    row_tokens = row_tokens or max_tokens
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     rows: list[list[int]] = []
     for index in order:
@@ -88,7 +91,7 @@ def _pack(rows: list[list[int]], features: Sequence[dict], pad_id: int) -> Batch
 
 
 @torch.inference_mode()
-def feature_probabilities(model, features: Sequence[dict], pad_id: int, max_tokens: int = 1024, row_tokens: int = 256,
+def feature_probabilities(model, features: Sequence[dict], pad_id: int, max_tokens: int = 2048, row_tokens: int | None = None,
                           progress=None) -> list[torch.Tensor]:
     """Softmax outputs per feature: seq (C,), token (T, C) over the feature's own positions."""
     was_training = model.training

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModel
 
 from lsllm.errors import ConfigError
-from lsllm.models.attention import attention_modules, bidirectional_layers, set_attention_mode
+from lsllm.models.attention import LSLLM_SDPA, attention_modules, bidirectional_layers, set_attention_mode
 from tests.conftest import tiny_config
 
 IDS = torch.tensor([[5, 6, 7, 8, 9, 10]])
@@ -84,7 +84,7 @@ def test_switching_back_to_causal_restores_causal_attention():
     model = backbone("llama", bidirectional=True, unmask_layers=2)
     set_attention_mode(model, bidirectional=False)
     assert bidirectional_layers(model) == []
-    assert model.config._attn_implementation == "sdpa"
+    assert model.config._attn_implementation == LSLLM_SDPA  # LS models keep lsllm's SDPA (not saved in configs)
     assert all(m.is_causal for m in attention_modules(model))
 
 

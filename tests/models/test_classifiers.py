@@ -72,6 +72,86 @@ def test_packed_rows_give_the_same_logits_as_padded_batches(family, mode):
     torch.testing.assert_close(packed_tok[0, 6:9], padded_tok[1, :3], atol=2e-5, rtol=1e-4)
 
 
+def _packed_and_padded(rows: list[list[int]], vocab: int = 90):
+    """Examples of the given lengths, packed into rows (padding only at row ends) and padded one per row."""
+    gen = torch.Generator().manual_seed(1)
+    examples = [torch.randint(1, vocab, (n,), generator=gen) for row in rows for n in row]
+    labels = [torch.randint(0, 4, (len(e),), generator=gen) for e in examples]
+    width = max(sum(row) for row in rows)
+    packed = {k: torch.full((len(rows), width), fill, dtype=torch.long)
+              for k, fill in (("input_ids", 0), ("seq_index", -1), ("position_ids", 0), ("labels", -100))}
+    example = 0
+    for r, row in enumerate(rows):
+        start = 0
+        for n in row:
+            end = start + n
+            packed["input_ids"][r, start:end] = examples[example]
+            packed["labels"][r, start:end] = labels[example]
+            packed["seq_index"][r, start:end] = example
+            packed["position_ids"][r, start:end] = torch.arange(n)
+            example, start = example + 1, end
+    longest = max(len(e) for e in examples)
+    padded = {"input_ids": torch.zeros(len(examples), longest, dtype=torch.long),
+              "attention_mask": torch.zeros(len(examples), longest, dtype=torch.long),
+              "labels": torch.full((len(examples), longest), -100, dtype=torch.long)}
+    for i, (e, y) in enumerate(zip(examples, labels)):
+        padded["input_ids"][i, :len(e)], padded["attention_mask"][i, :len(e)], padded["labels"][i, :len(e)] = e, 1, y
+    return packed, padded
+
+
+def _logits_and_grads(model, batch):
+    model.zero_grad()
+    out = model(**batch)
+    out.loss.backward()
+    return out.logits, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("mode", ["causal", "bidirectional", "top1"])
+def test_per_example_attention_of_packed_rows_gives_padded_logits_and_gradients(family, mode):
+    """Several rows, runs of equal lengths (one SDPA call each), a padding tail: training on packed rows
+    computes what training on padded rows computes, loss gradients included."""
+    torch.manual_seed(0)
+    model = LSForTokenClassification(tiny_config(family, num_labels=4, classifier_dropout=0.0)).train()
+    model.set_attention(mode != "causal", 1 if mode == "top1" else None)
+    packed, padded = _packed_and_padded([[3, 3, 3, 5, 1], [7, 2, 2]])
+    packed_logits, packed_grads = _logits_and_grads(model, packed)
+    padded_logits, padded_grads = _logits_and_grads(model, padded)
+    real = padded["attention_mask"].bool()
+    torch.testing.assert_close(packed_logits[packed["seq_index"] >= 0], padded_logits[real], atol=2e-5, rtol=1e-4)
+    assert packed_grads.keys() == padded_grads.keys()
+    for name, grad in packed_grads.items():
+        torch.testing.assert_close(grad, padded_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_packed_rows_keep_sliding_windows_shorter_than_an_example(bidirectional):
+    torch.manual_seed(0)
+    model = LSForTokenClassification(tiny_config("mistral", num_labels=4, sliding_window=2)).eval()
+    model.set_attention(bidirectional)
+    packed, padded = _packed_and_padded([[6, 2, 4]])
+    with torch.no_grad():
+        packed_logits = model(**packed).logits
+        padded_logits = model(**padded).logits
+        unwindowed = LSForTokenClassification(tiny_config("mistral", num_labels=4, sliding_window=64)).eval()
+        unwindowed.load_state_dict(model.state_dict())
+        unwindowed.set_attention(bidirectional)
+        assert not torch.allclose(unwindowed(**padded).logits, padded_logits, atol=1e-3)  # the window matters here
+    torch.testing.assert_close(packed_logits[packed["seq_index"] >= 0], padded_logits[padded["attention_mask"].bool()],
+                               atol=2e-5, rtol=1e-4)
+
+
+def test_bf16_packed_training_matches_padded_within_bf16_tolerance():
+    """In bf16 the packed path computes attention in fp32 on CPU; logits agree to bf16 precision."""
+    torch.manual_seed(0)
+    model = LSForTokenClassification(tiny_config("llama", num_labels=4, classifier_dropout=0.0)).bfloat16().train()
+    packed, padded = _packed_and_padded([[3, 3, 5, 4]])
+    packed_logits, _ = _logits_and_grads(model, packed)
+    padded_logits, _ = _logits_and_grads(model, padded)
+    real = padded["attention_mask"].bool()
+    torch.testing.assert_close(packed_logits[packed["seq_index"] >= 0], padded_logits[real], atol=3e-2, rtol=3e-2)
+    assert torch.equal(packed_logits[packed["seq_index"] >= 0].argmax(-1), padded_logits[real].argmax(-1))
+
+
 def test_save_and_load_restore_identical_logits_pooling_and_attention(tmp_path):
     model = seq_model(cls=UnmaskingLlamaForSequenceClassification)
     model.set_pooling("max")

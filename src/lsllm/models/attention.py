@@ -15,11 +15,24 @@ public hooks:
 * Top-k unmasking (``unmask_layers=k``) needs per-layer masks, but transformers builds one mask
   for all layers. We register an attention function ``lsllm_sdpa`` (``AttentionInterface``) that
   wraps SDPA and re-imposes causality on the layers whose module still says ``is_causal``.
+* Packed rows (several examples end to end) need block-diagonal attention. A (T, T) mask makes
+  SDPA pay for the whole row, though each token only sees its own example: on CPU that was a
+  quarter of a training step. ``lsllm_sdpa`` therefore also takes the rows' segment lengths
+  (``lsllm_segments``, from :func:`packed_segments`) and runs SDPA per example, examples of equal
+  length stacked into one call, so attention costs what the examples need. Training on CPU
+  computes it in fp32: the bf16 SDPA backward of small blocks is about 2x slower there.
+  Sliding windows are kept per layer (a banded mask for examples longer than the window).
+
+LS models use ``lsllm_sdpa`` wherever the user asked for SDPA; it is not saved in the config, so a
+saved or merged model loads with plain ``sdpa`` anywhere.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -27,12 +40,62 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from lsllm.errors import ConfigError
 
-PER_LAYER_IMPLEMENTATION = "lsllm_sdpa"
+LSLLM_SDPA = "lsllm_sdpa"
 
 
-def _per_layer_sdpa(module: nn.Module, query, key, value, attention_mask, **kwargs):
-    """SDPA that keeps lower layers causal while the mask (built bidirectional) serves the top."""
-    if getattr(module, "is_causal", True) and attention_mask is not None:
+Segments = tuple[tuple[tuple[int, int], ...], ...]
+"""Per row, runs of (example length, number of consecutive examples of that length)."""
+
+
+def packed_segments(seq_index: torch.Tensor) -> Segments:
+    """The examples of packed rows as runs of equal lengths (the row's padding tail is one more run)."""
+    rows = []
+    for row in seq_index.tolist():
+        lengths = [len(list(group)) for _, group in itertools.groupby(row)]
+        rows.append(tuple((length, len(list(group))) for length, group in itertools.groupby(lengths)))
+    return tuple(rows)
+
+
+def _segment_sdpa(module: nn.Module, query, key, value, segments: Segments, dropout: float, scaling, window: int | None):
+    """SDPA over each example of packed rows: (B, H, T, D) in, (B, T, H, D) out as transformers expects."""
+    dtype = query.dtype
+    if query.device.type == "cpu" and torch.is_grad_enabled() and dtype != torch.float32:
+        query, key, value = query.float(), key.float(), value.float()
+    causal = bool(getattr(module, "is_causal", True))
+    rows = []
+    for b, runs in enumerate(segments):
+        sizes = [length * count for length, count in runs]
+        parts = []
+        for (length, count), q, k, v in zip(runs, query[b].split(sizes, 1), key[b].split(sizes, 1), value[b].split(sizes, 1)):
+            # (H, count*length, D) -> (count, H, length, D): equal-length examples in one call
+            q, k, v = (x.reshape(x.shape[0], count, length, x.shape[-1]).transpose(0, 1) for x in (q, k, v))
+            mask = _window_mask(length, window, causal, q.device) if window and length > window else None
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
+                                                 is_causal=mask is None and causal and length > 1,
+                                                 scale=scaling, enable_gqa=True)
+            parts.append(out.permute(0, 2, 1, 3).reshape(count * length, out.shape[1], out.shape[-1]))
+        rows.append(torch.cat(parts, 0))
+    return torch.stack(rows).to(dtype), None
+
+
+def _window_mask(length: int, window: int, causal: bool, device) -> torch.Tensor:
+    """transformers' sliding windows: causal sees the last ``window`` positions, bidirectional |i-j| <= window."""
+    position = torch.arange(length, device=device)
+    distance = position[:, None] - position[None, :]
+    return (distance >= 0) & (distance < window) if causal else distance.abs() <= window
+
+
+def _lsllm_sdpa(module: nn.Module, query, key, value, attention_mask, **kwargs):
+    """SDPA per packed example when segments are given; else SDPA that keeps lower layers causal
+    while the mask (built bidirectional for top-k unmasking) serves the top."""
+    segments = kwargs.pop("lsllm_segments", None)
+    if segments is not None and query.shape[2] == key.shape[2]:
+        dropout = kwargs.get("dropout", 0.0) if module.training else 0.0
+        window = kwargs.get("sliding_window", getattr(module, "sliding_window", None))  # a kwarg in most families
+        return _segment_sdpa(module, query, key, value, segments, dropout, kwargs.get("scaling"), window)
+    config = getattr(module, "config", None)
+    mask_is_bidirectional = not getattr(config, "is_causal", False)
+    if getattr(module, "is_causal", True) and mask_is_bidirectional and attention_mask is not None:
         q_len, kv_len = query.shape[2], key.shape[2]
         causal = torch.ones(q_len, kv_len, dtype=torch.bool, device=query.device).tril(kv_len - q_len)
         if attention_mask.dtype == torch.bool:
@@ -43,8 +106,8 @@ def _per_layer_sdpa(module: nn.Module, query, key, value, attention_mask, **kwar
     return sdpa_attention_forward(module, query, key, value, attention_mask, is_causal=module.is_causal, **kwargs)
 
 
-AttentionInterface.register(PER_LAYER_IMPLEMENTATION, _per_layer_sdpa)
-AttentionMaskInterface.register(PER_LAYER_IMPLEMENTATION, sdpa_mask)
+AttentionInterface.register(LSLLM_SDPA, _lsllm_sdpa)
+AttentionMaskInterface.register(LSLLM_SDPA, sdpa_mask)
 
 
 def attention_modules(backbone: nn.Module) -> list[nn.Module]:
@@ -78,12 +141,10 @@ def set_attention_mode(backbone: nn.Module, bidirectional: bool, unmask_layers: 
         module.is_causal = module.layer_idx < first_bidirectional
     config.is_causal = k == 0
     implementation = config._attn_implementation
-    if 0 < k < n_layers:
-        if implementation not in ("sdpa", PER_LAYER_IMPLEMENTATION):
-            raise ConfigError(f"unmask_layers needs attn_implementation=sdpa, got {implementation!r}")
-        backbone.set_attn_implementation(PER_LAYER_IMPLEMENTATION)
-    elif implementation == PER_LAYER_IMPLEMENTATION:
-        backbone.set_attn_implementation("sdpa")
+    if implementation == "sdpa":
+        backbone.set_attn_implementation(LSLLM_SDPA)
+    elif 0 < k < n_layers and implementation != LSLLM_SDPA:
+        raise ConfigError(f"unmask_layers needs attn_implementation=sdpa, got {implementation!r}")
 
 
 def bidirectional_layers(backbone: nn.Module) -> list[int]:
@@ -116,6 +177,6 @@ def packed_attention_mask(seq_index: torch.Tensor, causal: bool, dtype: torch.dt
     allowed = allowed.unsqueeze(1)
     if implementation == "eager":
         return torch.zeros(allowed.shape, dtype=dtype, device=seq_index.device).masked_fill(~allowed, torch.finfo(dtype).min)
-    if implementation in ("sdpa", PER_LAYER_IMPLEMENTATION, "flex_attention"):
+    if implementation in ("sdpa", LSLLM_SDPA, "flex_attention"):
         return allowed
     raise ConfigError(f"packed batches need attn_implementation sdpa or eager, got {implementation!r}; use --no-pack")

@@ -27,7 +27,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassif
 
 from lsllm.config import POOLINGS
 from lsllm.errors import ConfigError
-from lsllm.models.attention import packed_attention_mask, set_attention_mode
+from lsllm.models.attention import LSLLM_SDPA, packed_attention_mask, packed_segments, set_attention_mode
 from lsllm.models.backbones import quantization_config, resolve_model
 from lsllm.models.pooling import pool, seq_index_from_mask
 
@@ -87,6 +87,8 @@ class _LabelSupervised(PreTrainedModel):
             )
             if position_ids is None:
                 raise ConfigError("packed batches need position_ids (restart at 0 for every example)")
+            if self.model.config._attn_implementation == LSLLM_SDPA:
+                kwargs["lsllm_segments"] = packed_segments(seq_index)
         for key in ("output_attentions", "output_hidden_states", "return_dict", "use_cache", "num_items_in_batch"):
             kwargs.pop(key, None)
         out = self.model(

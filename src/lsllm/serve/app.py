@@ -391,10 +391,9 @@ def app_from_run(run_dir: str | Path, settings: ServeSettings | None = None, max
         max_length: serving limit in tokens (default: the run's training max_length).
         dtype: "float32" | "bfloat16" | "auto" (default: the run's dtype).
         device: "cpu", "cuda", ... (default: the best available).
-        max_batch_tokens: padded tokens per forward pass inside one model call (default: the
+        max_batch_tokens: tokens per forward pass inside one model call (default: the
             classifier's). A micro-batch is cut into length-sorted forward passes of at most this
-            many tokens; on CPU, where even one text keeps the matmuls busy, a small budget
-            (256-512) wastes less on padding than one big padded batch.
+            many tokens, each one packed row (no padding); smaller budgets bound memory.
 
     Raises:
         ConfigError: not a finished run, or a max_length the model cannot take.

@@ -61,8 +61,8 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
                        help="weights dtype (default: the run's)")
     serve.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: the best available)")
     serve.add_argument("--max-batch-tokens", type=int, default=None,
-                       help="tokens per forward pass within a model call (default: the classifier's 1024; inputs are "
-                            "packed end to end in 256-token rows, so no compute goes to padding)")
+                       help="tokens per forward pass within a model call (default: the classifier's 2048; inputs are "
+                            "packed end to end in one row, so no compute goes to padding)")
     serve.add_argument("--threads", type=int, default=None,
                        help="torch CPU threads (default: torch's choice; 1 avoids thread sync stalls on busy machines)")
 
