@@ -17,7 +17,7 @@ public hooks:
   wraps SDPA and re-imposes causality on the layers whose module still says ``is_causal``.
 * Packed rows (several examples end to end) need block-diagonal attention. A (T, T) mask makes
   SDPA pay for the whole row, though each token only sees its own example: on CPU that was a
-  quarter of a training step. ``lsllm_sdpa`` therefore also takes the rows' segment lengths
+  quarter of a training step. On CPU ``lsllm_sdpa`` therefore also takes the rows' segment lengths
   (``lsllm_segments``, from :func:`packed_segments`) and runs SDPA per example, examples of equal
   length stacked into one call, so attention costs what the examples need. Training on CPU
   computes it in fp32: the bf16 SDPA backward of small blocks is about 2x slower there.

@@ -87,8 +87,8 @@ class _LabelSupervised(PreTrainedModel):
             )
             if position_ids is None:
                 raise ConfigError("packed batches need position_ids (restart at 0 for every example)")
-            if self.model.config._attn_implementation == LSLLM_SDPA:
-                kwargs["lsllm_segments"] = packed_segments(seq_index)
+            if self.model.config._attn_implementation == LSLLM_SDPA and seq_index.device.type == "cpu":
+                kwargs["lsllm_segments"] = packed_segments(seq_index)  # GPUs keep the mask: many tiny calls are launch-bound there
         for key in ("output_attentions", "output_hidden_states", "return_dict", "use_cache", "num_items_in_batch"):
             kwargs.pop(key, None)
         out = self.model(
