@@ -17,6 +17,7 @@ from torch import nn
 from lsllm.config import LoraSettings
 from lsllm.errors import ConfigError
 from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
+from lsllm.models.dropout import use_fast_dropout
 
 HEAD = "score"
 
@@ -50,12 +51,16 @@ def apply_lora(model: nn.Module, settings: LoraSettings, quantized: bool = False
         target_modules=list(settings.target_modules),
         modules_to_save=[HEAD],
     )
-    return get_peft_model(model, config)
+    model = get_peft_model(model, config)
+    use_fast_dropout(model)
+    return model
 
 
 def load_adapter(model: nn.Module, adapter_dir: str | Path, trainable: bool = False) -> PeftModel:
     """Attach a saved adapter (+ head) to a freshly built classifier."""
-    return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
+    model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
+    use_fast_dropout(model)
+    return model
 
 
 def merge(model: PeftModel) -> nn.Module:
