@@ -6,6 +6,7 @@ What differs from the stock recipes (and nothing else):
 - training batches packed into one row (no padding; block-diagonal attention, positions reset
   per example), the same examples per step as the tuned recipe;
 - attention per example within packed rows (`lsllm.models.attention`), in fp32 when training on CPU;
+- LoRA dropout with a cheaper random mask on CPU (`lsllm.models.dropout.FastDropout`, p = 0.1 as the others);
 - inference with LoRA merged into the weights (no adapter ops), `inference_mode`, inputs sorted by
   length and packed into one row of up to 2048 tokens per batch
   (`lsllm.prediction.feature_probabilities`, as `lsllm predict` and the server).

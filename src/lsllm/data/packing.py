@@ -2,7 +2,9 @@
 
 The examples, the loss and the gradients are those of the padded batch (the model's block-diagonal
 mask keeps examples apart, positions restart at 0 for each), but no compute goes to padding and
-every matmul sees one long row instead of many short padded ones.
+every matmul sees one long row instead of many short padded ones. Examples are laid out shortest
+first: the loss does not depend on their order, and equal lengths side by side share one
+attention call (see ``lsllm.models.attention``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class PackingCollator:
         self.task = task
 
     def __call__(self, features: Sequence[dict]) -> dict[str, torch.Tensor]:
+        features = sorted(features, key=lambda f: len(f["input_ids"]))
         ids, seq_index, positions, token_labels = [], [], [], []
         for example, feature in enumerate(features):
             n = len(feature["input_ids"])
