@@ -4,7 +4,7 @@ What differs from the stock recipes (and nothing else):
 - backbone weights stored in bf16 where the CPU/GPU multiplies bf16 natively (no autocast
   re-casting fp32 weights at every op), LoRA adapters and the head in fp32;
 - training batches packed into one row (no padding; block-diagonal attention, positions reset
-  per example), the same examples per step as the tuned recipe;
+  per example), 16 examples per step as in the tuned recipe (random order, as `lsllm train`);
 - attention per example within packed rows (`lsllm.models.attention`), in fp32 when training on CPU;
 - LoRA dropout with a cheaper random mask on CPU (`lsllm.models.dropout.FastDropout`, p = 0.1 as the others);
 - inference with LoRA merged into the weights (no adapter ops), `inference_mode`, inputs sorted by
@@ -50,6 +50,8 @@ class LsllmPath:
         self.label2id = {label: i for i, label in enumerate(labels)}
         self.collator = PackingCollator(task)
         self._epoch = 0
+        self.learning_rate = LEARNING_RATE
+        self.batch_size = BATCH_SIZE
 
     def encode(self, examples: list):
         if self.task == "seq":
@@ -64,12 +66,12 @@ class LsllmPath:
         params = [p for p in model.parameters() if p.requires_grad]
         generator = torch.Generator().manual_seed(self.seed + self._epoch)
         order = torch.randperm(len(features), generator=generator).tolist()
-        steps = -(-len(features) // BATCH_SIZE)
-        optimizer = torch.optim.AdamW(params, lr=LEARNING_RATE, weight_decay=0.0)
+        steps = -(-len(features) // self.batch_size)
+        optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=0.0)
         schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)
         losses, computed = [], 0
-        for start in range(0, len(order), BATCH_SIZE):
-            batch = self.collator([features[i] for i in order[start:start + BATCH_SIZE]])
+        for start in range(0, len(order), self.batch_size):
+            batch = self.collator([features[i] for i in order[start:start + self.batch_size]])
             batch = {k: v.to(self.device) for k, v in batch.items()}
             with record_function("step.forward"):
                 loss = model(**batch).loss

@@ -87,6 +87,7 @@ class StockPath:
             padding="max_length" if recipe.pad_to_max_length else "longest",
             max_length=MAX_LENGTH if recipe.pad_to_max_length else None,
         )
+        self.learning_rate = LEARNING_RATE
         self._epoch = 0
 
     # ------------------------------------------------------------------ encoding
@@ -150,7 +151,7 @@ class StockPath:
         model.train()
         params = [p for p in model.parameters() if p.requires_grad]
         steps = -(-len(features) // self.recipe.batch_size)
-        optimizer = torch.optim.AdamW(params, lr=LEARNING_RATE, weight_decay=0.0)
+        optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=0.0)
         schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)
         computed, losses = 0, []
         for _, batch in self._batches(features, train=True):

@@ -94,7 +94,7 @@ def _packed_and_padded(rows: list[list[int]], vocab: int = 90):
     padded = {"input_ids": torch.zeros(len(examples), longest, dtype=torch.long),
               "attention_mask": torch.zeros(len(examples), longest, dtype=torch.long),
               "labels": torch.full((len(examples), longest), -100, dtype=torch.long)}
-    for i, (e, y) in enumerate(zip(examples, labels)):
+    for i, (e, y) in enumerate(zip(examples, labels, strict=True)):
         padded["input_ids"][i, :len(e)], padded["attention_mask"][i, :len(e)], padded["labels"][i, :len(e)] = e, 1, y
     return packed, padded
 

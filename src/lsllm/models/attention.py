@@ -66,7 +66,7 @@ def _segment_sdpa(module: nn.Module, query, key, value, segments: Segments, drop
     for b, runs in enumerate(segments):
         sizes = [length * count for length, count in runs]
         parts = []
-        for (length, count), q, k, v in zip(runs, query[b].split(sizes, 1), key[b].split(sizes, 1), value[b].split(sizes, 1)):
+        for (length, count), q, k, v in zip(runs, query[b].split(sizes, 1), key[b].split(sizes, 1), value[b].split(sizes, 1), strict=True):
             # (H, count*length, D) -> (count, H, length, D): equal-length examples in one call
             q, k, v = (x.reshape(x.shape[0], count, length, x.shape[-1]).transpose(0, 1) for x in (q, k, v))
             mask = _window_mask(length, window, causal, q.device) if window and length > window else None
