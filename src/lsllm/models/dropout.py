@@ -28,9 +28,8 @@ class FastDropout(nn.Dropout):
         return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
 
 
-def use_fast_dropout(model: nn.Module) -> int:
-    """Swap every PEFT LoRA dropout (``lora_dropout[adapter]``) for :class:`FastDropout`; returns how many."""
-    swapped = 0
+def use_fast_dropout(model: nn.Module) -> None:
+    """Swap every PEFT LoRA dropout (``lora_dropout[adapter]``) for :class:`FastDropout`, in place."""
     for module in model.modules():
         dropouts = getattr(module, "lora_dropout", None)
         if not isinstance(dropouts, nn.ModuleDict):
@@ -38,5 +37,3 @@ def use_fast_dropout(model: nn.Module) -> int:
         for name, dropout in dropouts.items():
             if type(dropout) is nn.Dropout:
                 dropouts[name] = FastDropout(dropout.p)
-                swapped += 1
-    return swapped
