@@ -17,9 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from _stock import LEARNING_RATE, LORA
-from torch.profiler import record_function
-from transformers import get_linear_schedule_with_warmup
+from _stock import LEARNING_RATE, LORA, train_epoch
 
 from lsllm.config import LoraSettings
 from lsllm.data import SeqExample, TokenExample, encode_sequences, encode_tokens
@@ -61,37 +59,13 @@ class LsllmPath:
     def train(self, examples: list) -> dict:
         features = self.encode(examples).features
         self._epoch += 1
-        model = self.model
-        model.train()
-        params = [p for p in model.parameters() if p.requires_grad]
+        self.model.train()
         generator = torch.Generator().manual_seed(self.seed + self._epoch)
         order = torch.randperm(len(features), generator=generator).tolist()
-        steps = -(-len(features) // self.batch_size)
-        optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=0.0)
-        schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)
-        losses, computed = [], 0
-        for start in range(0, len(order), self.batch_size):
-            batch = self.collator([features[i] for i in order[start:start + self.batch_size]])
-            batch = {k: v.to(self.device) for k, v in batch.items()}
-            with record_function("step.forward"):
-                loss = model(**batch).loss
-            with record_function("step.backward"):
-                loss.backward()
-            with record_function("step.optimizer"):
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad(set_to_none=True)
-            computed += batch["input_ids"].numel()
-            losses.append(loss.item())
-        return {
-            "examples": len(features),
-            "real_tokens": sum(len(f["input_ids"]) for f in features),
-            "computed_tokens": computed,
-            "steps": steps,
-            "loss_first": losses[0],
-            "loss_last_mean": sum(losses[-10:]) / len(losses[-10:]),
-        }
+        size = self.batch_size
+        rows = (self.collator([features[i] for i in order[start:start + size]]) for start in range(0, len(order), size))
+        batches = ({k: v.to(self.device) for k, v in batch.items()} for batch in rows)
+        return train_epoch(self.model, features, batches, size, self.learning_rate)
 
     def infer(self, examples: list) -> dict:
         encoded = self.encode(examples)

@@ -38,6 +38,40 @@ LORA = {"r": 12, "lora_alpha": 32, "lora_dropout": 0.1, "target_modules": ["q_pr
 LEARNING_RATE = 1e-4
 
 
+def train_epoch(model, features: list[dict], batches, batch_size: int, learning_rate: float,
+                autocast=contextlib.nullcontext) -> dict:
+    """The one training loop of every path: AdamW (weight decay 0), linear decay, clipping at 1.0.
+
+    `batches` yields the epoch's model inputs (on the device), `batch_size` features each. Named
+    ranges (free when no profiler is running) let bench/profile_steps.py split the time.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    steps = -(-len(features) // batch_size)
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
+    schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)
+    computed, losses = 0, []
+    for batch in batches:
+        with record_function("step.forward"), autocast():
+            loss = model(**batch).loss
+        with record_function("step.backward"):
+            loss.backward()
+        with record_function("step.optimizer"):
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+        computed += batch["input_ids"].numel()
+        losses.append(loss.item())
+    return {
+        "examples": len(features),
+        "real_tokens": sum(len(f["input_ids"]) for f in features),
+        "computed_tokens": computed,
+        "steps": steps,
+        "loss_first": losses[0],
+        "loss_last_mean": sum(losses[-10:]) / len(losses[-10:]),
+    }
+
+
 @dataclass(frozen=True)
 class StockRecipe:
     """The knobs that differ between the reference and the tuned recipe."""
@@ -147,34 +181,9 @@ class StockPath:
         """One epoch over `examples`; returns token counts and the mean loss."""
         features = self.encode(examples)
         self._epoch += 1
-        model = self.model
-        model.train()
-        params = [p for p in model.parameters() if p.requires_grad]
-        steps = -(-len(features) // self.recipe.batch_size)
-        optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=0.0)
-        schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)
-        computed, losses = 0, []
-        for _, batch in self._batches(features, train=True):
-            # Named ranges (free when no profiler is running) let bench/profile_steps.py split the time.
-            with record_function("step.forward"), self._autocast():
-                loss = model(**batch).loss
-            with record_function("step.backward"):
-                loss.backward()
-            with record_function("step.optimizer"):
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad(set_to_none=True)
-            computed += batch["input_ids"].numel()
-            losses.append(loss.item())
-        return {
-            "examples": len(features),
-            "real_tokens": sum(len(f["input_ids"]) for f in features),
-            "computed_tokens": computed,
-            "steps": steps,
-            "loss_first": losses[0],
-            "loss_last_mean": sum(losses[-10:]) / len(losses[-10:]),
-        }
+        self.model.train()
+        batches = (batch for _, batch in self._batches(features, train=True))
+        return train_epoch(self.model, features, batches, self.recipe.batch_size, self.learning_rate, self._autocast)
 
     @torch.inference_mode()
     def infer(self, examples: list) -> dict:
