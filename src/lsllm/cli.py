@@ -92,6 +92,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lsllm.training import train
 
     cfg, explicit = config_from_args(args)
+    _yaml_threads(cfg)
     if not cfg.data.data and not cfg.train.resume:
         raise ConfigError("--data is required: a built-in name (lsllm datasets), a folder or a file")
     run = train(cfg, explicit)
@@ -217,6 +218,7 @@ def cmd_sft_train(args: argparse.Namespace) -> int:
     from lsllm.sft.training import train_sft
 
     cfg, _ = config_from_args(args, SFTRunConfig, SFT_SECTIONS)
+    _yaml_threads(cfg)
     if not cfg.data.data and not cfg.train.resume:
         raise ConfigError("--data is required: a built-in name (lsllm datasets), a folder or a file")
     run = train_sft(cfg)
@@ -274,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
     add_config_flags(evaluate, ["data"], skip={"train-limit", "labels", "max-length", "label-all-subtokens", "task", "split-seed"})
+    add_threads_flag(evaluate)
     evaluate.set_defaults(handler=cmd_eval)
 
     predict = commands.add_parser("predict", help="predict labels (seq) or entities (token) for texts")
@@ -281,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("texts", nargs="*", help="texts to classify")
     predict.add_argument("--input", help="a .txt file (one text per line) or .jsonl ({\"text\"} or {\"tokens\"})")
     predict.add_argument("--output-file", help="write JSONL records here instead of stdout")
+    add_threads_flag(predict)
     predict.set_defaults(handler=cmd_predict)
 
     merge = commands.add_parser("merge", help="fold LoRA into the base and write a standalone HF model")
@@ -303,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     sft_eval.add_argument("run_dir")
     sft_eval.add_argument("--split", default="test", choices=["train", "validation", "test"])
     add_config_flags(sft_eval, ["data"], skip={"train-limit", "labels", "max-length", "label-all-subtokens", "task", "split-seed"})
+    add_threads_flag(sft_eval)
     sft_eval.set_defaults(handler=cmd_sft_eval)
 
     compare = commands.add_parser("compare", help="one table of runs' metrics (LS, unLS, SFT); seeds as mean ± std")
@@ -316,6 +321,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 SFT_SECTIONS = ("model", "lora", "data", "train", "sft")
+THREADED_COMMANDS = ("train", "eval", "predict", "serve", "sft")
+"""Commands that compute with torch: `--threads N` applies, and without it a busy machine is warned about."""
+
+
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: one per core; fewer when other processes share the cores)")
+
+
+def _yaml_threads(cfg) -> None:
+    """`threads` from a --config YAML (a --threads flag was already applied by main)."""
+    if cfg.train.threads is not None:
+        from lsllm.hardware import configure_threads
+
+        configure_threads(cfg.train.threads)
 
 
 def _sft_classes() -> dict[str, type]:
@@ -332,6 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
+        if args.command in THREADED_COMMANDS:
+            from lsllm.hardware import configure_threads
+
+            threads = getattr(args, "threads", None)
+            configure_threads(getattr(args, "train.threads", None) if threads is None else threads)
         return args.handler(args)
     except LsllmError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -124,8 +124,12 @@ class TrainConfig:
     output: str | None = _help("run directory (default runs/<data>-<timestamp>)", default=None)
     resume: bool = _help("continue the run in --output from its last checkpoint", default=False)
     preset: str | None = _help("ls-llama | ls-unllama: the original paper's recipe", default=None)
+    threads: int | None = _help("torch CPU threads (default: one per core; fewer when other processes share the cores)",
+                                default=None)
 
     def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {self.threads}")
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ConfigError("batch_size and grad_accum must be >= 1")
         if self.lr <= 0:

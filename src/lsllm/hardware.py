@@ -2,15 +2,23 @@
 
 Sessions run on CPUs with AMX (bf16 matmuls ~5x fp32), with avx512_bf16 only, or without
 either; GPUs may or may not support bf16. ``fast_dtype`` picks bf16 only where it pays.
+Also how many CPU threads torch should use: ``configure_threads`` applies ``--threads`` and warns
+when other processes already keep the cores busy.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import platform
 from pathlib import Path
 
 import torch
+
+from lsllm.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -62,3 +70,50 @@ def resolve_dtype(name: str, device: torch.device | str = "cpu") -> torch.dtype:
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+_oversubscription_warned = False
+
+
+def load_average() -> float | None:
+    """The 1-minute load average, or None where the platform has none (Windows)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def warn_if_oversubscribed() -> bool:
+    """Warn once per process when the machine is busier than it has cores.
+
+    torch starts one OpenMP thread per core and its threads spin-wait on each other at every op;
+    when another process holds some of those cores (two trainings on two cores, say), each op
+    waits for a thread that is not running and steps became ~50x slower on this project's
+    2-core machines. `--threads N` (N at most the free cores) avoids it.
+
+    Returns:
+        True when the warning was logged by this call.
+    """
+    global _oversubscription_warned
+    load, cores = load_average(), os.cpu_count() or 1
+    if _oversubscription_warned or load is None or load <= cores:
+        return False
+    _oversubscription_warned = True
+    log.warning("the 1-minute load average is %.1f on %d CPU cores: other processes compete for them, and torch's "
+                "%d threads can then slow each other down many times; pass --threads N (e.g. --threads 1) "
+                "to use fewer threads", load, cores, torch.get_num_threads())
+    return True
+
+
+def configure_threads(threads: int | None) -> None:
+    """`--threads N`: torch's CPU threads; without it, warn (once) if the machine is oversubscribed.
+
+    Raises:
+        ConfigError: N < 1.
+    """
+    if threads is None:
+        warn_if_oversubscribed()
+        return
+    if threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)

@@ -54,6 +54,8 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
                        help=f"most texts per request, more is a 422 (default {_DEFAULTS.max_texts})")
     serve.add_argument("--max-body-bytes", type=int, default=_DEFAULTS.max_body_bytes,
                        help=f"largest request body, more is a 413 (default {_DEFAULTS.max_body_bytes})")
+    serve.add_argument("--body-timeout", type=float, default=_DEFAULTS.body_timeout_s,
+                       help=f"seconds a request body may take to arrive, slower is a 408 (default {_DEFAULTS.body_timeout_s:g})")
     serve.add_argument("--api-key", default=None,
                        help=f"require 'Authorization: Bearer KEY' on /predict and /info (prefer env {API_KEY_ENV}: "
                             "command lines are visible to other users)")
@@ -104,27 +106,23 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     return ServeSettings(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_texts=args.max_texts,
-                         max_body_bytes=args.max_body_bytes, oversize=args.oversize,
+                         max_body_bytes=args.max_body_bytes, oversize=args.oversize, body_timeout_s=args.body_timeout,
                          api_key=args.api_key or os.environ.get(API_KEY_ENV) or None)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from lsllm.hardware import configure_threads
     from lsllm.serve.app import app_from_run
 
     settings = settings_from_args(args)
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    configure_threads(args.threads)  # before binding: a bad --threads is a one-line error, a busy machine a warning
     warning = bind_warning(args.host, settings.api_key)
     if warning:
         sys.stderr.write(warning + "\n")
     sock = bind_socket(args.host, args.port)
     try:
-        if args.threads is not None:
-            import torch
-
-            torch.set_num_threads(args.threads)
         app = app_from_run(args.run_dir, settings, max_length=args.max_length, dtype=args.dtype, device=args.device,
                            max_batch_tokens=args.max_batch_tokens)
         verbose = bool(getattr(args, "verbose", False))

@@ -1,0 +1,92 @@
+"""--threads and the oversubscription warning (load average above the core count), with a mocked load."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from lsllm import hardware
+from lsllm.cli import main
+from lsllm.errors import ConfigError
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """A 2-core machine whose load average the test sets; the warn-once flag starts cleared."""
+    state = {"load": 0.5}
+
+    def getloadavg():
+        if state["load"] is None:
+            raise OSError("no load average here")
+        return (state["load"], state["load"], state["load"])
+
+    monkeypatch.setattr(hardware.os, "getloadavg", getloadavg)
+    monkeypatch.setattr(hardware.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(hardware, "_oversubscription_warned", False)
+    return state
+
+
+@pytest.fixture
+def keep_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def warnings_of(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "lsllm.hardware" and r.levelno == logging.WARNING]
+
+
+def test_a_load_above_the_cores_warns_once_naming_threads(machine, caplog):
+    machine["load"] = 3.5
+    assert hardware.warn_if_oversubscribed()
+    assert not hardware.warn_if_oversubscribed()  # once per process
+    [message] = warnings_of(caplog)
+    assert "3.5 on 2 CPU cores" in message and "--threads" in message
+
+
+@pytest.mark.parametrize("load", [0.0, 1.9, 2.0, None])
+def test_a_load_within_the_cores_or_unknown_is_quiet(machine, caplog, load):
+    machine["load"] = load
+    assert not hardware.warn_if_oversubscribed()
+    assert warnings_of(caplog) == []
+
+
+def test_explicit_threads_are_applied_and_silence_the_warning(machine, caplog, keep_threads):
+    machine["load"] = 9.0
+    hardware.configure_threads(1)
+    assert torch.get_num_threads() == 1
+    assert warnings_of(caplog) == []
+    with pytest.raises(ConfigError, match="--threads must be >= 1"):
+        hardware.configure_threads(0)
+
+
+@pytest.mark.parametrize("argv", [["predict", "no-such-run", "a text", "--threads", "0"],
+                                  ["eval", "no-such-run", "--threads", "0"],
+                                  ["train", "--threads", "0"]])
+def test_cli_refuses_zero_threads_in_one_line(argv, capsys):
+    assert main(argv) == 2
+    assert "--threads must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_cli_train_sets_threads_before_anything_else(machine, keep_threads, capsys):
+    assert main(["train", "--threads", "1"]) == 2  # no --data: refused after the threads were set
+    assert "--data is required" in capsys.readouterr().err
+    assert torch.get_num_threads() == 1
+
+
+def test_cli_warns_on_a_busy_machine_when_no_threads_are_given(machine, caplog, capsys):
+    machine["load"] = 4.0
+    assert main(["predict", "no-such-run", "a text"]) == 2
+    [message] = warnings_of(caplog)
+    assert "--threads" in message
+
+
+def test_threads_are_a_train_config_field():
+    from lsllm.config import TrainConfig
+
+    assert TrainConfig(threads=2).threads == 2
+    with pytest.raises(ConfigError, match="--threads"):
+        TrainConfig(threads=0)
