@@ -7,13 +7,17 @@ from pathlib import Path
 from lsllm.data.examples import SeqExample, TokenExample
 from lsllm.data.readers import (
     CONLL_SUFFIXES,
+    JSONL_SUFFIXES,
     TABLE_SUFFIXES,
+    TAG_KEYS,
     TEXT_COLUMNS,
     TOKEN_KEYS,
     jsonl_records,
+    label_name,
     read_conll,
     read_table,
     read_text,
+    split_lines,
 )
 from lsllm.errors import DataError
 
@@ -30,36 +34,53 @@ def read_predict_inputs(
         .conll one token per line (first column), blank line between sentences (token).
 
     Raises:
-        DataError: unknown extension, unreadable file, missing text field (file:line).
+        DataError: unknown extension, unreadable file, missing or malformed field (file:line),
+            or a file without a single input (an empty file is a mistake, not zero predictions).
     """
     path = Path(path)
-    suffix = path.suffix.lower()
+    inputs = _read(path, path.suffix.lower(), task, text_column)
+    if not inputs:
+        raise DataError(f"{path}: no inputs (the file is empty or blank); write one input per line, or pass texts as arguments")
+    return inputs
+
+
+def _read(path: Path, suffix: str, task: str | None, text_column: list[str] | None) -> list[SeqExample | TokenExample]:
     if suffix == ".txt":
         text, _ = read_text(path)
-        lines = [line.strip() for line in text.splitlines()]
+        lines = [line.strip() for line in split_lines(text)]
         if task == "token":
             return [TokenExample(line.split()) for line in lines if line]
         return [SeqExample(line) for line in lines if line]
-    if suffix in (".jsonl", ".ndjson", ".json"):
+    if suffix in JSONL_SUFFIXES:
         records, _ = jsonl_records(path)
-        out: list[SeqExample | TokenExample] = []
-        for line, obj in records:
-            tokens = next((obj[k] for k in TOKEN_KEYS if isinstance(obj.get(k), list)), None)
-            if tokens is not None and task != "seq":
-                tags = obj.get("tags") or obj.get("ner_tags")
-                out.append(TokenExample([str(t) for t in tokens], [str(t) for t in tags] if tags else None))
-                continue
-            keys = text_column or [next((k for k in TEXT_COLUMNS if k in obj), TEXT_COLUMNS[0])]
-            if any(not isinstance(obj.get(k), str) for k in keys):
-                raise DataError(f"{path}:{line}: no text field {keys[0]!r}; fields present: {', '.join(obj)}")
-            text = " ".join(obj[k].strip() for k in keys).strip()
-            if not text:
-                raise DataError(f"{path}:{line}: empty text")
-            label = obj.get("label")
-            out.append(SeqExample(text, None if label is None else str(label)))
-        return out
+        return [_record(obj, f"{path}:{line}", task, text_column) for line, obj in records]
     if suffix in TABLE_SUFFIXES:
         return list(read_table(path, text_column, labelled=False).examples)
     if suffix in CONLL_SUFFIXES:
         return list(read_conll(path, labelled=False).examples)
     raise DataError(f"{path}: unknown input type {suffix!r}; use .txt (one input per line), .jsonl, .tsv/.csv or .conll")
+
+
+def _record(obj: dict, where: str, task: str | None, text_column: list[str] | None) -> SeqExample | TokenExample:
+    """One JSONL object as an input: a token list (token tasks) or text field(s), label optional."""
+    key = next((k for k in TOKEN_KEYS if isinstance(obj.get(k), list)), None)
+    if key is not None and task != "seq":
+        tokens = obj[key]
+        if not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
+            raise DataError(f"{where}: {key!r} must be a non-empty list of non-empty strings")
+        tag_key = next((k for k in TAG_KEYS if obj.get(k) is not None), None)
+        tags = None
+        if tag_key is not None:
+            if not isinstance(obj[tag_key], list) or len(obj[tag_key]) != len(tokens):
+                raise DataError(f"{where}: {tag_key!r} must be a list with one tag per token ({len(tokens)})")
+            tags = [label_name(t, where, f"{tag_key}[{j}]") for j, t in enumerate(obj[tag_key])]
+        return TokenExample([t.strip() for t in tokens], tags)
+    keys = text_column or [next((k for k in TEXT_COLUMNS if k in obj), TEXT_COLUMNS[0])]
+    if any(not isinstance(obj.get(k), str) for k in keys):
+        present = ", ".join(obj) or "(none)"
+        raise DataError(f"{where}: no text field {keys[0]!r}; fields present: {present}")
+    text = " ".join(obj[k].strip() for k in keys).strip()
+    if not text:
+        raise DataError(f"{where}: empty text; remove the line or fill it in")
+    label = obj.get("label")
+    return SeqExample(text, None if label is None else label_name(label, where))

@@ -4,11 +4,19 @@ Seq: `--labels` > labels.txt / ClassLabel / spec > sorted train labels (numbers 
 Token: tags are validated, the scheme detected and converted to BIO, and the label list is
 "O" then B-/I- of each entity type (types from `--labels`, the source, or sorted train types).
 Work is done on the set of distinct labels; sentences are rewritten only when a tag changes.
+
+Without an explicit label set, train defines it, so a typo ("positve") would silently become a
+class: a label of validation/test that train lacks is an error, and a train label (entity type)
+seen once while the median one is seen at least RARE_MEDIAN times is a loud warning. Both name
+the file:line and `--labels`, which makes any label outside the given set an error.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import statistics
+from collections import Counter
 from collections.abc import Sequence
 from itertools import chain
 
@@ -18,7 +26,11 @@ from lsllm.data.schemes import bio_labels, entity_types, scan_scheme, split_tag,
 from lsllm.data.source import Source
 from lsllm.errors import DataError
 
-_INT = re.compile(r"-?\d+")
+logger = logging.getLogger(__name__)
+
+_INT = re.compile(r"-?\d{1,18}")  # a class id; longer digit strings are names (int() of 5000 digits raises)
+RARE_MEDIAN = 20  # warn about labels seen < RARE_BELOW times when the median label is seen this often
+RARE_BELOW = 2
 
 
 def explicit_labels(source: Source, cfg: DataConfig) -> list[str] | None:
@@ -48,17 +60,41 @@ def seq_labels(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> l
         for ex in rs.examples:
             ex.label = _map_int(ex.label, names, known)
     labels = explicit_labels(source, cfg)
-    if labels is None:
-        labels = sorted({ex.label for ex in read["train"].examples}, key=_label_sort_key)
+    derived = labels is None
+    if derived:
+        train = read["train"]
+        counts = Counter(ex.label for ex in train.examples)
+        labels = sorted(counts, key=_label_sort_key)
+        _warn_rare(counts, lambda label: train.where(next(i for i, ex in enumerate(train.examples) if ex.label == label)), "label")
     allowed = set(labels)
     for rs in read.values():
         for i, ex in enumerate(rs.examples):
             if ex.label not in allowed:
-                raise DataError(
-                    f"{rs.where(i)}: label {ex.label!r} is not in the label set ({', '.join(labels)}); "
-                    "fix the file, or pass --labels with the full set"
-                )
+                raise DataError(f"{rs.where(i)}: label {ex.label!r} is not in the label set ({', '.join(labels)}); "
+                                + _fix(read["train"].origin if derived else None))
     return labels
+
+
+def _fix(train_origin: str | None) -> str:
+    """The fix for a label outside the set: the set came from train (`train_origin`) or was given."""
+    if train_origin is None:
+        return "fix the file, or pass --labels with the full set"
+    return f"fix the file (train, {train_origin}, never has this label: a typo?), or pass --labels with the full set"
+
+
+def _warn_rare(counts: Counter, where, what: str) -> None:
+    """Log a warning for each label seen < RARE_BELOW times while the median is >= RARE_MEDIAN."""
+    if len(counts) < 2 or statistics.median(counts.values()) < RARE_MEDIAN:
+        return
+    median = statistics.median(counts.values())
+    for label, n in sorted(counts.items(), key=lambda item: item[1]):
+        if n >= RARE_BELOW:
+            break
+        logger.warning(
+            "%s: %s %r occurs %d time(s) in train while the median %s occurs %g times: a typo? "
+            "Fix the file, or pass --labels with the full set so that any other label is an error",
+            where(label), what, label, n, what, median,
+        )
 
 
 def _types_from(labels: Sequence[str]) -> list[str]:
@@ -117,12 +153,12 @@ def token_labels(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) ->
         types = _types_from(explicit)
     else:
         types = sorted(entity_types(ex.tags for ex in read["train"].examples))
+        entities = Counter(t[2:] for ex in read["train"].examples for t in ex.tags if t[0] == "B")  # BIO: one B- per entity
+        _warn_rare(entities, lambda kind: _locate({"train": read["train"]}, {f"B-{kind}"})[0], "entity type")
     labels = bio_labels(types)
     unknown = set(chain.from_iterable(ex.tags for rs in read.values() for ex in rs.examples)) - set(labels)
     if unknown:
         where, tag = _locate(read, unknown)
-        raise DataError(
-            f"{where}: label {tag!r} is not in the label set ({', '.join(labels)}); "
-            "fix the file, or pass --labels with the full set"
-        )
+        origin = read["train"].origin if explicit is None else None
+        raise DataError(f"{where}: label {tag!r} is not in the label set ({', '.join(labels)}); {_fix(origin)}")
     return labels, scan.scheme, notes
