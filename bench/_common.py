@@ -276,10 +276,6 @@ def matmul_peak(dtype_name: str, device: str = "cpu", size: int = 2048, seconds:
 
 # ----------------------------------------------------------------------------- output
 def write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are for everyone to read
-    os.replace(tmp, path)
+    from lsllm.files import atomic_write_json
+
+    atomic_write_json(path, data)

@@ -8,6 +8,7 @@
     lsllm datasets
     lsllm sft train --data sst2 --train-limit 1000 ; lsllm sft eval RUN ; lsllm compare RUN RUN ...
     lsllm serve   runs/sst2-...
+    lsllm report  runs/sst2-... [RUN ...] [--output report.html]
 
 Training flags are generated from the config dataclasses (config.py), so every setting has one
 name in YAML and on the command line. User errors print one line and exit with status 2.
@@ -67,16 +68,21 @@ def add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str] = 
 
 def config_from_args(args: argparse.Namespace, config_cls: Any = RunConfig, sections: Sequence[str] = tuple(SECTIONS)) -> tuple[Any, set[str]]:
     """A run config from --config YAML overlaid with the flags given; returns it and the explicit fields."""
-    raw: dict[str, dict] = {}
+    raw: dict[str, Any] = {}
     explicit: set[str] = set()
     if getattr(args, "config", None):
         path = Path(args.config)
         for key, section in read_yaml_mapping(path).items():
             if key in sections:
+                section = {} if section is None else section  # `train:` with every key commented out
                 if not isinstance(section, dict):
                     raise ConfigError(f"{path}: section {key!r} must be a mapping")
                 raw[key] = dict(section)
                 explicit.update(f"{key}.{name}" for name in section)
+            elif key in ("format_version", "lsllm_version", "sft"):
+                raw[key] = section  # checked by from_dict; `train --config` of an SFT run ignores its sft section
+            else:
+                raise ConfigError(f"{path}: unknown section {key!r}; the sections are {', '.join(sections)}")
     for dotted, value in vars(args).items():
         if "." in dotted:
             section, name = dotted.split(".", 1)
@@ -112,55 +118,37 @@ def _print_results(metrics_path: Path, run: Path) -> None:
     print(f"run written to {run}")
 
 
-def _data_overrides(args: argparse.Namespace, base: DataConfig) -> DataConfig:
-    values = dataclasses.asdict(base)
-    for dotted, value in vars(args).items():
-        if dotted.startswith("data."):
-            values[dotted.split(".", 1)[1]] = value
-    return DataConfig(**values)
+def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {dotted.split(".", 1)[1]: value for dotted, value in vars(args).items() if dotted.startswith("data.")}
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from lsllm.data import load_data
+    from lsllm.files import atomic_write_json
+    from lsllm.pipeline import evaluate_run
     from lsllm.reporting import metrics_table
-    from lsllm.runs import RunDir, atomic_write_json, load_run
+    from lsllm.runs import RunDir
 
-    classifier, cfg = load_run(args.run_dir)
-    data_cfg = _data_overrides(args, cfg.data)
-    data_cfg.train_limit = 1  # only the evaluated split matters; keep the read of train cheap
-    bundle = load_data(data_cfg)
-    if args.split not in bundle.splits:
-        raise ConfigError(f"{bundle.name} has no {args.split} split (it has {', '.join(bundle.splits)})")
-    _check_labels(bundle.task, bundle.labels, classifier)
-    metrics, _ = classifier.evaluate(bundle.splits[args.split], progress=_progress("evaluating"))
+    metrics, data_cfg = evaluate_run(args.run_dir, args.split, _data_overrides(args), progress=_progress("evaluating"))
     out = RunDir(Path(args.run_dir)).eval_file(args.split)
     atomic_write_json(out, {args.split: metrics, "data": data_cfg.data})
-    print(metrics_table({args.split: metrics}, bundle.task))
+    print(metrics_table({args.split: metrics}, "seq" if "accuracy" in metrics else "token"))
     print(f"written to {out}")
     return 0
 
 
-def _check_labels(task: str, labels: list[str], classifier) -> None:
-    if task != classifier.task:
-        raise ConfigError(f"the run is a {classifier.task} model but the data is a {task} dataset")
-    unknown = sorted(set(labels) - set(classifier.labels))
-    if unknown:
-        raise ConfigError(f"labels {', '.join(unknown)} are not in the run's label set ({', '.join(classifier.labels)}); "
-                          "evaluate on data with the same labels")
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     from lsllm.data import SeqExample, TokenExample, read_predict_inputs
-    from lsllm.runs import atomic_write_jsonl, load_run
+    from lsllm.files import atomic_write_jsonl
+    from lsllm.pipeline import load_run
 
     if not args.texts and not args.input:
         raise ConfigError("give texts as arguments or --input FILE (.txt one per line, or .jsonl)")
+    inputs = read_predict_inputs(Path(args.input)) if args.input else []  # a bad file fails before the model loads
     classifier, _ = load_run(args.run_dir)
     records: list[dict] = []
     if args.texts:
         records += classifier.predict_texts(args.texts, progress=_progress("predicting"))
     if args.input:
-        inputs = read_predict_inputs(Path(args.input))
         texts = [x.text for x in inputs if isinstance(x, SeqExample)]
         tokens = [x.tokens for x in inputs if isinstance(x, TokenExample)]
         if texts:
@@ -177,9 +165,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from lsllm.runs import load_run
+    from lsllm.pipeline import load_run
 
-    classifier, _ = load_run(args.run_dir, merge=True, dtype="float32", device="cpu")
+    classifier, _ = load_run(args.run_dir, dtype="float32", device="cpu")
     out = Path(args.out_dir)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty; choose a new folder")
@@ -222,16 +210,20 @@ def cmd_sft_train(args: argparse.Namespace) -> int:
     if not cfg.data.data and not cfg.train.resume:
         raise ConfigError("--data is required: a built-in name (lsllm datasets), a folder or a file")
     run = train_sft(cfg)
-    _print_results(run / "metrics.json", run)
+    from lsllm.runs import is_main_process
+
+    if is_main_process():  # under torchrun only rank 0 writes and reports the run
+        _print_results(run / "metrics.json", run)
     return 0
 
 
 def cmd_sft_eval(args: argparse.Namespace) -> int:
+    from lsllm.files import atomic_write_json
     from lsllm.reporting import metrics_table
-    from lsllm.runs import RunDir, atomic_write_json
+    from lsllm.runs import RunDir
     from lsllm.sft.evaluation import evaluate_sft
 
-    overrides = {dotted.split(".", 1)[1]: value for dotted, value in vars(args).items() if dotted.startswith("data.")}
+    overrides = _data_overrides(args)
     eval_limit = overrides.pop("eval_limit", None)
     metrics = evaluate_sft(args.run_dir, overrides, args.split, eval_limit)
     out = RunDir(Path(args.run_dir)).eval_file(args.split)
@@ -246,6 +238,86 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     print(compare_runs(args.run_dirs))
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from lsllm.report import write_report
+
+    print(f"report written to {write_report(args.run_dirs, args.output)}")
+    return 0
+
+
+METHOD_FLAGS = {"ls": [], "unls": ["--bidirectional"], "repeat": ["--attention", "repeat"], "sft": []}
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    """`lsllm study`: every size x method x seed cell, through the flags of `train` / `sft train`."""
+    from lsllm import study
+    from lsllm.data import load_data
+
+    output = Path(args.output or f"studies/{Path(args.data or 'study').name}")
+    saved = output / study.STUDY_JSON
+    if args.resume and saved.is_file():
+        spec = {k: v for k, v in json.loads(saved.read_text()).items() if k not in ("cells", "summary")}
+    else:
+        if args.resume:
+            raise ConfigError(f"--resume: {output} holds no study ({study.STUDY_JSON}); start it without --resume")
+        if not args.data:
+            raise ConfigError("--data is required: a built-in name (lsllm datasets), a folder or a file")
+        flags = [*args.passthrough, "--data", args.data] + (["--data-dir", args.data_dir] if args.data_dir else [])
+        ls_parser, sft_parser = _study_parsers()
+        unknown = set(_unknown_flags(ls_parser, flags)) & set(_unknown_flags(sft_parser, flags))
+        if unknown:
+            raise ConfigError(f"lsllm study: {', '.join(sorted(unknown))} is a flag of neither `lsllm train` nor `lsllm sft train`")
+        task = load_data(_data_only(ls_parser, flags), splits=("validation",)).task
+        study.check_methods(task, args.methods)
+        spec = {"data": args.data, "task": task, "metric": study.metric_for(task), "sizes": sorted(set(args.sizes)),
+                "methods": list(args.methods), "seeds": args.seeds, "flags": flags}
+    cells = study.plan(spec["sizes"], spec["methods"], spec["seeds"])
+
+    def train_cell(cell, root: Path, resume: bool) -> Path:
+        from lsllm.sft.config import SFTRunConfig
+        from lsllm.sft.training import train_sft
+        from lsllm.training import train
+
+        sft = cell.method == "sft"
+        parser = _study_parsers()[1 if sft else 0]
+        if resume:
+            argv = ["--output", str(root), "--resume"]
+        else:
+            argv = [*spec["flags"], *METHOD_FLAGS[cell.method], "--train-limit", str(cell.size),
+                    "--subset-seed", str(cell.seed), "--seed", str(cell.seed), "--output", str(root)]
+        parsed, _ = parser.parse_known_args(argv)  # LS-only flags are not SFT's: dropped for SFT cells
+        if sft:
+            cfg, _ = config_from_args(parsed, SFTRunConfig, SFT_SECTIONS)
+            return train_sft(cfg)
+        cfg, explicit = config_from_args(parsed)
+        return train(cfg, explicit)
+
+    result = study.run_study(output, cells, train_cell, spec, resume=args.resume)
+    print(study.study_markdown(result))
+    print(f"study written to {output} (study.json, study.md, study.png)")
+    return 0
+
+
+def _study_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """Stand-alone parsers with exactly the flags of `lsllm train` and of `lsllm sft train`."""
+    ls = argparse.ArgumentParser(prog="lsllm study (train flags)", add_help=False)
+    add_config_flags(ls)
+    sft = argparse.ArgumentParser(prog="lsllm study (sft train flags)", add_help=False)
+    add_config_flags(sft, SFT_SECTIONS, classes=_sft_classes(), skip=SFT_SKIPPED)
+    return ls, sft
+
+
+def _unknown_flags(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """The flags in ``argv`` that ``parser`` does not know (and values that follow them)."""
+    _, extra = parser.parse_known_args(argv)
+    return [a for a in extra if a.startswith("--")]
+
+
+def _data_only(parser: argparse.ArgumentParser, flags: list[str]) -> DataConfig:
+    parsed, _ = parser.parse_known_args(flags)
+    return DataConfig(**{k.split(".", 1)[1]: v for k, v in vars(parsed).items() if k.startswith("data.")})
 
 
 def _progress(desc: str) -> Callable | None:
@@ -300,8 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     sft_commands = sft.add_subparsers(dest="sft_command", required=True)
     sft_train = sft_commands.add_parser("train", help="SFT with TRL (LoRA, or QLoRA on CUDA)")
     sft_train.add_argument("--config", help="YAML with sections model/lora/data/train/sft")
-    add_config_flags(sft_train, SFT_SECTIONS, classes=_sft_classes(),
-                     skip={"bidirectional", "unmask-layers", "pooling", "class-weights", "early-stopping", "eval-steps", "preset", "pack"})
+    add_config_flags(sft_train, SFT_SECTIONS, classes=_sft_classes(), skip=SFT_SKIPPED)
     sft_train.set_defaults(handler=cmd_sft_train)
     sft_eval = sft_commands.add_parser("eval", help="evaluate an SFT run by generation (accuracy, F1, irregular outputs)")
     sft_eval.add_argument("run_dir")
@@ -310,9 +381,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads_flag(sft_eval)
     sft_eval.set_defaults(handler=cmd_sft_eval)
 
+    study = commands.add_parser(
+        "study", help="the data-size study: each method on the same subsets, sizes x seeds (resumable)",
+        description="Every other flag (--model, --epochs, --lr, ...) is passed to each cell's `lsllm train` / `lsllm sft train`.",
+        allow_abbrev=False)  # --seed must reach the cells, not abbreviate --seeds
+    study.add_argument("--data", help="dataset, as for lsllm train")
+    study.add_argument("--data-dir", help="folder laid out like ../shared/data (env LSLLM_DATA_DIR)")
+    study.add_argument("--sizes", nargs="+", type=int, default=[64, 256, 1000, 4000], help="training-set sizes")
+    study.add_argument("--methods", nargs="+", default=["ls", "sft"], help="ls | unls | repeat | sft")
+    study.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per size and method (subset and training)")
+    study.add_argument("--output", help="study directory (default studies/<data>)")
+    study.add_argument("--resume", action="store_true", help="continue the study in --output")
+    study.set_defaults(handler=cmd_study)
+
     compare = commands.add_parser("compare", help="one table of runs' metrics (LS, unLS, SFT); seeds as mean ± std")
     compare.add_argument("run_dirs", nargs="+")
     compare.set_defaults(handler=cmd_compare)
+
+    report = commands.add_parser("report", help="one self-contained HTML page: metrics, confusion, curves, errors, NER spans")
+    report.add_argument("run_dirs", nargs="+", help="run directories and/or study directories")
+    report.add_argument("--output", default=None, help="the HTML file (default: RUN/report.html for one directory, "
+                        "./report.html for several)")
+    report.set_defaults(handler=cmd_report)
 
     from lsllm.serve import cli as serve_cli
 
@@ -321,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 SFT_SECTIONS = ("model", "lora", "data", "train", "sft")
+# LS-only settings: `lsllm sft train` has no such flags (SFTRunConfig refuses them from YAML too)
+SFT_SKIPPED = {"bidirectional", "unmask-layers", "attention", "pooling", "class-weights", "early-stopping", "eval-steps", "preset",
+               "pack", "prompt", "head-init", "label-words", "head-lr"}
 THREADED_COMMANDS = ("train", "eval", "predict", "serve", "sft")
 """Commands that compute with torch: `--threads N` applies, and without it a busy machine is warned about."""
 
@@ -346,7 +439,10 @@ def _sft_classes() -> dict[str, type]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, passthrough = parser.parse_known_args(argv)
+    if passthrough and getattr(args, "handler", None) is not cmd_study:
+        parser.parse_args(argv)  # the usual "unrecognized arguments" error for every other command
+    args.passthrough = passthrough
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:  # transformers' load reports ("score.weight MISSING" for a new head) are expected here
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

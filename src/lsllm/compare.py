@@ -10,6 +10,7 @@ standard deviation over the seeds.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,23 +40,44 @@ class RunSummary:
     group: str
 
 
-def _read(path: Path, kind: str) -> Any:
+def _read(path: Path, kind: str) -> dict[str, Any]:
+    """config.yaml or metrics.json as a mapping; anything else is a one-line ConfigError."""
+    damaged = "was the run interrupted while writing? retrain or restore the run"
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         what = "not a run directory" if kind == "config" else "no results yet (training not finished?)"
         raise ConfigError(f"{path.parent}: {what}: {path.name} is missing") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; {damaged}") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read it ({err.strerror})") from None
     try:
-        return yaml.safe_load(text) if kind == "config" else json.loads(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: unreadable ({type(err).__name__}); was the run interrupted while writing?") from None
+        data = yaml.safe_load(text) if kind == "config" else json.loads(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
+        raise ConfigError(f"{path}: unreadable ({type(err).__name__}); {damaged}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping, got {type(data).__name__}; {damaged}")
+    return data
+
+
+def _mapping(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    """`data[key]` when it is a mapping ({} when absent), else a ConfigError naming the file."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: {key!r} must be a mapping, got {type(value).__name__}; retrain or restore the run")
+    return value
 
 
 def method_of(config: dict[str, Any]) -> str:
     """SFT (with its template), LS-unLLM or LS-LLM, from a config.yaml mapping."""
     if config.get("sft"):
-        return f"SFT ({config['sft'].get('template', '?')})"
-    return "LS-unLLM" if (config.get("model") or {}).get("bidirectional") else "LS-LLM"
+        sft = config["sft"]
+        return f"SFT ({sft.get('template', '?') if isinstance(sft, dict) else '?'})"
+    model = config.get("model")
+    return "LS-unLLM" if isinstance(model, dict) and model.get("bidirectional") else "LS-LLM"
 
 
 def summarize_run(run_dir: str | Path) -> RunSummary:
@@ -65,13 +87,16 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
         ConfigError: a file is missing or unreadable, or metrics.json has neither test nor validation.
     """
     run_dir = Path(run_dir)
-    config = _read(run_dir / "config.yaml", "config") or {}
-    metrics = _read(run_dir / "metrics.json", "metrics") or {}
+    config_path, metrics_path = run_dir / "config.yaml", run_dir / "metrics.json"
+    config = _read(config_path, "config")
+    metrics = _read(metrics_path, "metrics")
     split = "test" if "test" in metrics else "validation"
     if split not in metrics:
-        raise ConfigError(f"{run_dir / 'metrics.json'}: no test or validation metrics")
-    data_cfg = config.get("data") or {}
-    trained = (metrics.get("train") or {}).get("n_examples") or data_cfg.get("train_limit") or "all"
+        raise ConfigError(f"{metrics_path}: no test or validation metrics")
+    scores = _mapping(metrics, split, metrics_path)
+    data_cfg = _mapping(config, "data", config_path)
+    n_examples = _mapping(metrics, "train", metrics_path).get("n_examples")
+    trained = n_examples if _is_number(n_examples) else data_cfg.get("train_limit") or "all"
     group = {
         section: {k: v for k, v in values.items() if (section, k) not in _NOT_IN_GROUP}
         for section, values in config.items()
@@ -81,14 +106,23 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
     return RunSummary(
         path=run_dir,
         method=method_of(config),
-        model=_short(str((config.get("model") or {}).get("name", "?"))),
+        model=_short(str(_mapping(config, "model", config_path).get("name", "?"))),
         data=_short(str(data_cfg.get("data", "?"))),
         train_examples=trained,
-        seed=(config.get("train") or {}).get("seed"),
+        seed=_mapping(config, "train", config_path).get("seed"),
         split=split,
-        metrics=metrics[split],
-        group=json.dumps(group, sort_keys=True, default=str),
+        metrics=scores,
+        group=json.dumps(_str_keys(group), sort_keys=True, default=str),
     )
+
+
+def _str_keys(value: Any) -> Any:
+    """Mappings with string keys all the way down (YAML allows `1:` keys; sorting mixed keys fails)."""
+    if isinstance(value, dict):
+        return {str(k): _str_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_str_keys(v) for v in value]
+    return value
 
 
 def _short(name: str) -> str:
@@ -123,10 +157,15 @@ def compare_rows(run_dirs: list[str | Path]) -> list[dict[str, Any]]:
             "split": first.split,
         }
         for key in _METRICS:
-            values = [r.metrics[key] for r in runs if isinstance(r.metrics.get(key), (int, float))]
+            values = [r.metrics[key] for r in runs if _is_number(r.metrics.get(key))]
             row[key] = _mean_std(values, percent=key != "irregular") if len(values) == len(runs) else "—"
         rows.append(row)
     return rows
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float (not a bool, NaN or a string): what a metric must be to be shown."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def compare_runs(run_dirs: list[str | Path]) -> str:

@@ -8,6 +8,7 @@ run directory stores it as `config.yaml`, and `--config` reads it back. Every fi
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,32 +16,66 @@ from typing import Any
 import yaml
 
 from lsllm.errors import ConfigError
+from lsllm.files import atomic_write_text
 
 FORMAT_VERSION = 1
 POOLINGS = ("last", "mean", "max")
+ATTENTIONS = ("causal", "bidirectional", "repeat")
 TASKS = ("seq", "token")
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flex_attention")
+# transformers' SchedulerType values that run without lr_scheduler_kwargs (lsllm passes none).
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt")
 
 
-def _help(text: str, **kwargs: Any) -> Any:
+def help_field(text: str, **kwargs: Any) -> Any:
+    """A dataclass field with the help text the CLI shows for its flag."""
     return field(metadata={"help": text}, **kwargs)
+
+
+_help = help_field
 
 
 @dataclass
 class ModelConfig:
     """Which backbone, how it attends, and how hidden states become one vector."""
 
-    name: str = _help("hub id, local directory, .gguf file or alias (smollm2-135m, 7b, 13b)", default="smollm2-135m")
+    name: str = _help("hub id, local directory, .gguf file or alias (smollm2-135m, gemma3-270m, 7b, 13b)", default="smollm2-135m")
     bidirectional: bool = _help("remove the causal mask (LS-unLLM); padding stays masked", default=False)
     unmask_layers: int | None = _help("with --bidirectional: only the top K layers attend both ways (default all)", default=None)
+    attention: str = _help("causal | bidirectional (= --bidirectional) | repeat: feed the input twice and read the "
+                           "second copy, so a causal model sees the whole text (2x tokens)", default="causal")
     pooling: str | None = _help("seq pooling: last | mean | max (default last when causal, mean when bidirectional)", default=None)
     dtype: str = _help("backbone weights: auto (bf16 where the CPU/GPU runs it fast) | float32 | bfloat16", default="auto")
     quantize: str | None = _help("4bit: QLoRA (bitsandbytes, needs CUDA)", default=None)
     attn_implementation: str = _help("sdpa | eager | flash_attention_2", default="sdpa")
+    prompt: str | None = _help("seq: wrap every input, e.g. 'Review: {text}\\nSentiment:' (\\n is a newline); "
+                               "saved with the model and applied at eval/predict/serve time", default=None)
+    head_init: str = _help("seq: random | labels (score rows = the LM's output embeddings of the label words: "
+                           "step 0 is the zero-shot choice among the labels; use with --prompt)", default="random")
+    label_words: list[str] | None = _help("with --head-init labels: one word per label, in label order "
+                                          "(default: the labels themselves when they are words)", default=None)
 
     def __post_init__(self) -> None:
+        check_field_types(self, "model")
+        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise ConfigError(f"--attn-implementation must be one of {', '.join(ATTN_IMPLEMENTATIONS)}, got {self.attn_implementation!r}")
         if self.pooling is not None and self.pooling not in POOLINGS:
             raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if self.attention not in ATTENTIONS:
+            raise ConfigError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
+        if self.attention == "repeat" and self.bidirectional:
+            raise ConfigError("--attention repeat contradicts --bidirectional (or --preset ls-unllama): repeat keeps the causal mask; drop one")
+        if self.bidirectional or self.attention == "bidirectional":  # two spellings of one mode, kept in step
+            self.bidirectional, self.attention = True, "bidirectional"
+        if self.prompt is not None:
+            self.prompt = self.prompt.replace("\\n", "\n")
+            if self.prompt.count("{text}") != 1:
+                raise ConfigError(f"--prompt must contain {{text}} exactly once (where the input goes), got {self.prompt!r}")
+        if self.head_init not in ("random", "labels"):
+            raise ConfigError(f"--head-init must be random or labels, got {self.head_init!r}")
+        if self.label_words is not None and self.head_init != "labels":
+            raise ConfigError("--label-words is used by --head-init labels only; add --head-init labels or drop it")
         if self.unmask_layers is not None:
             if not self.bidirectional:
                 raise ConfigError("--unmask-layers needs --bidirectional")
@@ -66,8 +101,11 @@ class LoraSettings:
     target_modules: list[str] = _help("projections to adapt", default_factory=lambda: list(ALL_PROJECTIONS))
 
     def __post_init__(self) -> None:
+        check_field_types(self, "lora")
         if self.r < 1:
             raise ConfigError(f"lora r must be >= 1, got {self.r}")
+        if self.alpha < 1:
+            raise ConfigError(f"--lora-alpha must be >= 1, got {self.alpha}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"lora dropout must be in [0, 1), got {self.dropout}")
         if not self.target_modules:
@@ -92,8 +130,16 @@ class DataConfig:
     max_length: int = _help("maximum tokens per input (token tasks use sliding windows beyond it)", default=128)
     label_all_subtokens: bool = _help("NER: label every sub-token, not only the first of each word", default=False)
     split_seed: int = _help("seed used to carve a validation split from train when there is none", default=42)
+    subset_seed: int | None = _help("shuffle train with this seed before --train-limit (lsllm study: the same subset "
+                                    "for every method at a size and seed)", default=None)
 
     def __post_init__(self) -> None:
+        check_field_types(self, "data")
+        if self.labels is not None:
+            if not self.labels or any(not x.strip() for x in self.labels):
+                raise ConfigError("--labels needs one or more non-empty label names, in id order")
+            if len(set(self.labels)) != len(self.labels):
+                raise ConfigError(f"--labels lists a label twice ({', '.join(self.labels)}); give each once, in id order")
         if self.task is not None and self.task not in TASKS:
             raise ConfigError(f"task must be seq or token, got {self.task!r}")
         if self.max_length < 8:
@@ -113,6 +159,7 @@ class TrainConfig:
     batch_size: int = _help("examples per step per device", default=16)
     grad_accum: int = _help("gradient accumulation steps", default=1)
     lr: float = _help("peak learning rate", default=2e-4)
+    head_lr: float | None = _help("learning rate of the head `score` (default: --lr)", default=None)
     weight_decay: float = _help("AdamW weight decay", default=0.01)
     warmup_ratio: float = _help("linear warm-up fraction", default=0.0)
     scheduler: str = _help("learning-rate schedule (HF names: linear, cosine, constant)", default="linear")
@@ -128,12 +175,33 @@ class TrainConfig:
                                 default=None)
 
     def __post_init__(self) -> None:
+        check_field_types(self, "train")
+        for name in ("lr", "weight_decay", "warmup_ratio", "epochs"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a finite number, got {getattr(self, name)}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError(f"--max-steps must be >= 1 (or -1: train for --epochs), got {self.max_steps}")
+        if self.max_steps < 1 and self.epochs <= 0:
+            raise ConfigError(f"--epochs must be > 0 (or give --max-steps N), got {self.epochs:g}: a run must train")
+        if self.weight_decay < 0:
+            raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
+        for name in ("eval_steps", "early_stopping"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"--seed must be in [0, 2**32), got {self.seed}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ConfigError("batch_size and grad_accum must be >= 1")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.head_lr is not None and not (math.isfinite(self.head_lr) and self.head_lr > 0):
+            raise ConfigError(f"--head-lr must be a number > 0, got {self.head_lr}")
         if self.class_weights not in (None, "balanced"):
             raise ConfigError(f"class_weights must be balanced or unset, got {self.class_weights!r}")
         if self.preset not in (None, "ls-llama", "ls-unllama"):
@@ -163,6 +231,8 @@ class RunConfig:
         version = raw.pop("format_version", FORMAT_VERSION)
         raw.pop("lsllm_version", None)
         raw.pop("sft", None)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ConfigError(f"format_version must be an integer, got {version!r}; the run's config.yaml is damaged")
         if version > FORMAT_VERSION:
             raise ConfigError(f"config format {version} is newer than this lsllm understands ({FORMAT_VERSION}): upgrade lsllm")
         parts = {}
@@ -174,8 +244,6 @@ class RunConfig:
         return cls(**parts)
 
     def save(self, path: str | Path) -> None:
-        from lsllm.runs import atomic_write_text
-
         atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
@@ -187,11 +255,20 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     """A config file's top-level mapping, with one-line errors for a missing file or bad YAML."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); save the file as UTF-8") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read it ({err.strerror})") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        reason = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise ConfigError(f"{where}: not valid YAML ({reason})") from None
+    if raw is None:
+        raise ConfigError(f"{path}: empty config file; write sections model/lora/data/train, or drop --config")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with sections model/lora/data/train")
     return raw
@@ -199,12 +276,71 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
 
 def _build(factory: Any, values: dict[str, Any], section: str) -> Any:
     """Build one section dataclass from a mapping, naming unknown keys."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"section {section!r} must be a mapping of settings, got {type(values).__name__}")
     cls = type(factory())
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:
         raise ConfigError(f"unknown key(s) in section {section!r}: {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
     return cls(**values)
+
+
+_SCALARS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+
+
+def check_field_types(obj: Any, section: str) -> None:
+    """Check (and normalise) each field of a config dataclass against its annotation.
+
+    A YAML `lr: abc` or `batch_size: [1]` would otherwise fail deep inside a comparison or a
+    torch call with a traceback. Normalised, because YAML 1.1 reads `2e-4` as a string and users
+    write `epochs: 1`: numeric strings and integers become floats for float fields, and a single
+    name becomes a one-item list for list fields. Annotations not understood here pass as is.
+    """
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        options = [part.strip() for part in str(f.type).split("|")]
+        if value is None and "None" in options:
+            continue
+        for option in (o for o in options if o != "None"):
+            ok, normal = _conform(value, option)
+            if ok:
+                setattr(obj, f.name, normal)
+                break
+        else:
+            wanted = " or ".join(_SCALARS.get(o, "a list of names" if o.startswith("list") else o)
+                                 for o in options if o != "None")
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise ConfigError(f"{section}.{f.name} must be {wanted}, got {shown}; fix the flag or --config file")
+
+
+def _conform(value: Any, option: str) -> tuple[bool, Any]:
+    """(whether `value` fits the annotation `option`, the value normalised)."""
+    if option == "bool":
+        return isinstance(value, bool), value
+    if option == "int":
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if option == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        if isinstance(value, str):
+            try:
+                return True, float(value)
+            except ValueError:
+                return False, value
+        return False, value
+    if option == "str":
+        return isinstance(value, str), value
+    if option.startswith("list[") and option.endswith("]"):
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            return False, value
+        inner = option[5:-1].strip()
+        if inner == "str":  # label names may be written as numbers in YAML: [0, 1]
+            items = [str(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in items]
+        fits = [_conform(x, inner) for x in items]
+        return all(ok for ok, _ in fits), [normal for _, normal in fits]
+    return True, value
 
 
 # The original LS-LLaMA recipes (the paper's scripts); flags given explicitly override them.
@@ -230,4 +366,5 @@ def apply_preset(cfg: RunConfig, task: str, explicit: set[str]) -> RunConfig:
             continue
         section, name = dotted.split(".")
         setattr(getattr(cfg, section), name, value)
+    cfg.model.__post_init__()  # a preset's bidirectional may contradict an explicit --attention repeat
     return cfg

@@ -1,22 +1,25 @@
 """A trained classifier ready to use: model + tokenizer + labels + the same encoding as training.
 
 `Classifier` is what `eval`, `predict`, `serve` and the training loop's evaluation share, so a
-model is always scored and served exactly the way it was validated.
+model is always scored and served exactly the way it was validated; `load_run` rebuilds one
+from a run directory and `evaluate_run` scores it on a split (`lsllm eval`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from lsllm.data import SeqExample, TokenExample
 from lsllm.data.encoding import encode_sequences, encode_tokens
-from lsllm.errors import DataError
+from lsllm.errors import ConfigError, DataError
 from lsllm.evaluation import seq_metrics, token_metrics
 from lsllm.prediction import feature_probabilities, seq_records, split_words, token_records, word_predictions
+from lsllm.runs import RunDir
 
 
 @dataclass
@@ -28,6 +31,7 @@ class Classifier:
     max_length: int
     label_all_subtokens: bool = False
     max_batch_tokens: int = 2048  # tokens per inference batch (one packed row): measured a little faster than 1024 on CPU
+    prompt: str | None = None  # seq: the template every input is wrapped in (training's --prompt)
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -35,7 +39,7 @@ class Classifier:
 
     def encode(self, examples: Sequence):
         if self.task == "seq":
-            return encode_sequences(examples, self.tokenizer, self.label2id, self.max_length)
+            return encode_sequences(examples, self.tokenizer, self.label2id, self.max_length, self.prompt)
         return encode_tokens(examples, self.tokenizer, self.label2id, self.max_length, self.label_all_subtokens)
 
     def probabilities(self, encoded, progress=None) -> list[torch.Tensor]:
@@ -82,3 +86,74 @@ class Classifier:
                 record["gold"] = example.tags
             metrics = token_metrics([e.tags for e in examples], [r["tags"] for r in records], n_truncated=encoded.n_truncated)
         return metrics, records
+
+
+def load_run(path: str | Path, dtype: str | None = None, device=None) -> tuple[Classifier, Any]:
+    """Rebuild a trained run's classifier exactly: base weights + adapter + head, label map, pooling.
+
+    LoRA is merged into fp32 base weights (fast inference, no bf16 rounding of the delta) and the
+    model is then cast to ``dtype`` ("float32" | "bfloat16" | "auto"; default the run's own).
+
+    Returns:
+        (Classifier, RunConfig)
+
+    Raises:
+        ConfigError: ``path`` is not a finished LS run.
+    """
+    from transformers import AutoConfig
+
+    from lsllm.config import RunConfig
+    from lsllm.hardware import default_device, resolve_dtype
+    from lsllm.models.adapters import attach_adapter
+    from lsllm.models.backbones import load_tokenizer, resolve_model, warn_if_weights_differ
+    from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
+
+    run = RunDir(Path(path))
+    if not run.root.is_dir():
+        raise ConfigError(f"{run.root}: no such run directory")
+    info = run.run_info()
+    cfg = RunConfig.load(run.config)
+    resolved = resolve_model(cfg.model.name)
+    warn_if_weights_differ(info.get("weights", {}), resolved.source)
+    cls = LSForSequenceClassification if info["task"] == "seq" else LSForTokenClassification
+    base = cls.from_pretrained(str(resolved.path), config=AutoConfig.from_pretrained(run.model), dtype=torch.float32)
+    device = device or default_device()
+    model = attach_adapter(base, run.model, device=device, dtype=resolve_dtype(dtype or cfg.model.dtype, device))
+    classifier = Classifier(model, load_tokenizer(run.model), info["labels"], info["task"], info["max_length"],
+                            info["label_all_subtokens"], prompt=info.get("prompt"))
+    return classifier, cfg
+
+
+def evaluate_run(path: str | Path, split: str = "test", data_overrides: dict[str, Any] | None = None,
+                 progress=None) -> tuple[dict[str, Any], Any]:
+    """Score a trained LS run on one split of its own data (or of ``data_overrides``' data).
+
+    Only the evaluated split is read (plus train where validation is carved from it), against
+    the run's own label set, so labels the run never saw are an error, not a new class.
+
+    Returns:
+        (metrics in the schema of docs/metrics.md, the DataConfig that was read)
+    """
+    import dataclasses
+
+    from lsllm.data import load_data
+
+    classifier, cfg = load_run(path)
+    overrides = dict(data_overrides or {})
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(cfg.data)}
+    if unknown:
+        raise ConfigError(f"unknown data setting(s): {', '.join(sorted(unknown))}")
+    data_cfg = dataclasses.replace(cfg.data, **overrides)
+    if classifier.task == "seq":  # read against the run's labels: train is not needed to find them
+        data_cfg.labels = list(classifier.labels)
+    bundle = load_data(data_cfg, splits=(split,))
+    if bundle.task != classifier.task:
+        raise ConfigError(f"the run is a {classifier.task} model but {bundle.name} is a {bundle.task} dataset")
+    unknown = sorted(set(bundle.labels) - set(classifier.labels))
+    if unknown:
+        raise ConfigError(f"labels {', '.join(unknown)} of {bundle.name} are not in the run's label set "
+                          f"({', '.join(classifier.labels)}); evaluate on data with the same labels")
+    if not bundle.splits.get(split):
+        raise DataError(f"{bundle.name} has no {split!r} split to evaluate (it has {', '.join(bundle.splits) or 'none'})")
+    metrics, _ = classifier.evaluate(bundle.splits[split], progress=progress)
+    return metrics, data_cfg

@@ -21,6 +21,7 @@ import torch
 from seqeval.metrics.sequence_labeling import get_entities
 
 from lsllm.data import SeqExample, TokenExample
+from lsllm.data.packing import pack_rows
 
 # Raw text → words: the training data is PTB-tokenized ("British lamb ."), so words are runs of
 # letters/digits (with inner hyphens, apostrophes, periods or commas as in "U.S.", "1,000", "don't")
@@ -72,22 +73,8 @@ def packed_batches(features: Sequence[dict], pad_id: int, max_tokens: int, row_t
 
 
 def _pack(rows: list[list[int]], features: Sequence[dict], pad_id: int) -> Batch:
-    width = max(sum(len(features[i]["input_ids"]) for i in row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    seq_index = torch.full((len(rows), width), -1, dtype=torch.long)
-    positions = torch.zeros((len(rows), width), dtype=torch.long)
-    indices: list[int] = []
-    for r, row in enumerate(rows):
-        start = 0
-        for index in row:
-            tokens = features[index]["input_ids"]
-            end = start + len(tokens)
-            ids[r, start:end] = torch.tensor(tokens)
-            seq_index[r, start:end] = len(indices)
-            positions[r, start:end] = torch.arange(len(tokens))
-            indices.append(index)
-            start = end
-    return Batch(indices, {"input_ids": ids, "seq_index": seq_index, "position_ids": positions})
+    packed = pack_rows([[features[i]["input_ids"] for i in row] for row in rows], pad_id)
+    return Batch([i for row in rows for i in row], packed)
 
 
 @torch.inference_mode()

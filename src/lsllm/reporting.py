@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from lsllm import runs  # noqa: E402
 from lsllm.evaluation import classification_report_text  # noqa: E402
+from lsllm.files import atomic_save_figure, atomic_write_json, atomic_write_jsonl, atomic_write_text  # noqa: E402
 
 HEADLINE = {"seq": ("accuracy", "f1_macro", "f1_weighted"), "token": ("f1", "precision", "recall", "f1_strict", "token_accuracy")}
 
@@ -28,21 +29,22 @@ def metrics_table(results: dict[str, dict], task: str) -> str:
 
 
 def write_reports(run: runs.RunDir, cfg, bundle, classifier, results: dict[str, dict], records: dict[str, list],
-                  history: list[dict], source: dict) -> None:
-    runs.atomic_write_json(run.metrics, results)
+                  history: list[dict], source: dict, extra: dict | None = None) -> None:
+    """metrics.json (``results`` per split, plus ``extra`` keys such as step0), predictions, report, plots, card."""
+    atomic_write_json(run.metrics, {**results, **(extra or {})})
     shown = "test" if "test" in records else "validation"
-    runs.atomic_write_jsonl(run.predictions, records[shown])
+    atomic_write_jsonl(run.predictions, records[shown])
     sections = []
     for split, split_records in records.items():
         gold = [r["gold"] for r in split_records]
         predicted = [r["label"] if bundle.task == "seq" else r["tags"] for r in split_records]
         sections.append(f"== {split} ({len(split_records)} examples) ==\n"
                         + classification_report_text(bundle.task, gold, predicted, bundle.labels))
-    runs.atomic_write_text(run.report, "\n\n".join(sections) + "\n")
+    atomic_write_text(run.report, "\n\n".join(sections) + "\n")
     if bundle.task == "seq" and shown in results:
         plot_confusion(results[shown]["confusion_matrix"], run.confusion, f"{bundle.name} {shown}")
     plot_learning_curve(history, run.curve, "accuracy" if bundle.task == "seq" else "f1")
-    runs.atomic_write_text(run.card, model_card(cfg, bundle, results, source, run.root))
+    atomic_write_text(run.card, model_card(cfg, bundle, results, source, run.root))
 
 
 def plot_confusion(confusion: dict[str, Any], path: Path, title: str) -> None:
@@ -59,7 +61,7 @@ def plot_confusion(confusion: dict[str, Any], path: Path, title: str) -> None:
         for j, value in enumerate(row):
             ax.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black")
     ax.set_title(title)
-    runs.atomic_save_figure(fig, path)
+    atomic_save_figure(fig, path)
     plt.close(fig)
 
 
@@ -77,8 +79,28 @@ def plot_learning_curve(history: list[dict], path: Path, metric: str) -> None:
         right.set_ylabel(f"validation {metric}")
     ax.set_title("learning curve")
     fig.legend(loc="upper right")
-    runs.atomic_save_figure(fig, path)
+    atomic_save_figure(fig, path)
     plt.close(fig)
+
+
+def card_facts(cfg, bundle, source: dict, method: str = "") -> list[str]:
+    """The model card's bullet lines shared by LS and SFT runs: weights, labels, data, recipe.
+
+    ``method`` is the method's own part of the recipe line (e.g. the SFT template).
+    """
+    weights = source.get("id") or source.get("file") or source.get("path")
+    detail = f"revision {source['revision']}" if "revision" in source else f"sha256 {source.get('sha256', '-')}"
+    length = f"{cfg.train.max_steps} steps" if cfg.train.max_steps > 0 else f"{cfg.train.epochs:g} epochs"
+    return [
+        f"- base model: `{cfg.model.name}` — weights `{weights}` ({source.get('kind')}, {detail})"
+        + (", QLoRA 4-bit" if cfg.model.quantize else ""),
+        f"- labels ({len(bundle.labels)}): {', '.join(bundle.labels)}",
+        f"- data: {cfg.data.data} — " + ", ".join(f"{k}: {len(v)}" for k, v in bundle.splits.items()),
+        *[f"  - {note}" for note in bundle.notes],
+        f"- recipe: {method}LoRA r={cfg.lora.r} alpha={cfg.lora.alpha} dropout={cfg.lora.dropout} on "
+        f"{', '.join(cfg.lora.target_modules)}; lr {cfg.train.lr}, batch {cfg.train.batch_size}x{cfg.train.grad_accum}, "
+        f"{length}, max_length {cfg.data.max_length}, seed {cfg.train.seed}",
+    ]
 
 
 def model_card(cfg, bundle, results: dict[str, dict], source: dict, root: Path) -> str:
@@ -86,20 +108,11 @@ def model_card(cfg, bundle, results: dict[str, dict], source: dict, root: Path) 
     attention = "bidirectional (LS-unLLM)" if cfg.model.bidirectional else "causal (LS-LLM)"
     if cfg.model.unmask_layers:
         attention += f", top {cfg.model.unmask_layers} layers unmasked"
-    weights = source.get("id") or source.get("file") or source.get("path")
-    detail = f"revision {source['revision']}" if "revision" in source else f"sha256 {source.get('sha256', '-')}"
     lines = [
         f"# lsllm run: {bundle.name} ({task_name})",
         "",
-        f"- base model: `{cfg.model.name}` — weights `{weights}` ({source.get('kind')}, {detail})",
+        *card_facts(cfg, bundle, source),
         f"- attention: {attention}" + (f"; pooling: {cfg.model.resolved_pooling}" if bundle.task == "seq" else ""),
-        f"- labels ({len(bundle.labels)}): {', '.join(bundle.labels)}",
-        f"- data: {cfg.data.data} — " + ", ".join(f"{k}: {len(v)}" for k, v in bundle.splits.items()),
-        *[f"  - {note}" for note in bundle.notes],
-        f"- recipe: LoRA r={cfg.lora.r} alpha={cfg.lora.alpha} dropout={cfg.lora.dropout} on {', '.join(cfg.lora.target_modules)}; "
-        f"lr {cfg.train.lr}, batch {cfg.train.batch_size}x{cfg.train.grad_accum}, "
-        + (f"{cfg.train.max_steps} steps" if cfg.train.max_steps > 0 else f"{cfg.train.epochs:g} epochs")
-        + f", max_length {cfg.data.max_length}, seed {cfg.train.seed}",
         "- selection: best checkpoint on the validation split; test reported once, never used to select",
         "",
         "## Metrics",
@@ -114,7 +127,7 @@ def model_card(cfg, bundle, results: dict[str, dict], source: dict, root: Path) 
         f"lsllm serve {root}",
         "```",
         "```python",
-        "from lsllm.runs import load_run",
+        "from lsllm.pipeline import load_run",
         f"classifier, config = load_run({json.dumps(str(root))})",
         "classifier.predict_texts([\"some text\"])",
         "```",

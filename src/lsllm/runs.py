@@ -10,19 +10,24 @@
     <run>/checkpoints/        Trainer checkpoints; a complete one holds COMPLETE_MARKER
     <run>/README.md           model card
     <run>/eval-<split>.json   written by `lsllm eval`
+    <run>/run.json            the command, start time and wall-clock; written last (the run finished)
 
-Every file is written atomically (temporary file + rename), so a killed run never leaves a
-half-written file under its final name.
+LS and SFT runs share this layout and this lifecycle (`open_run` → checkpoints → `save_model`
+→ results → `record_finished`); what differs is model/ (LS: adapter + head + lsllm.json, SFT: a
+causal-LM adapter + lsllm-sft.json). Every file is written atomically (`lsllm.files`), so a
+killed run never leaves a half-written file under its final name.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
-import tempfile
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,9 @@ from typing import Any
 from transformers import TrainerCallback
 
 from lsllm.errors import ConfigError
+from lsllm.files import atomic_replace_dir, atomic_write_json, atomic_write_text, remove_stale, staging_dir
+
+log = logging.getLogger(__name__)
 
 CONFIG = "config.yaml"
 MODEL_DIR = "model"
@@ -41,38 +49,10 @@ CURVE = "learning_curve.png"
 LOGS = "logs"
 CHECKPOINTS = "checkpoints"
 CARD = "README.md"
-RUN_INFO = "lsllm.json"  # inside model/: task, labels, base weights, versions
+RUN_RECORD = "run.json"  # command, start, wall-clock; written last: its presence means the run finished
+RUN_INFO = "lsllm.json"  # inside model/ of LS runs: task, labels, base weights, versions
+SFT_INFO = "lsllm-sft.json"  # inside model/ of SFT runs: labels, template, base weights, versions
 COMPLETE_MARKER = "lsllm-complete"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def atomic_write_jsonl(path: Path, records: list[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-
-
-def atomic_save_figure(figure, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    figure.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -87,7 +67,7 @@ class RunDir:
     def __getattr__(self, name: str) -> Path:
         names = {"config": CONFIG, "model": MODEL_DIR, "metrics": METRICS, "predictions": PREDICTIONS,
                  "report": REPORT, "confusion": CONFUSION, "curve": CURVE, "logs": LOGS,
-                 "checkpoints": CHECKPOINTS, "card": CARD}
+                 "checkpoints": CHECKPOINTS, "card": CARD, "record": RUN_RECORD}
         if name in names:
             return self.root / names[name]
         raise AttributeError(name)
@@ -98,9 +78,17 @@ class RunDir:
     def exists(self) -> bool:
         return (self.root / CONFIG).is_file()
 
+    def finished(self) -> bool:
+        """Training ended and every result file was written (run.json is written last)."""
+        return (self.root / RUN_RECORD).is_file()
+
+    def started_training(self) -> bool:
+        """Anything worth resuming: a complete checkpoint or a saved model."""
+        return self.model.is_dir() or any(self.checkpoints.glob(f"checkpoint-*/{COMPLETE_MARKER}"))
+
     def require_trained(self) -> None:
         if not (self.root / MODEL_DIR / RUN_INFO).is_file():
-            hint = " (an SFT run: use `lsllm sft eval`)" if (self.root / MODEL_DIR / "lsllm-sft.json").is_file() else ""
+            hint = " (an SFT run: use `lsllm sft eval`)" if (self.root / MODEL_DIR / SFT_INFO).is_file() else ""
             raise ConfigError(f"{self.root}: not a finished lsllm run (no {MODEL_DIR}/{RUN_INFO}){hint}; train it or pass another directory")
 
     def run_info(self) -> dict[str, Any]:
@@ -127,6 +115,9 @@ def open_run(cfg, prefix: str = ""):
         cfg.train.output = str(Path("runs") / f"{prefix}{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     run = RunDir(Path(cfg.train.output))
     main_process = is_main_process()
+    if main_process:
+        for path in remove_stale(run.model):
+            log.warning("removed %s, left by a run killed while saving its model", path)
     if cfg.train.resume:
         if main_process and not run.exists():
             raise ConfigError(f"--resume: {run.root} holds no run (no {CONFIG}); start it without --resume")
@@ -135,7 +126,12 @@ def open_run(cfg, prefix: str = ""):
         saved.train.output = str(run.root)
         return run, saved
     if main_process and run.exists():
-        raise ConfigError(f"{run.root} already holds a run: pass --resume to continue it or choose another --output")
+        if run.started_training():
+            raise ConfigError(f"{run.root} already holds a run: pass --resume to continue it or choose another --output")
+        log.warning("%s holds a run that never reached its first checkpoint: starting it again", run.root)
+        for leftover in (run.checkpoints, run.logs):
+            shutil.rmtree(leftover, ignore_errors=True)
+        run.config.unlink()
     return run, cfg
 
 
@@ -164,90 +160,62 @@ def last_complete_checkpoint(checkpoints: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-def _versions() -> dict[str, str]:
-    import peft
-    import torch
-    import transformers
+def resume_point(run: RunDir) -> Path | None:
+    """The checkpoint `--resume` continues from, or None (with a warning) to start from the beginning."""
+    checkpoint = last_complete_checkpoint(run.checkpoints)
+    if checkpoint is None:
+        log.warning("no complete checkpoint in %s: starting the run from the beginning", run.checkpoints)
+    return checkpoint
+
+
+def training_finished_at(checkpoint: Path | None) -> dict[str, Any] | None:
+    """The Trainer state of ``checkpoint`` if it is the run's last step (training is over), else None.
+
+    A run killed after its final checkpoint (while evaluating or writing its model) must not
+    train again: the Trainer, resumed at ``max_steps`` inside an epoch, would take one more step.
+    """
+    if checkpoint is None or not (checkpoint / "trainer_state.json").is_file():
+        return None
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    return state if state.get("max_steps") and state.get("global_step", 0) >= state["max_steps"] else None
+
+
+def versions(*extra: str) -> dict[str, str]:
+    """lsllm and library versions for a saved model (plus the ``extra`` packages, e.g. trl)."""
+    import importlib
 
     from lsllm import __version__
 
-    return {"lsllm": __version__, "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
+    found = {"lsllm": __version__}
+    for name in ("torch", "transformers", "peft", *extra):
+        found[name] = importlib.import_module(name).__version__
+    return found
 
 
-def save_model(run: RunDir, classifier, cfg, source: dict, bundle) -> None:
-    """Write model/: adapter + head (safetensors), classifier config, tokenizer, lsllm.json; atomically."""
-    peft_model = classifier.model
-    staging = run.root / f".model.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    peft_model.save_pretrained(staging)
-    base = peft_model.get_base_model()
-    base.config.save_pretrained(staging)
-    classifier.tokenizer.save_pretrained(staging)
-    info = {
-        "task": classifier.task,
-        "labels": list(classifier.labels),
-        "base_model": cfg.model.name,
-        "weights": source,
-        "bidirectional": bool(base.config.lsllm_bidirectional),
-        "unmask_layers": base.config.lsllm_unmask_layers,
-        "pooling": base.config.lsllm_pooling if classifier.task == "seq" else None,
-        "max_length": classifier.max_length,
-        "label_all_subtokens": classifier.label_all_subtokens,
-        "data": bundle.name,
-        "versions": _versions(),
-    }
-    atomic_write_json(staging / RUN_INFO, info)
-    target = run.model
-    if target.exists():
-        old = run.root / f".model.old-{os.getpid()}"
-        os.replace(target, old)
-        os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, target)
+def save_model(run: RunDir, write: Callable[[Path], None], info_name: str, info: dict[str, Any]) -> None:
+    """Write model/ atomically: ``write(folder)`` fills a staging folder, ``info`` goes in as ``info_name``.
 
-
-def load_run(path: str | Path, merge: bool = True, dtype: str | None = None, device=None):
-    """Rebuild a trained run's classifier exactly: base weights + adapter + head, label map, pooling.
-
-    Args:
-        merge: fold LoRA into the weights (fast inference); False keeps the PEFT model.
-        dtype: "float32" | "bfloat16" | "auto" (default: the run's configured dtype).
-
-    Returns:
-        (Classifier, RunConfig)
+    The staging folder replaces model/ only once complete, so a kill leaves the previous model
+    (or none) plus a hidden staging folder that the next `open_run` removes.
     """
-    import logging
+    staging = staging_dir(run.model)
+    write(staging)
+    atomic_write_json(staging / info_name, info)
+    atomic_replace_dir(staging, run.model)
 
-    import torch
-    from peft import PeftModel
-    from transformers import AutoConfig
 
-    from lsllm.config import RunConfig
-    from lsllm.hardware import default_device, resolve_dtype
-    from lsllm.models.backbones import load_tokenizer, resolve_model
-    from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
-    from lsllm.pipeline import Classifier
+def record_finished(run: RunDir, started: float, reproduce: str, **details: Any) -> None:
+    """run.json, the last file of a run: how it was started, how to reproduce it, how long it took.
 
-    run = RunDir(Path(path))
-    if not run.root.is_dir():
-        raise ConfigError(f"{run.root}: no such run directory")
-    info = run.run_info()
-    cfg = RunConfig.load(run.config)
-    resolved = resolve_model(cfg.model.name)
-    recorded = info.get("weights", {})
-    if recorded.get("sha256") != resolved.source.get("sha256") or recorded.get("kind") != resolved.source.get("kind"):
-        logging.getLogger(__name__).warning(
-            "the base weights differ from training (%s then, %s now): predictions may differ", recorded, resolved.source
-        )
-    config = AutoConfig.from_pretrained(run.model)
-    cls = LSForSequenceClassification if info["task"] == "seq" else LSForTokenClassification
-    device = device or default_device()
-    model = cls.from_pretrained(str(resolved.path), config=config, dtype=torch.float32)
-    model = PeftModel.from_pretrained(model, str(run.model))
-    if merge:
-        model = model.merge_and_unload()  # merged in fp32, then cast: no bf16 rounding of the LoRA delta
-    model = model.to(device=device, dtype=resolve_dtype(dtype or cfg.model.dtype, device)).eval()
-    tokenizer = load_tokenizer(run.model)
-    classifier = Classifier(model, tokenizer, info["labels"], info["task"], info["max_length"], info["label_all_subtokens"])
-    return classifier, cfg
+    ``command`` is the command line when the run came from the `lsllm` CLI (None from Python);
+    ``reproduce`` always works: the run's own config.yaml holds every setting.
+    """
+    from_cli = Path(sys.argv[0]).name in ("lsllm", "__main__.py")
+    record = {
+        "command": ["lsllm", *sys.argv[1:]] if from_cli else None,
+        "reproduce": reproduce,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "seconds": round(time.time() - started, 1),
+        **details,
+    }
+    atomic_write_json(run.record, record)

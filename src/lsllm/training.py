@@ -8,31 +8,32 @@ by `eval`/`predict`/`serve`, atomic checkpoint completion markers and exact resu
 
 from __future__ import annotations
 
+import json
 import logging
-import math
+import time
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.tensorboard import SummaryWriter
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
-from transformers.integrations import TensorBoardCallback
+from transformers import Trainer
 
-from lsllm import runs
+from lsllm import lifecycle, runs
 from lsllm.config import RunConfig, apply_preset
 from lsllm.data import Collator, DatasetBundle, class_weights, encode_split, load_data
 from lsllm.data.packing import PackingCollator
 from lsllm.errors import ConfigError, ModelError
+from lsllm.files import atomic_write_json
 from lsllm.hardware import default_device, resolve_dtype
 from lsllm.models.adapters import apply_lora, merged_for_inference
-from lsllm.models.backbones import load_tokenizer, quantization_config, resolve_model
+from lsllm.models.backbones import check_quantization, load_tokenizer, resolve_model
 from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
+from lsllm.models.head_init import init_from_label_words, label_words
 from lsllm.pipeline import Classifier
 from lsllm.reporting import write_reports
 
 log = logging.getLogger(__name__)
 MAX_BAD_STEPS = 10
+STEP0 = "step0.json"  # in logs/: validation metrics before training (--head-init labels)
 
 
 def selection_metric(task: str) -> str:
@@ -65,6 +66,21 @@ class LSTrainer(Trainer):
             self.bad_steps = 0
         return (loss, outputs) if return_outputs else loss
 
+    def create_optimizer(self, model=None):
+        """The Trainer's AdamW, with the head `score` in its own group when --head-lr is set."""
+        head_lr = getattr(self.args, "lsllm_head_lr", None)
+        if head_lr is None or self.optimizer is not None:
+            return super().create_optimizer(model)
+        head, body = [], []
+        for name, param in self.model.named_parameters():
+            if param.requires_grad:
+                (head if ".score." in f".{name}." else body).append(param)
+        groups = [{"params": body, "weight_decay": self.args.weight_decay},
+                  {"params": head, "weight_decay": self.args.weight_decay, "lr": head_lr}]
+        optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
+        self.optimizer = optimizer_cls(groups, **kwargs)
+        return self.optimizer
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         self.classifier.model = self.model
         with merged_for_inference(self.model):
@@ -91,6 +107,7 @@ def build_model(cfg: RunConfig, labels: list[str], task: str):
         label2id={label: i for i, label in enumerate(labels)},
         bidirectional=cfg.model.bidirectional,
         unmask_layers=cfg.model.unmask_layers,
+        repeat=cfg.model.attention == "repeat",
         pooling=cfg.model.resolved_pooling if task == "seq" else None,
         quantize=cfg.model.quantize,
         attn_implementation=cfg.model.attn_implementation,
@@ -98,6 +115,12 @@ def build_model(cfg: RunConfig, labels: list[str], task: str):
     )
     model.config.lsllm_source = resolved.source
     model.config.pad_token_id = tokenizer.pad_token_id
+    if cfg.model.head_init == "labels":
+        if task != "seq":
+            raise ConfigError("--head-init labels applies to sequence tasks (token tags are not words); drop it")
+        words = label_words(labels, cfg.model.label_words)
+        if words is not None:
+            init_from_label_words(model, tokenizer, words, resolved.path)
     if cfg.model.quantize is None:
         model.to(device)
     peft_model = apply_lora(model, cfg.lora, quantized=cfg.model.quantize is not None)
@@ -114,8 +137,12 @@ def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset()) -> Path:
     Returns:
         The run directory.
     """
-    quantization_config(cfg.model.quantize)  # refuse QLoRA without CUDA before any work is done
+    started = time.time()
+    check_quantization(cfg.model.quantize)  # refuse QLoRA without CUDA before any work is done
     run, cfg = runs.open_run(cfg)
+    if cfg.train.resume and run.finished():
+        log.warning("%s finished already: nothing to resume", run.root)
+        return run.root
     run.root.mkdir(parents=True, exist_ok=True)
     bundle = load_data(cfg.data)
     if cfg.data.task is not None and cfg.data.task != bundle.task:
@@ -127,82 +154,100 @@ def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset()) -> Path:
             cfg.save(run.config)
     torch.manual_seed(cfg.train.seed)
 
+    if cfg.model.prompt is not None and bundle.task != "seq":
+        raise ConfigError("--prompt applies to sequence tasks (NER reads every word); drop it")
     model, tokenizer, source = build_model(cfg, bundle.labels, bundle.task)
-    classifier = Classifier(model, tokenizer, bundle.labels, bundle.task, cfg.data.max_length, cfg.data.label_all_subtokens)
-    train_features = encode_split(bundle, "train", tokenizer, cfg.data.max_length, cfg.data.label_all_subtokens).features
+    classifier = Classifier(model, tokenizer, bundle.labels, bundle.task, cfg.data.max_length, cfg.data.label_all_subtokens,
+                            prompt=cfg.model.prompt)
+    train_features = encode_split(bundle, "train", tokenizer, cfg.data.max_length, cfg.data.label_all_subtokens,
+                                  prompt=cfg.model.prompt).features
     trainer = _make_trainer(cfg, run, bundle, classifier, train_features)
-    checkpoint = runs.last_complete_checkpoint(run.checkpoints) if cfg.train.resume else None
-    if cfg.train.resume and checkpoint is None:
-        log.warning("no complete checkpoint in %s: starting the run from the beginning", run.checkpoints)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    step0 = None
+    if cfg.model.head_init == "labels" and not cfg.train.resume and trainer.is_world_process_zero():
+        step0 = _step0(classifier, bundle)
+        atomic_write_json(run.logs / STEP0, step0)
+    lifecycle.fit(trainer, run, cfg.train.resume)
 
     if trainer.is_world_process_zero():
         classifier.model = trainer.model
-        finish_run(run, cfg, bundle, classifier, source, trainer.state.log_history)
+        finish_run(run, cfg, bundle, classifier, source, trainer.state.log_history, step0)
+        runs.record_finished(run, started, reproduce=f"lsllm train --config {run.config} --output NEW_DIR",
+                             resumed=cfg.train.resume, steps=trainer.state.global_step)
     return run.root
 
 
 def _make_trainer(cfg: RunConfig, run: runs.RunDir, bundle: DatasetBundle, classifier: Classifier, train_features: list[dict]) -> LSTrainer:
-    t = cfg.train
-    steps_per_epoch = max(1, math.ceil(len(train_features) / (t.batch_size * t.grad_accum)))
-    eval_steps = t.eval_steps or steps_per_epoch
-    args = TrainingArguments(
-        output_dir=str(run.checkpoints),
-        per_device_train_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum,
-        learning_rate=t.lr,
-        weight_decay=t.weight_decay,
-        lr_scheduler_type=t.scheduler,
-        warmup_steps=t.warmup_ratio,
-        num_train_epochs=t.epochs,
-        max_steps=t.max_steps,
-        eval_strategy="steps",
-        eval_steps=eval_steps,
-        save_strategy="steps",
-        save_steps=eval_steps,
-        save_total_limit=2,
-        load_best_model_at_end=True,
-        metric_for_best_model=selection_metric(bundle.task),
-        greater_is_better=True,
-        logging_steps=max(1, min(50, eval_steps // 4 or 1)),
-        report_to="none",
-        seed=t.seed,
-        data_seed=t.seed,
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        use_cpu=not torch.cuda.is_available(),
-        save_only_model=False,
-        disable_tqdm=False,
-    )
-    pad_id = classifier.tokenizer.pad_token_id
-    collator = PackingCollator(bundle.task) if t.pack else Collator(pad_id)
+    """LS's difference from SFT: select on validation, packed batches, our loss (class weights)."""
+    args = lifecycle.trainer_arguments(cfg, run, len(train_features), select=selection_metric(bundle.task),
+                                       remove_unused_columns=False)
+    args.lsllm_head_lr = cfg.train.head_lr  # read by LSTrainer.create_optimizer
+    collator = PackingCollator(bundle.task) if cfg.train.pack else Collator(classifier.tokenizer.pad_token_id)
     weights = None
-    if t.class_weights == "balanced":
+    if cfg.train.class_weights == "balanced":
         if bundle.task != "seq":
             raise ConfigError("--class-weights balanced applies to sequence tasks")
         weights = torch.tensor(class_weights([f["labels"] for f in train_features], len(bundle.labels)), dtype=torch.float32)
-    callbacks: list[Any] = [runs.CheckpointCompleted(), TensorBoardCallback(tb_writer=SummaryWriter(str(run.logs)))]
-    if t.early_stopping:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping))
-    return LSTrainer(
+    trainer = LSTrainer(
         model=classifier.model,
         args=args,
         train_dataset=train_features,
         data_collator=collator,
-        callbacks=callbacks,
+        callbacks=lifecycle.trainer_callbacks(cfg, run),
         classifier=classifier,
         eval_dataset=bundle.splits["validation"],
         loss_weights=weights,
     )
+    return lifecycle.quiet(trainer)
+
+
+def save_classifier(run: runs.RunDir, classifier: Classifier, cfg: RunConfig, source: dict, bundle: DatasetBundle) -> None:
+    """model/: adapter + head (safetensors), classifier config, tokenizer and lsllm.json, atomically."""
+    peft_model = classifier.model
+    base = peft_model.get_base_model()
+
+    def write(folder: Path) -> None:
+        peft_model.save_pretrained(folder)
+        base.config.save_pretrained(folder)
+        classifier.tokenizer.save_pretrained(folder)
+
+    info = {
+        "task": classifier.task,
+        "labels": list(classifier.labels),
+        "base_model": cfg.model.name,
+        "weights": source,
+        "bidirectional": bool(base.config.lsllm_bidirectional),
+        "unmask_layers": base.config.lsllm_unmask_layers,
+        "pooling": base.config.lsllm_pooling if classifier.task == "seq" else None,
+        "max_length": classifier.max_length,
+        "label_all_subtokens": classifier.label_all_subtokens,
+        "prompt": classifier.prompt,
+        "data": bundle.name,
+        "versions": runs.versions(),
+    }
+    runs.save_model(run, write, runs.RUN_INFO, info)
+
+
+def _step0(classifier: Classifier, bundle: DatasetBundle) -> dict:
+    """Validation metrics before any training (with --head-init labels: the zero-shot choice among the labels)."""
+    with merged_for_inference(classifier.model):
+        metrics, _ = classifier.evaluate(bundle.splits["validation"])
+    log.info("step 0 (head from the label words): validation accuracy %.4f", metrics["accuracy"])
+    return {k: metrics[k] for k in ("accuracy", "f1_macro", "n_examples")}
 
 
 def finish_run(run: runs.RunDir, cfg: RunConfig, bundle: DatasetBundle, classifier: Classifier, source: dict,
-               history: list[dict]) -> dict[str, dict]:
-    """Evaluate the selected model on validation and test and write every run file."""
+               history: list[dict], step0: dict | None = None) -> dict[str, dict]:
+    """Evaluate the selected model on validation and test and write every run file.
+
+    ``step0``: validation metrics before training (--head-init labels), kept in metrics.json.
+    """
     results, records = {}, {}
+    saved = run.logs / STEP0  # measured by the run's first process; a resumed one reads it back
+    if step0 is None and saved.is_file():
+        step0 = json.loads(saved.read_text())
     for split in ("validation", "test"):
         if split in bundle.splits:
             results[split], records[split] = classifier.evaluate(bundle.splits[split])
-    runs.save_model(run, classifier, cfg, source, bundle)
-    write_reports(run, cfg, bundle, classifier, results, records, history, source)
+    save_classifier(run, classifier, cfg, source, bundle)
+    write_reports(run, cfg, bundle, classifier, results, records, history, source, extra={"step0": step0} if step0 else None)
     return results

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lsllm.data import SeqExample, TokenExample, encode_sequences, encode_tokens, words_from_features
+from lsllm.data import SeqExample, TokenExample, encode_sequences, encode_tokens
 from lsllm.data.encoding import IGNORE_INDEX, special_tokens, word_alignment
 from lsllm.errors import DataError
+from lsllm.prediction import word_predictions
 
 TEXTS = ["a great movie", "EU rejects German call to boycott British lamb .", "x " * 40, "zebra-like quokkas!"]
 LABEL2ID = {"neg": 0, "pos": 1}
@@ -112,6 +114,13 @@ def _owned_first_positions(encoded):
     return seen
 
 
+def words_from_features(encoded, preds):
+    """Word-level tag ids through `word_predictions`, from one predicted id per feature position."""
+    n_tags = max(len(TAGS), 1 + max((max(p, default=0) for p in preds), default=0))
+    probs = [torch.nn.functional.one_hot(torch.tensor(p, dtype=torch.long), n_tags).float() for p in preds]
+    return [[tag for tag, _ in words] for words in word_predictions(encoded.features, probs, encoded.n_words)]
+
+
 def test_long_sentence_windows_cover_every_word_once(bpe_tokenizer):
     words = [f"w{i}" for i in range(60)] + ["Blackburn", "lamb"]
     tags = ["B-PER" if i % 7 == 0 else "O" for i in range(len(words))]
@@ -161,11 +170,11 @@ def test_windowing_invariants(bpe_tokenizer, n_words, max_length, stride_frac, w
     assert words_from_features(encoded, preds) == [[TAGS[t] for t in tags]]
 
 
-def test_words_from_features_fills_unpredicted_and_checks_rows(bpe_tokenizer):
+def test_word_predictions_fill_unpredicted_words_and_check_rows(bpe_tokenizer):
     encoded = encode_tokens([TokenExample(["a", "b"], ["O", "O"])], bpe_tokenizer, TAGS, 16)
     encoded.features[0]["word_ids"] = [-1, 0, -1]  # pretend word 1 had no token of its own
-    assert words_from_features(encoded, [[9, 5, 6, 7, 7]], fill=0) == [[5, 0]]  # longer (padded) rows are fine
-    with pytest.raises(ValueError, match="1 features"):
+    assert words_from_features(encoded, [[9, 5, 6]]) == [[5, 0]]  # an unpredicted word is "O"
+    with pytest.raises(ValueError):
         words_from_features(encoded, [])
 
 

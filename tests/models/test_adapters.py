@@ -8,7 +8,7 @@ import transformers
 
 from lsllm.config import LoraSettings
 from lsllm.errors import ConfigError
-from lsllm.models.adapters import apply_lora, load_adapter, merge, merged_for_inference
+from lsllm.models.adapters import apply_lora, attach_adapter, merged_for_inference
 from lsllm.models.classifiers import LSForSequenceClassification
 from tests.conftest import tiny_config
 
@@ -40,9 +40,13 @@ def test_only_adapters_and_head_train_and_base_is_unchanged_after_a_step(tmp_pat
 
     saved = load_file(tmp_path / "adapter_model.safetensors")
     assert any("score" in k for k in saved) and any("lora_A" in k for k in saved)
-    reloaded = load_adapter(build(), tmp_path).eval()
     model.eval()
-    torch.testing.assert_close(reloaded(input_ids=IDS, attention_mask=MASK).logits, model(input_ids=IDS, attention_mask=MASK).logits)
+    expected = model(input_ids=IDS, attention_mask=MASK).logits
+    unmerged = attach_adapter(build(), tmp_path, merge=False)
+    torch.testing.assert_close(unmerged(input_ids=IDS, attention_mask=MASK).logits, expected)
+    merged = attach_adapter(build(), tmp_path, dtype=torch.float32)
+    assert not any("lora_" in n for n, _ in merged.named_parameters())  # folded in: no adapter ops left
+    torch.testing.assert_close(merged(input_ids=IDS, attention_mask=MASK).logits, expected, atol=1e-5, rtol=1e-4)
 
 
 def test_merged_model_loads_in_plain_transformers_with_equal_logits(tmp_path):
@@ -53,7 +57,7 @@ def test_merged_model_loads_in_plain_transformers_with_equal_logits(tmp_path):
                 param.normal_()  # make the adapter matter
     model.eval()
     expected = model(input_ids=IDS, attention_mask=MASK).logits
-    merged = merge(model)
+    merged = model.merge_and_unload()  # what `lsllm merge` saves (through attach_adapter)
     merged.save_pretrained(tmp_path)
     stock = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
     assert type(stock).__name__ == "LlamaForSequenceClassification"

@@ -38,13 +38,13 @@ def token_run(tmp_path_factory, tiny_model_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def seq_classifier(seq_run):
-    from lsllm.runs import load_run
+    from lsllm.pipeline import load_run
 
-    return load_run(seq_run, merge=True, dtype="float32", device="cpu")[0]
+    return load_run(seq_run, dtype="float32", device="cpu")[0]
 
 
 @pytest.fixture(scope="session")
 def token_classifier(token_run):
-    from lsllm.runs import load_run
+    from lsllm.pipeline import load_run
 
-    return load_run(token_run, merge=True, dtype="float32", device="cpu")[0]
+    return load_run(token_run, dtype="float32", device="cpu")[0]

@@ -4,9 +4,9 @@ Knows nothing of models beyond a tokenizer. See docs/datasets.md for the built-i
 the resolution order of `--data` and the split rules.
 """
 
-from lsllm.data.batching import Collator, LengthGroupedBatchSampler, TokenBudgetBatchSampler
+from lsllm.data.batching import Collator
 from lsllm.data.cache import encode_bundle, encode_split
-from lsllm.data.encoding import EncodedSplit, encode_sequences, encode_tokens, words_from_features
+from lsllm.data.encoding import EncodedSplit, encode_sequences, encode_tokens
 from lsllm.data.examples import DatasetBundle, SeqExample, TokenExample
 from lsllm.data.inputs import read_predict_inputs
 from lsllm.data.loading import load_data
@@ -19,9 +19,7 @@ __all__ = [
     "DatasetBundle",
     "DatasetSpec",
     "EncodedSplit",
-    "LengthGroupedBatchSampler",
     "SeqExample",
-    "TokenBudgetBatchSampler",
     "TokenExample",
     "class_weights",
     "encode_bundle",
@@ -31,5 +29,4 @@ __all__ = [
     "known_names",
     "load_data",
     "read_predict_inputs",
-    "words_from_features",
 ]

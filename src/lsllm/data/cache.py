@@ -5,7 +5,7 @@
 bundle's fingerprint (content hashes of the data files and the settings that shaped the
 examples), the split, max_length, sub-token labelling, windowing and the cache format version.
 A changed data file changes the fingerprint, so it is never served stale. Files are written to
-a temporary name and moved into place (`os.replace`), so a killed run leaves no torn cache.
+a temporary name and moved into place (`lsllm.files`), so a killed run leaves no torn cache.
 """
 
 from __future__ import annotations
@@ -13,21 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 from lsllm.data.encoding import EncodedSplit, encode_sequences, encode_tokens
 from lsllm.data.examples import DatasetBundle
+from lsllm.files import atomic_write_text, cache_root
 
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1  # bump when encoding changes what features a given input yields
-
-
-def cache_root() -> Path:
-    """`$LSLLM_CACHE`, default ~/.cache/lsllm."""
-    return Path(os.environ.get("LSLLM_CACHE") or Path.home() / ".cache" / "lsllm").expanduser()
 
 
 def tokenizer_hash(tokenizer: Any) -> str:
@@ -40,7 +34,8 @@ def tokenizer_hash(tokenizer: Any) -> str:
     return hashlib.sha256(state.encode()).hexdigest()[:16]
 
 
-def cache_key(bundle: DatasetBundle, split: str, tokenizer: Any, max_length: int, label_all_subtokens: bool, stride: int | None) -> str:
+def cache_key(bundle: DatasetBundle, split: str, tokenizer: Any, max_length: int, label_all_subtokens: bool, stride: int | None,
+              prompt: str | None = None) -> str:
     from lsllm import __version__
 
     parts = {
@@ -56,14 +51,9 @@ def cache_key(bundle: DatasetBundle, split: str, tokenizer: Any, max_length: int
         "label_all_subtokens": label_all_subtokens if bundle.task == "token" else None,
         "stride": stride if bundle.task == "token" else None,
     }
+    if prompt is not None:
+        parts["prompt"] = prompt
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def encode_split(
@@ -74,8 +64,9 @@ def encode_split(
     label_all_subtokens: bool = False,
     stride: int | None = None,
     cache: bool = True,
+    prompt: str | None = None,
 ) -> EncodedSplit:
-    """Encode one split of a bundle, through the on-disk cache.
+    """Encode one split of a bundle, through the on-disk cache (``prompt``: see `encode_sequences`).
 
     Bundles without a fingerprint (built by hand) are encoded without caching.
     """
@@ -84,12 +75,12 @@ def encode_split(
 
     def encode() -> EncodedSplit:
         if bundle.task == "seq":
-            return encode_sequences(examples, tokenizer, label2id, max_length)
+            return encode_sequences(examples, tokenizer, label2id, max_length, prompt)
         return encode_tokens(examples, tokenizer, label2id, max_length, label_all_subtokens, stride)
 
     if not cache or not bundle.fingerprint:
         return encode()
-    path = cache_root() / "tokenized" / f"{cache_key(bundle, split, tokenizer, max_length, label_all_subtokens, stride)}.json"
+    path = cache_root() / "tokenized" / f"{cache_key(bundle, split, tokenizer, max_length, label_all_subtokens, stride, prompt)}.json"
     if path.is_file():
         try:
             raw = json.loads(path.read_text())
@@ -99,7 +90,7 @@ def encode_split(
             logger.warning("ignoring unreadable tokenization cache %s (%s)", path, err)
     encoded = encode()
     try:
-        _write_atomic(path, json.dumps(encoded.__dict__, separators=(",", ":")))
+        atomic_write_text(path, json.dumps(encoded.__dict__, separators=(",", ":")))
     except OSError as err:  # a read-only or full disk must not stop a run
         logger.warning("could not write tokenization cache %s (%s)", path, err)
     return encoded

@@ -49,7 +49,7 @@ class EncodedSplit:
         n_words: token tasks: words per example, to rebuild word-level predictions.
         n_windowed: token tasks: examples split into more than one window.
         n_unaligned: token tasks: words with no sub-token of their own (a tokenizer that drops
-            or merges them); `words_from_features` fills them with `fill` (0 = "O").
+            or merges them); `lsllm.prediction.word_predictions` predicts "O" for them.
     """
 
     features: list[dict[str, Any]]
@@ -88,7 +88,7 @@ def _label_id(label2id: dict[str, int], label: str) -> int:
 
 
 def encode_sequences(
-    examples: Sequence[SeqExample], tokenizer: Any, label2id: dict[str, int], max_length: int
+    examples: Sequence[SeqExample], tokenizer: Any, label2id: dict[str, int], max_length: int, prompt: str | None = None
 ) -> EncodedSplit:
     """Tokenize texts for sequence classification.
 
@@ -100,17 +100,22 @@ def encode_sequences(
         tokenizer: a Hugging Face tokenizer.
         label2id: label name -> id.
         max_length: maximum tokens per input, special tokens included.
+        prompt: a template with one ``{text}``; the text is put in it before tokenizing, and a
+            long text is cut inside the prompt, so the prompt's end (read by last-token pooling)
+            always survives.
     """
     prefix = special_tokens(tokenizer)
     budget = max_length - len(prefix)
     if budget < 1:
         raise ValueError(f"max_length {max_length} leaves no room after {len(prefix)} special tokens")
-    ids = tokenizer([ex.text for ex in examples], add_special_tokens=False)["input_ids"] if examples else []
+    texts = [ex.text for ex in examples]
+    wrap = (lambda text: prompt.replace("{text}", text)) if prompt else (lambda text: text)
+    ids = tokenizer([wrap(t) for t in texts], add_special_tokens=False)["input_ids"] if examples else []
     features, truncated = [], 0
-    for ex, content in zip(examples, ids, strict=True):
+    for ex, text, content in zip(examples, texts, ids, strict=True):
         if len(content) > budget:
             truncated += 1
-            content = content[:budget]
+            content = _cut_inside_prompt(tokenizer, text, wrap, len(content) - budget)[:budget] if prompt else content[:budget]
         feature: dict[str, Any] = {"input_ids": prefix + list(content)}
         if ex.label is not None:
             feature["labels"] = _label_id(label2id, ex.label)
@@ -118,6 +123,20 @@ def encode_sequences(
     if truncated:
         logger.warning("%d of %d inputs are longer than max_length %d and were truncated", truncated, len(examples), max_length)
     return EncodedSplit(features, "seq", len(examples), n_truncated=truncated)
+
+
+def _cut_inside_prompt(tokenizer: Any, text: str, wrap, over: int) -> list[int]:
+    """Token ids of the prompt around ``text`` cut by about ``over`` tokens (re-tokenized until it fits)."""
+    text_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    budget = None
+    for extra in range(4):  # joining at a new boundary can cost a token or two
+        keep = max(0, len(text_ids) - over - extra)
+        wrapped = tokenizer(wrap(tokenizer.decode(text_ids[:keep])), add_special_tokens=False)["input_ids"]
+        if budget is None:
+            budget = len(tokenizer(wrap(text), add_special_tokens=False)["input_ids"]) - over
+        if len(wrapped) <= budget:
+            return wrapped
+    return wrapped
 
 
 def word_alignment(text: str, words: Sequence[str], offsets: Sequence[tuple[int, int]]) -> list[int]:
@@ -177,8 +196,8 @@ def encode_tokens(
         stride: tokens shared by consecutive windows (default a quarter of the window).
 
     Returns:
-        An EncodedSplit with one feature per window; `words_from_features` maps predictions
-        back to words.
+        An EncodedSplit with one feature per window; `lsllm.prediction.word_predictions` maps
+        predictions back to words.
     """
     if not getattr(tokenizer, "is_fast", False):
         raise DataError(f"{type(tokenizer).__name__} is not a fast tokenizer: token tasks need character offsets (tokenizer.json)")
@@ -249,31 +268,4 @@ def _encode_tokens(
             if tag_ids is not None:
                 feature["labels"] = labels
             out.features.append(feature)
-    return out
-
-
-def words_from_features(split: EncodedSplit, per_feature_pred: Sequence[Sequence[int]], fill: int = 0) -> list[list[int]]:
-    """Word-level predictions per example from per-position predictions of each feature.
-
-    Args:
-        split: the token EncodedSplit the predictions were made on.
-        per_feature_pred: one sequence of predicted ids per feature, aligned with its
-            `input_ids` from position 0 (strip left padding first); longer (right-padded)
-            rows are fine.
-        fill: id for words no window predicts (`n_unaligned`); 0 is "O" in BIO label lists.
-
-    Returns:
-        For every example, one predicted id per word: the prediction at the word's first
-        sub-token in the window that owns it.
-    """
-    if len(per_feature_pred) != len(split.features):
-        raise ValueError(f"{len(per_feature_pred)} prediction rows for {len(split.features)} features")
-    out = [[fill] * n for n in split.n_words]
-    for feature, pred in zip(split.features, per_feature_pred, strict=True):
-        words = out[feature["example_id"]]
-        prev = -1
-        for pos, w in enumerate(feature["word_ids"]):
-            if w >= 0 and w != prev:
-                words[w] = int(pred[pos])
-            prev = w
     return out

@@ -282,6 +282,10 @@ def build_bundle(source: Source, cfg: DataConfig, splits: Sequence[str] = SPLITS
     final: dict[str, list] = {}
     for split in (s for s in splits if s in out):
         examples = out[split].examples
+        if split == "train" and cfg.subset_seed is not None:  # a seeded subset, the same for every method
+            examples = list(examples)
+            random.Random(cfg.subset_seed).shuffle(examples)
+            notes.append(f"train shuffled with seed {cfg.subset_seed} before the limit")
         limit = cfg.train_limit if split == "train" else cfg.eval_limit
         if limit is not None and limit < len(examples):
             notes.append(f"{split} limited to the first {limit} of {len(examples)} examples")
@@ -340,6 +344,7 @@ def _fingerprint(source: Source, cfg: DataConfig, task: str, labels: list[str], 
         "settings": {
             "text_column": cfg.text_column, "label_column": cfg.label_column, "tag_column": cfg.tag_column,
             "train_limit": cfg.train_limit, "eval_limit": cfg.eval_limit, "split_seed": cfg.split_seed, "carved": carved,
+            **({"subset_seed": cfg.subset_seed} if cfg.subset_seed is not None else {}),
         },
     }  # fmt: skip
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

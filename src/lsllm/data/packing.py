@@ -14,6 +14,31 @@ from collections.abc import Sequence
 import torch
 
 
+def pack_rows(rows: Sequence[Sequence[Sequence[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Token-id lists laid end to end, one packed row per inner list (training and inference alike).
+
+    Returns:
+        input_ids (R, W) padded at row ends with ``pad_id``; seq_index (R, W): the example's
+        number in the batch, counted across rows, -1 on padding; position_ids (R, W) restarting
+        at 0 for every example.
+    """
+    width = max(sum(len(ids) for ids in row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    seq_index = torch.full((len(rows), width), -1, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    example = 0
+    for r, row in enumerate(rows):
+        start = 0
+        for ids in row:
+            end = start + len(ids)
+            input_ids[r, start:end] = torch.as_tensor(ids, dtype=torch.long)
+            seq_index[r, start:end] = example
+            positions[r, start:end] = torch.arange(len(ids))
+            example += 1
+            start = end
+    return {"input_ids": input_ids, "seq_index": seq_index, "position_ids": positions}
+
+
 class PackingCollator:
     """Collate features ({input_ids, labels}) into one packed row with seq_index and position_ids."""
 
@@ -22,21 +47,9 @@ class PackingCollator:
 
     def __call__(self, features: Sequence[dict]) -> dict[str, torch.Tensor]:
         features = sorted(features, key=lambda f: len(f["input_ids"]))
-        ids, seq_index, positions, token_labels = [], [], [], []
-        for example, feature in enumerate(features):
-            n = len(feature["input_ids"])
-            ids.extend(feature["input_ids"])
-            seq_index.extend([example] * n)
-            positions.extend(range(n))
-            if self.task == "token":
-                token_labels.extend(feature["labels"])
-        batch = {
-            "input_ids": torch.tensor([ids], dtype=torch.long),
-            "seq_index": torch.tensor([seq_index], dtype=torch.long),
-            "position_ids": torch.tensor([positions], dtype=torch.long),
-        }
+        batch = pack_rows([[f["input_ids"] for f in features]], pad_id=0)  # one row: nothing is padded
         if self.task == "token":
-            batch["labels"] = torch.tensor([token_labels], dtype=torch.long)
+            batch["labels"] = torch.tensor([[label for f in features for label in f["labels"]]], dtype=torch.long)
         else:
             batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
         return batch

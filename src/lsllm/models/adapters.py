@@ -56,16 +56,17 @@ def apply_lora(model: nn.Module, settings: LoraSettings, quantized: bool = False
     return model
 
 
-def load_adapter(model: nn.Module, adapter_dir: str | Path, trainable: bool = False) -> PeftModel:
-    """Attach a saved adapter (+ head) to a freshly built classifier."""
-    model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
-    use_fast_dropout(model)
-    return model
+def attach_adapter(base: nn.Module, adapter_dir: str | Path, merge: bool = True, device=None, dtype=None) -> nn.Module:
+    """A saved adapter (+ head) on ``base``, ready for inference (LS runs and SFT runs alike).
 
-
-def merge(model: PeftModel) -> nn.Module:
-    """Fold LoRA into the base weights: a plain classifier with no adapter ops at inference."""
-    return model.merge_and_unload()
+    With ``merge`` the base should be fp32: LoRA is folded in there, so its delta is not rounded
+    to bf16 before it is added, and the result is then cast to ``dtype`` and moved to ``device``.
+    Without it (a 4-bit base) the adapter stays a PEFT wrapper and nothing is cast.
+    """
+    model = PeftModel.from_pretrained(base, str(adapter_dir))
+    if not merge:
+        return model.eval()
+    return model.merge_and_unload().to(device=device, dtype=dtype).eval()
 
 
 @contextmanager

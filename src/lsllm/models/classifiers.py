@@ -3,7 +3,10 @@
 The head is named ``score`` with the same parameter names as transformers' stock heads, so PEFT
 trains and saves it by default, stock checkpoints load into these classes and merged models load
 into stock classes. The switch (bidirectional, unmask_layers), pooling and label names live in the
-model config (``lsllm_*`` keys) and are restored on load.
+model config (``lsllm_*`` keys) and are restored on load. So does sequence repetition
+(``lsllm_repeat``, :mod:`lsllm.models.repetition`): the classifier feeds each example twice to the
+unchanged causal backbone and reads the second copy; only these classes know it, stock classes
+loading a merged model do not.
 
 The head and pooling always run in fp32 whatever the backbone dtype: a bf16/4-bit backbone feeds
 an fp32 head (the original QLoRA code filled its head with NaNs).
@@ -30,8 +33,9 @@ from lsllm.errors import ConfigError
 from lsllm.models.attention import LSLLM_SDPA, packed_attention_mask, packed_segments, set_attention_mode
 from lsllm.models.backbones import quantization_config, resolve_model
 from lsllm.models.pooling import pool, seq_index_from_mask
+from lsllm.models.repetition import repeat_layout, repeat_tokens, second_copy
 
-_LSLLM_KEYS = ("lsllm_bidirectional", "lsllm_unmask_layers", "lsllm_pooling")
+_LSLLM_KEYS = ("lsllm_bidirectional", "lsllm_unmask_layers", "lsllm_pooling", "lsllm_repeat")
 
 
 class _LabelSupervised(PreTrainedModel):
@@ -49,20 +53,28 @@ class _LabelSupervised(PreTrainedModel):
     def __init__(self, config: PretrainedConfig):
         config = copy.deepcopy(config)  # the lsllm_* defaults below must not leak into the caller's config
         super().__init__(config)
-        for key, default in zip(_LSLLM_KEYS, (self.default_bidirectional, None, self.default_pooling), strict=True):
+        for key, default in zip(_LSLLM_KEYS, (self.default_bidirectional, None, self.default_pooling, False), strict=True):
             if getattr(config, key, None) is None:
                 setattr(config, key, default)
         self.model = AutoModel.from_config(config)
         self.apply_attention_mode()
 
     def apply_attention_mode(self) -> None:
+        if self.config.lsllm_repeat and self.config.lsllm_bidirectional:
+            raise ConfigError("sequence repetition (lsllm_repeat) needs causal attention: a bidirectional model already sees the whole input")
         set_attention_mode(self.model, bool(self.config.lsllm_bidirectional), self.config.lsllm_unmask_layers)
         self.config.is_causal = self.model.config.is_causal
 
-    def set_attention(self, bidirectional: bool, unmask_layers: int | None = None) -> None:
-        """Switch between causal, bidirectional and top-k bidirectional attention (saved in the config)."""
+    @property
+    def repeat(self) -> bool:
+        """Whether each input is fed twice and read on its second copy."""
+        return bool(self.config.lsllm_repeat)
+
+    def set_attention(self, bidirectional: bool, unmask_layers: int | None = None, repeat: bool = False) -> None:
+        """Switch between causal, bidirectional, top-k bidirectional and repeated causal (saved in the config)."""
         self.config.lsllm_bidirectional = bidirectional
         self.config.lsllm_unmask_layers = unmask_layers if bidirectional else None
+        self.config.lsllm_repeat = repeat
         self.apply_attention_mode()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -80,6 +92,19 @@ class _LabelSupervised(PreTrainedModel):
         return self
 
     def _backbone_hidden(self, input_ids, attention_mask, position_ids, seq_index, inputs_embeds, **kwargs):
+        """(B, T, H) final hidden states of a padded batch, or of packed rows (``seq_index``)."""
+        layout = None
+        if self.repeat:  # (B, T) -> (B, 2T): every example followed by its copy, positions 0..2n-1
+            tokens = input_ids if input_ids is not None else inputs_embeds
+            shape = tuple(tokens.shape[:2])
+            layout = repeat_layout(seq_index if seq_index is not None else seq_index_from_mask(attention_mask, shape, tokens.device))
+            input_ids = repeat_tokens(input_ids, layout) if input_ids is not None else None
+            inputs_embeds = repeat_tokens(inputs_embeds, layout) if inputs_embeds is not None else None
+            position_ids = layout.position_ids
+            if seq_index is not None:
+                seq_index = layout.seq_index
+            elif attention_mask is not None:
+                attention_mask = (layout.seq_index >= 0).to(attention_mask.dtype)
         if seq_index is not None:
             dtype = self.model.get_input_embeddings().weight.dtype
             attention_mask = packed_attention_mask(
@@ -99,7 +124,8 @@ class _LabelSupervised(PreTrainedModel):
             use_cache=False,
             **kwargs,
         )
-        return out.last_hidden_state  # (B, T, H)
+        hidden = out.last_hidden_state  # (B, T, H), or (B, 2T, H) repeated
+        return second_copy(hidden, layout) if layout is not None else hidden
 
     @classmethod
     def from_pretrained(
@@ -109,14 +135,15 @@ class _LabelSupervised(PreTrainedModel):
         bidirectional: bool | None = None,
         unmask_layers: int | None = None,
         pooling: str | None = None,
+        repeat: bool | None = None,
         quantize: str | None = None,
         **kwargs,
     ):
         """Load a backbone (alias, hub id, directory or .gguf) or a saved lsllm model.
 
         Keyword args ``num_labels``, ``id2label``, ``label2id`` set the label space as in
-        transformers; ``bidirectional``, ``unmask_layers`` and ``pooling`` override the class
-        defaults and what a saved model recorded; ``quantize="4bit"`` loads the backbone for QLoRA.
+        transformers; ``bidirectional``, ``unmask_layers``, ``pooling`` and ``repeat`` (feed each
+        input twice, read the second copy) override the class defaults and what a saved model recorded; ``quantize="4bit"`` loads the backbone for QLoRA.
         """
         if isinstance(kwargs.get("config"), PretrainedConfig):
             model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
@@ -135,6 +162,8 @@ class _LabelSupervised(PreTrainedModel):
         if pooling is not None:
             _check_pooling(pooling)
             config.lsllm_pooling = pooling
+        if repeat is not None:
+            config.lsllm_repeat = repeat
         if getattr(config, "lsllm_source", None) is None:
             config.lsllm_source = resolved.source
         if quantize is not None:

@@ -5,6 +5,7 @@
     GET  /health   liveness, never behind the API key
     GET  /info     model, labels, task, attention mode, pooling, max_length, limits
     GET  /docs     OpenAPI UI (FastAPI's)
+    GET  /         a page to try the model in a browser (serve/page.html; calls /info and /predict)
 
 Records are those of `lsllm predict` and predictions.jsonl (lsllm.prediction), because the
 server calls the same `Classifier.predict_texts` / `predict_tokens` the CLI does.
@@ -12,13 +13,20 @@ server calls the same `Classifier.predict_texts` / `predict_tokens` the CLI does
 Every input is checked here, before it reaches the model, so bad input is a 4xx with one clear
 line and never a 5xx: body size (413), JSON shape and types, empty and blank strings, lone
 surrogates, too many texts (422), token lists for a sequence model (422) and, with
-`oversize="reject"`, inputs longer than `max_length` tokens (413). Valid requests go through
-the `MicroBatcher`, which shares model calls between concurrent requests.
+`oversize="reject"`, inputs longer than `max_length` tokens (413). A body that does not arrive
+within `body_timeout_s` is a 408, so a client that declares a size and stops sending cannot
+hold the server. Valid requests go through the `MicroBatcher`, which shares model calls
+between concurrent requests.
+
+With an API key, /docs and /openapi.json stay open (a client needs the API's shape, and the
+docs' Authorize button takes the key) but name neither the run, the model, the task nor the
+labels: those are behind the key, at /info.
 
 This module deliberately has no `from __future__ import annotations`: the request model is
 built per app (its limits are settings) and FastAPI must see the real class, not a string.
 """
 
+import asyncio
 import copy
 import logging
 import secrets
@@ -31,7 +39,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, model_validator
 from starlette.concurrency import run_in_threadpool
@@ -42,6 +50,7 @@ from lsllm.data.encoding import special_tokens
 from lsllm.errors import ConfigError, DataError
 from lsllm.prediction import split_words
 from lsllm.serve.batching import MicroBatcher
+from lsllm.serve.page import page as try_page_html
 from lsllm.serve.settings import ServeSettings
 
 logger = logging.getLogger(__name__)
@@ -134,15 +143,18 @@ class Health(BaseModel):
 
 
 class BodyLimit:
-    """ASGI middleware: bodies over `max_bytes` get a 413 before anything parses them.
+    """ASGI middleware: bodies over `max_bytes` get a 413 before anything parses them, and
+    bodies not complete within `timeout_s` seconds get a 408.
 
-    The body is read here (bounded) and replayed to the app, so a chunked upload without a
-    Content-Length is bounded as well as a declared one.
+    The body is read here (bounded in size and time) and replayed to the app, so a chunked
+    upload without a Content-Length is bounded as well as a declared one, and a client that
+    declares a size and stops sending (or trickles bytes) frees its connection after timeout_s.
     """
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -153,8 +165,16 @@ class BodyLimit:
             await self._reject(scope, receive, send)
             return
         chunks, size = [], 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                detail = (f"request body not received within {self.timeout_s:g} s (--body-timeout); "
+                          "send the whole body at once, as Content-Length declares")
+                await JSONResponse({"detail": detail}, status_code=408, headers={"Connection": "close"})(scope, receive, send)
+                return
             if message["type"] != "http.request":  # the client disconnected
                 return
             chunks.append(message.get("body", b""))
@@ -279,7 +299,7 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
         title: shown in /docs.
 
     Example:
-        classifier, _ = lsllm.runs.load_run("runs/sst2")
+        classifier, _ = lsllm.pipeline.load_run("runs/sst2")
         uvicorn.run(create_app(classifier, ServeSettings(max_batch_size=16)), host="127.0.0.1")
     """
     settings = settings or ServeSettings()
@@ -295,10 +315,13 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
         yield
         await batcher.close()
 
-    app = FastAPI(title=title, version=__version__, lifespan=lifespan,
-                  description=f"{classifier.task} classifier over {info['model'] or 'a trained run'}: "
-                              f"labels {', '.join(classifier.labels)}")
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.api_key:  # the schema is public: what the key protects (/info) must not be in it
+        title, description = "lsllm", "A trained lsllm classifier. Model, task and labels: GET /info with the API key."
+    else:
+        description = (f"{classifier.task} classifier over {info['model'] or 'a trained run'}: "
+                       f"labels {', '.join(classifier.labels)}")
+    app = FastAPI(title=title, version=__version__, lifespan=lifespan, description=description)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.state.batcher = batcher
 
     @app.exception_handler(RequestValidationError)
@@ -307,9 +330,8 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":  # FastAPI's, for undecodable bytes
-            exc = HTTPException(400, 'body is not UTF-8 JSON; send {"texts": ["..."]} encoded as UTF-8 '
-                                     "with Content-Type: application/json")
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":  # FastAPI's; the cause says why
+            exc = HTTPException(400, _unparsable(exc.__cause__))
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(DataError)
@@ -318,7 +340,8 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
 
     guarded = [Depends(_api_key_check(settings.api_key))] if settings.api_key else []
     errors: dict[int | str, dict[str, Any]] = {
-        400: {"model": ErrorResponse, "description": "body is not UTF-8 JSON"},
+        400: {"model": ErrorResponse, "description": "body is not UTF-8 JSON, or JSON too deeply nested to read"},
+        408: {"model": ErrorResponse, "description": "body not received within --body-timeout seconds"},
         413: {"model": ErrorResponse, "description": "body over --max-body-bytes, or an input over max_length tokens with --oversize reject"},
         422: {"model": ErrorResponse, "description": "invalid input (shape, types, empty text, too many texts)"},
     }
@@ -326,6 +349,14 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
         errors[401] = {"model": ErrorResponse, "description": "missing or wrong API key"}
     PredictRequest = request_model(settings.max_texts)
     response_model = SeqResponse if classifier.task == "seq" else TokenResponse
+    if settings.api_key:  # the response schema would tell the task
+        response_model = SeqResponse | TokenResponse  # type: ignore[assignment]
+
+    @app.get("/", include_in_schema=False)
+    async def try_page() -> HTMLResponse:
+        """A page to try the model (static, no API key needed: its script sends the key the user types)."""
+        html, headers = try_page_html()
+        return HTMLResponse(html, headers=headers)
 
     @app.get("/health", response_model=Health)
     async def health() -> dict:
@@ -358,6 +389,18 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
         return JSONResponse({"predictions": records, "truncated": truncated})
 
     return app
+
+
+def _unparsable(cause: BaseException | None) -> str:
+    """The 400 message for a body FastAPI could not parse, from the exception behind it."""
+    send = 'send {"texts": ["..."]} as UTF-8 JSON with Content-Type: application/json'
+    if isinstance(cause, UnicodeDecodeError):
+        return f"body is not UTF-8 JSON; {send}"
+    if isinstance(cause, RecursionError):
+        return f"body is JSON nested too deeply to read; {send}"
+    if isinstance(cause, ValueError):  # e.g. an integer over Python's 4300-digit limit
+        return f"body is not valid JSON ({str(cause)[:80]}); {send}"
+    return f"body could not be read as JSON; {send}"
 
 
 def _predictor(classifier: Any):
@@ -398,11 +441,12 @@ def app_from_run(run_dir: str | Path, settings: ServeSettings | None = None, max
     Raises:
         ConfigError: not a finished run, or a max_length the model cannot take.
     """
-    from lsllm.runs import RunDir, load_run
+    from lsllm.pipeline import load_run
+    from lsllm.runs import RunDir
 
     run = RunDir(Path(run_dir))
     run_info = run.run_info()  # a clear ConfigError for a folder that is not a finished run
-    classifier, _ = load_run(run.root, merge=True, dtype=dtype, device=device)
+    classifier, _ = load_run(run.root, dtype=dtype, device=device)
     if max_length is not None:
         positions = getattr(classifier.model.config, "max_position_embeddings", None)
         if max_length < 8 or (positions and max_length > positions):

@@ -25,12 +25,16 @@ class ServeSettings:
     """Inputs over max_length tokens: "truncate" (sequence models; token models use windows) or "reject" (413)."""
     api_key: str | None = None
     """When set, /predict and /info need `Authorization: Bearer <key>`."""
+    body_timeout_s: float = 30.0
+    """Longest a request body may take to arrive; slower is a 408 (a stalled client frees its connection)."""
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_texts", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.max_wait_ms < 0:
+        if not 0 < self.body_timeout_s < float("inf"):
+            raise ConfigError(f"--body-timeout must be a positive number of seconds, got {self.body_timeout_s}")
+        if not 0 <= self.max_wait_ms < float("inf"):
             raise ConfigError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
         if self.oversize not in OVERSIZE:
             raise ConfigError(f"--oversize must be truncate or reject, got {self.oversize!r}")

@@ -21,14 +21,11 @@ from lsllm.config import (
     TrainConfig,
     read_yaml_mapping,
 )
+from lsllm.config import help_field as _help
 from lsllm.errors import ConfigError
 
 TEMPLATES = ("chat", "llama2-chat", "plain")
 DEFAULT_SYSTEM_PROMPT = "Classify the text. Answer with exactly one of these labels: {labels}."
-
-
-def _help(text: str, **kwargs: Any) -> Any:
-    return field(metadata={"help": text}, **kwargs)
 
 
 @dataclass

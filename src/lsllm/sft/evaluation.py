@@ -20,7 +20,9 @@ from lsllm.data import load_data
 from lsllm.data.examples import SeqExample
 from lsllm.errors import ConfigError, DataError
 from lsllm.evaluation import seq_metrics
-from lsllm.runs import RunDir, atomic_write_jsonl
+from lsllm.files import atomic_write_jsonl
+from lsllm.models.backbones import warn_if_weights_differ
+from lsllm.runs import RunDir
 from lsllm.sft.answers import AnswerParser, irregular_summary
 from lsllm.sft.config import SFTConfig, SFTRunConfig
 from lsllm.sft.generation import generate_answers
@@ -124,8 +126,7 @@ def evaluate_sft(
     if not examples:
         raise DataError(f"{bundle.name}: no labelled {split!r} split to evaluate; try --split validation")
     model, tokenizer, source = load_trained(cfg.model, run.model)
-    if source.get("sha256") != info["weights"].get("sha256") or source.get("kind") != info["weights"].get("kind"):
-        log.warning("the base weights differ from training (%s then, %s now): answers may differ", info["weights"], source)
+    warn_if_weights_differ(info["weights"], source)
     template = build_template(cfg.sft, tokenizer, labels)
     result = evaluate_examples(model, tokenizer, template, labels, examples, cfg.sft, data_cfg.max_length)
     if predictions_path is not None:

@@ -14,26 +14,19 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from lsllm.config import ModelConfig
-from lsllm.errors import ConfigError, ModelError
+from lsllm.errors import ModelError
 from lsllm.hardware import default_device, resolve_dtype
-from lsllm.models.backbones import load_model, load_tokenizer
+from lsllm.models.adapters import attach_adapter
+from lsllm.models.backbones import check_quantization, load_model, load_tokenizer
 
 log = logging.getLogger(__name__)
-
-
-def check_quantization(model_cfg: ModelConfig) -> None:
-    """Fail before any data or weights are read when QLoRA cannot run here."""
-    if model_cfg.quantize is not None and not torch.cuda.is_available():
-        raise ConfigError(
-            "--quantize 4bit (QLoRA) needs a CUDA GPU with bitsandbytes; this machine has none. Drop --quantize to train plain LoRA"
-        )
 
 
 def load_base_model(
     model_cfg: ModelConfig, dtype: torch.dtype | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
     """The backbone as a causal LM (in `dtype`, default the configured one), its tokenizer and source record."""
-    check_quantization(model_cfg)
+    check_quantization(model_cfg.quantize)
     model, tokenizer, source = load_model(
         model_cfg.name,
         AutoModelForCausalLM,
@@ -52,14 +45,10 @@ def load_trained(model_cfg: ModelConfig, adapter_dir: Path) -> tuple[PreTrainedM
     keeps the adapter unmerged. The tokenizer is the one saved with the adapter, so pad/EOS
     settings are the ones trained with.
     """
-    from peft import PeftModel
-
     if not (adapter_dir / "adapter_config.json").is_file():
         raise ModelError(f"{adapter_dir}: no adapter_config.json; is this an SFT run directory that finished training?")
     quantized = model_cfg.quantize is not None
     base, _, source = load_base_model(model_cfg, dtype=None if quantized else torch.float32)
-    model = PeftModel.from_pretrained(base, str(adapter_dir))
-    if not quantized:
-        device = default_device()
-        model = model.merge_and_unload().to(device=device, dtype=resolve_dtype(model_cfg.dtype, device))
-    return model.eval(), load_tokenizer(adapter_dir), source
+    device = default_device()
+    model = attach_adapter(base, adapter_dir, merge=not quantized, device=device, dtype=resolve_dtype(model_cfg.dtype, device))
+    return model, load_tokenizer(adapter_dir), source

@@ -1,4 +1,4 @@
-"""The SFT run directory, through `lsllm.runs` (paths, atomic writes, checkpoint markers).
+"""The SFT run directory's own files, through `lsllm.runs` (the layout and lifecycle LS runs share).
 
 The layout is that of `lsllm train` runs; what differs is the `sft` config section and the
 model/ contents (a causal-LM adapter, no classification head):
@@ -14,41 +14,24 @@ model/ contents (a causal-LM adapter, no classification head):
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from lsllm import runs
 from lsllm.errors import ConfigError
+from lsllm.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from lsllm.reporting import card_facts
 from lsllm.sft.config import SFTRunConfig
 
-log = logging.getLogger(__name__)
-
-SFT_INFO = "lsllm-sft.json"  # inside model/: labels, template, base weights, versions
-
-
-def prepare(cfg: SFTRunConfig) -> tuple[runs.RunDir, SFTRunConfig]:
-    """Name the run directory or reopen it for --resume (`runs.open_run`); the folder appears with config.yaml."""
-    return runs.open_run(cfg, prefix="sft-")
-
-
-def resume_checkpoint(run: runs.RunDir) -> str | None:
-    checkpoint = runs.last_complete_checkpoint(run.checkpoints)
-    if checkpoint is None:
-        log.warning("no complete checkpoint in %s: starting the run from the beginning", run.checkpoints)
-    return str(checkpoint) if checkpoint else None
+SFT_INFO = runs.SFT_INFO
 
 
 def save_model(run: runs.RunDir, model, tokenizer, cfg: SFTRunConfig, labels: list[str], source: dict[str, Any]) -> None:
-    """model/: the LoRA adapter, the tokenizer it was trained with, and what it needs to be reloaded."""
-    import peft
-    import torch
-    import transformers
-    import trl
+    """model/ (atomically): the LoRA adapter, the tokenizer it was trained with, and what reloads it."""
 
-    from lsllm import __version__
+    def write(folder) -> None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
 
-    model.save_pretrained(run.model)
-    tokenizer.save_pretrained(run.model)
     info = {
         "method": "sft",
         "task": "seq",
@@ -56,10 +39,9 @@ def save_model(run: runs.RunDir, model, tokenizer, cfg: SFTRunConfig, labels: li
         "template": cfg.sft.template,
         "base_model": cfg.model.name,
         "weights": source,
-        "versions": {"lsllm": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-                     "peft": peft.__version__, "trl": trl.__version__},
+        "versions": runs.versions("trl"),
     }
-    runs.atomic_write_json(run.model / SFT_INFO, info)
+    runs.save_model(run, write, SFT_INFO, info)
 
 
 def read_info(run: runs.RunDir) -> dict[str, Any]:
@@ -72,8 +54,8 @@ def read_info(run: runs.RunDir) -> dict[str, Any]:
 
 
 def write_results(run: runs.RunDir, metrics: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
-    runs.atomic_write_json(run.metrics, metrics)
-    runs.atomic_write_jsonl(run.predictions, predictions)
+    atomic_write_json(run.metrics, metrics)
+    atomic_write_jsonl(run.predictions, predictions)
 
 
 def _pct(value: float | None) -> str:
@@ -87,23 +69,14 @@ def _loss(value: float | None) -> str:
 def model_card(run: runs.RunDir, cfg: SFTRunConfig, bundle, metrics: dict[str, Any], source: dict, example: str) -> str:
     """README.md of an SFT run: what was trained on what, how it was asked, what it scored."""
     train = metrics.get("train", {})
-    weights = source.get("id") or source.get("file") or source.get("path")
-    detail = f"revision {source['revision']}" if "revision" in source else f"sha256 {source.get('sha256', '-')}"
-    length = f"{cfg.train.max_steps} steps" if cfg.train.max_steps > 0 else f"{cfg.train.epochs:g} epochs"
     lines = [
         f"# lsllm SFT baseline: {bundle.name}",
         "",
         "Instruction-tuned with TRL's SFTTrainer (LoRA) to answer with the label word, loss on the answer",
         "only; scored by greedy generation. An answer that names no label is irregular and counts as wrong.",
         "",
-        f"- base model: `{cfg.model.name}` — weights `{weights}` ({source.get('kind')}, {detail})"
-        + (", QLoRA 4-bit" if cfg.model.quantize else ""),
-        f"- labels ({len(bundle.labels)}): {', '.join(bundle.labels)}",
-        f"- data: {cfg.data.data} — " + ", ".join(f"{k}: {len(v)}" for k, v in bundle.splits.items()),
-        *[f"  - {note}" for note in bundle.notes],
-        f"- recipe: template `{cfg.sft.template}`; LoRA r={cfg.lora.r} alpha={cfg.lora.alpha} dropout={cfg.lora.dropout} "
-        f"on {', '.join(cfg.lora.target_modules)}; lr {cfg.train.lr}, batch {cfg.train.batch_size}x{cfg.train.grad_accum}, "
-        f"{length} ({train.get('steps')} steps), seed {cfg.train.seed}",
+        *card_facts(cfg, bundle, source, method=f"template `{cfg.sft.template}`; "),
+        f"- steps trained: {train.get('steps')}",
         f"- training loss: {_loss(train.get('train_loss_start'))} at the first step, {_loss(train.get('train_loss_end'))} at the end",
         "",
         "## Metrics",
@@ -140,4 +113,4 @@ def model_card(run: runs.RunDir, cfg: SFTRunConfig, bundle, metrics: dict[str, A
 
 
 def write_model_card(run: runs.RunDir, cfg: SFTRunConfig, bundle, metrics: dict[str, Any], source: dict, example: str) -> None:
-    runs.atomic_write_text(run.card, model_card(run, cfg, bundle, metrics, source, example))
+    atomic_write_text(run.card, model_card(run, cfg, bundle, metrics, source, example))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -28,21 +27,20 @@ from typing import Any
 import torch
 from datasets import Dataset
 from peft import LoraConfig
-from torch.utils.tensorboard import SummaryWriter
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
-from transformers.integrations import TensorBoardCallback
-from transformers.trainer_callback import PrinterCallback
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig as TRLSFTConfig
 from trl import SFTTrainer
 
+from lsllm import lifecycle, runs
 from lsllm.data import load_data
 from lsllm.errors import ConfigError, DataError
-from lsllm.runs import CheckpointCompleted, RunDir
+from lsllm.models.backbones import check_quantization
+from lsllm.runs import RunDir
 from lsllm.sft import rundir
 from lsllm.sft.answers import AnswerParser
 from lsllm.sft.config import SFTRunConfig
 from lsllm.sft.evaluation import SplitResult, build_template, evaluate_examples
-from lsllm.sft.loading import check_quantization, load_base_model, load_trained
+from lsllm.sft.loading import load_base_model, load_trained
 from lsllm.sft.templates import PromptTemplate, truncate_input
 
 log = logging.getLogger(__name__)
@@ -67,33 +65,12 @@ def build_train_dataset(template: PromptTemplate, examples: list, max_length: in
     return Dataset.from_list(rows), n_cut
 
 
-def trl_config(cfg: SFTRunConfig, run: RunDir, n_train: int, bf16: bool):
-    """TRL's SFTConfig from ours: one place where our settings meet TRL/Trainer names."""
-    train = cfg.train
-    steps_per_epoch = math.ceil(n_train / (train.batch_size * train.grad_accum))
-    total = train.max_steps if train.max_steps > 0 else math.ceil(steps_per_epoch * train.epochs)
-    return TRLSFTConfig(
-        output_dir=str(run.checkpoints),
-        num_train_epochs=train.epochs,
-        max_steps=train.max_steps,
-        per_device_train_batch_size=train.batch_size,
-        gradient_accumulation_steps=train.grad_accum,
-        learning_rate=train.lr,
-        weight_decay=train.weight_decay,
-        warmup_steps=train.warmup_ratio if train.warmup_ratio < 1 else int(train.warmup_ratio),
-        lr_scheduler_type=train.scheduler,
-        seed=train.seed,
-        # Enough points for a loss curve; the first step is logged for train_loss_start.
-        logging_steps=max(1, total // 50),
-        logging_first_step=True,
-        save_strategy="steps",
-        save_steps=max(1, steps_per_epoch),
-        save_total_limit=2,
-        report_to="none",
-        disable_tqdm=True,
+def trl_config(cfg: SFTRunConfig, run: RunDir, n_train: int, bf16: bool) -> TRLSFTConfig:
+    """TRL's SFTConfig: the shared mapping (`lifecycle.trainer_arguments`) plus what only SFT sets."""
+    return lifecycle.trainer_arguments(
+        cfg, run, n_train, select=None, args_cls=TRLSFTConfig,
         bf16=bf16,
         fp16=False,
-        use_cpu=not torch.cuda.is_available(),
         activation_checkpointing=cfg.sft.gradient_checkpointing,
         # Our prompt-completion rows: loss on the answer (and its EOS) only.
         completion_only_loss=True,
@@ -103,9 +80,8 @@ def trl_config(cfg: SFTRunConfig, run: RunDir, n_train: int, bf16: bool):
         # --pack: a batch is one row of concatenated examples with restarting position_ids and
         # no pads; transformers turns such position_ids into a block-diagonal mask (sdpa, eager)
         # or varlen kernels (flash attention), so examples never see each other.
-        padding_free=train.pack,
+        padding_free=cfg.train.pack,
         remove_unused_columns=True,
-        dataloader_num_workers=0,
     )
 
 
@@ -130,17 +106,9 @@ def build_trainer(cfg: SFTRunConfig, model: PreTrainedModel, tokenizer: PreTrain
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=lora_config(cfg),
-        callbacks=[TensorBoardCallback(SummaryWriter(log_dir=str(run.logs))), CheckpointCompleted(), _LogToLogger()],
+        callbacks=lifecycle.trainer_callbacks(cfg, run),
     )
-    trainer.remove_callback(PrinterCallback)  # library code logs, it does not print
-    return trainer
-
-
-class _LogToLogger(TrainerCallback):
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if state.is_world_process_zero and logs:
-            log.info("step %d/%d: %s", state.global_step, state.max_steps,
-                     ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items()))
+    return lifecycle.quiet(trainer)
 
 
 def loss_summary(log_history: list[dict[str, Any]]) -> dict[str, float | None]:
@@ -161,8 +129,13 @@ def train_sft(cfg: SFTRunConfig) -> Path:
             an --output that already holds a run (without --resume).
         DataError / ModelError: from loading data or weights.
     """
-    check_quantization(cfg.model)
-    run, cfg = rundir.prepare(cfg)
+    started_at = time.time()
+    check_quantization(cfg.model.quantize)
+    run, cfg = runs.open_run(cfg, prefix="sft-")
+    if cfg.train.resume and run.finished():
+        log.warning("%s finished already: nothing to resume", run.root)
+        return run.root
+    run.root.mkdir(parents=True, exist_ok=True)
     bundle = load_data(cfg.data)
     if bundle.task != "seq":
         raise ConfigError(f"{bundle.name} is a token task: SFT is not offered for token tasks (NER), use `lsllm train`")
@@ -172,7 +145,8 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     if not cfg.train.resume:
         cfg.data.labels = list(bundle.labels)  # saved: evaluation scores against exactly these
         cfg.data.task = bundle.task
-        cfg.save(run.config)
+        if runs.is_main_process():
+            cfg.save(run.config)
 
     model, tokenizer, source = load_base_model(cfg.model)
     template = build_template(cfg.sft, tokenizer, bundle.labels)
@@ -183,7 +157,7 @@ def train_sft(cfg: SFTRunConfig) -> Path:
 
     trainer = build_trainer(cfg, model, tokenizer, train_dataset, run)
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=rundir.resume_checkpoint(run) if cfg.train.resume else None)
+    lifecycle.fit(trainer, run, cfg.train.resume)
     train_seconds = time.perf_counter() - started
     if not trainer.is_world_process_zero():
         return run.root
@@ -218,4 +192,6 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     rundir.write_results(run, metrics, results[reported].predictions if reported in results else [])
     first = train_examples[0]
     rundir.write_model_card(run, cfg, bundle, metrics, source, template.render(first.text, first.label))
+    runs.record_finished(run, started_at, reproduce=f"lsllm sft train --config {run.config} --output NEW_DIR",
+                         resumed=cfg.train.resume, steps=metrics["train"]["steps"])
     return run.root

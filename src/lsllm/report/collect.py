@@ -1,0 +1,236 @@
+"""Read what a run or study directory holds into plain data for the report, loading no model.
+
+A report must open on any run: finished or not, LS or SFT, written by this or an older lsllm.
+So only config.yaml (a run) or study.json (a study) is required; every other file is optional
+and a missing or unreadable one becomes a line in ``notes`` that the report shows, never an
+error. What is read, and from where:
+
+    config.yaml                     method (LS-LLM / LS-unLLM / SFT), model, data, recipe
+    model/lsllm.json | lsllm-sft.json   task, labels, weights source, attention, pooling, versions
+    run.json                        command, reproduce, started, seconds (written when a run finishes)
+    metrics.json                    validation / test (and SFT train) metrics
+    predictions.jsonl               the records of the reported split (test, else validation)
+    checkpoints/*/trainer_state.json or logs/trainer_state.json   the Trainer's log_history
+    logs/ (TensorBoard events)      the same curves when no trainer_state.json is left
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lsllm.errors import ConfigError
+
+STUDY = "study.json"
+
+
+@dataclass
+class Curves:
+    """Training loss and the validation selection metric over optimizer steps."""
+
+    metric: str  # "accuracy" (seq) | "f1" (token)
+    loss: list[tuple[int, float]] = field(default_factory=list)
+    validation: list[tuple[int, float]] = field(default_factory=list)
+    selected_step: int | None = None  # the checkpoint the run's model comes from
+    selected_reason: str = ""  # "best validation accuracy" | "final model"
+    source: str = ""  # the file the points were read from
+
+
+@dataclass
+class Run:
+    """One run directory, as far as it is written."""
+
+    root: Path
+    kind: str  # "ls" | "sft"
+    method: str  # "LS-LLM" | "LS-unLLM" | "SFT (chat)" ...
+    task: str  # "seq" | "token"
+    config: dict[str, Any]
+    info: dict[str, Any]  # model/lsllm.json or model/lsllm-sft.json ({} when absent)
+    record: dict[str, Any]  # run.json ({} when absent)
+    metrics: dict[str, dict[str, Any]]  # split -> metrics ({} when absent)
+    predictions: list[dict[str, Any]]
+    predictions_split: str  # the split predictions.jsonl holds
+    curves: Curves
+    notes: list[str] = field(default_factory=list)  # what is missing or unreadable
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.info.get("labels") or (self.config.get("data") or {}).get("labels") or [])
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+
+@dataclass
+class Study:
+    """A study directory: study.json (cells and their summary) and the runs it points at."""
+
+    root: Path
+    spec: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    def cell_run(self, cell: dict[str, Any]) -> Path | None:
+        return (self.root / cell["run"]) if cell.get("run") else None
+
+
+def read(path: str | Path) -> Run | Study:
+    """A run directory (config.yaml) or a study directory (study.json).
+
+    Raises:
+        ConfigError: the folder is neither, or its config.yaml / study.json is unreadable.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"{path}: no such directory; pass a run directory (config.yaml) or a study directory ({STUDY})")
+    if (path / STUDY).is_file():
+        return read_study(path)
+    if (path / "config.yaml").is_file():
+        return read_run(path)
+    raise ConfigError(f"{path}: neither a run (no config.yaml) nor a study (no {STUDY}); pass the folder `lsllm train`, "
+                      "`lsllm sft train` or `lsllm study` wrote")
+
+
+def read_study(root: Path) -> Study:
+    try:
+        spec = json.loads((root / STUDY).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{root / STUDY}: unreadable ({type(err).__name__}); was the study interrupted while writing?") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{root / STUDY}: expected a JSON object with cells and summary")
+    spec.setdefault("cells", [])
+    spec.setdefault("summary", [])
+    return Study(root, spec)
+
+
+def read_run(root: Path) -> Run:
+    notes: list[str] = []
+    try:
+        config = yaml.safe_load((root / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{root / 'config.yaml'}: unreadable ({type(err).__name__})") from None
+    kind = "sft" if config.get("sft") else "ls"
+    info = _json(root / "model" / ("lsllm-sft.json" if kind == "sft" else "lsllm.json"), notes, "the model is not saved yet") or {}
+    record = _json(root / "run.json", None) or {}
+    metrics = _json(root / "metrics.json", notes, "no results yet (training not finished?)") or {}
+    task = info.get("task") or (config.get("data") or {}).get("task") or "seq"
+    split = "test" if "test" in metrics else "validation"
+    predictions = _jsonl(root / "predictions.jsonl", notes)
+    curves = read_curves(root, kind, task)
+    if not curves.loss and not curves.validation:
+        notes.append("no training log found (checkpoints/*/trainer_state.json, logs/): no curves")
+    return Run(root=root, kind=kind, method=method_of(config), task=task, config=config, info=info, record=record,
+               metrics=metrics, predictions=predictions, predictions_split=split, curves=curves, notes=notes)
+
+
+def method_of(config: dict[str, Any]) -> str:
+    from lsllm.compare import method_of as compare_method
+
+    return compare_method(config)
+
+
+def read_curves(root: Path, kind: str, task: str) -> Curves:
+    """The curves from the newest trainer_state.json, else from the TensorBoard events in logs/."""
+    metric = "accuracy" if task == "seq" else "f1"
+    curves = Curves(metric)
+    state_file = _newest_state(root, kind)
+    if state_file is not None:
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            state = None
+        if isinstance(state, dict):
+            history = state.get("log_history") or []
+            curves.loss = [(h["step"], float(h["loss"])) for h in history if "loss" in h and "step" in h]
+            curves.validation = [(h["step"], float(h[f"eval_{metric}"])) for h in history if f"eval_{metric}" in h and "step" in h]
+            curves.source = str(state_file.relative_to(root))
+            curves.selected_step, curves.selected_reason = _selected(state, kind, metric)
+            return curves
+    return _tensorboard_curves(root / "logs", curves, kind)
+
+
+def _newest_state(root: Path, kind: str) -> Path | None:
+    if (root / "logs" / "trainer_state.json").is_file():
+        return root / "logs" / "trainer_state.json"
+    found = []
+    for path in (root / "checkpoints").glob("checkpoint-*/trainer_state.json"):
+        match = re.fullmatch(r"checkpoint-(\d+)", path.parent.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return max(found)[1] if found else None
+
+
+def _selected(state: dict[str, Any], kind: str, metric: str) -> tuple[int | None, str]:
+    """LS runs load the best validation checkpoint at the end; SFT runs keep the final model."""
+    if kind == "sft":
+        return state.get("global_step"), "final model"
+    step = state.get("best_global_step")
+    if step is None and state.get("best_model_checkpoint"):
+        match = re.search(r"checkpoint-(\d+)$", str(state["best_model_checkpoint"]).rstrip("/"))
+        step = int(match.group(1)) if match else None
+    return step, f"best validation {metric}" if step is not None else ""
+
+
+def _tensorboard_curves(logs: Path, curves: Curves, kind: str) -> Curves:
+    if not logs.is_dir() or not any(logs.glob("**/events.out.tfevents.*")):
+        return curves
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        return curves
+    accumulator = EventAccumulator(str(logs), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    tags = set(accumulator.Tags().get("scalars", []))
+
+    def points(tag: str) -> list[tuple[int, float]]:
+        by_step = {event.step: float(event.value) for event in accumulator.Scalars(tag)} if tag in tags else {}
+        return sorted(by_step.items())  # a resumed run logs some steps twice: the later value wins
+
+    curves.loss = points("train/loss")
+    curves.validation = points(f"eval/{curves.metric}")
+    curves.source = "logs/ (TensorBoard)"
+    if kind == "sft" and curves.loss:
+        curves.selected_step, curves.selected_reason = curves.loss[-1][0], "final model"
+    elif curves.validation:  # the best checkpoint; the earliest on ties, as the Trainer keeps it
+        best = max(curves.validation, key=lambda p: (p[1], -p[0]))
+        curves.selected_step, curves.selected_reason = best[0], f"best validation {curves.metric}"
+    return curves
+
+
+def _json(path: Path, notes: list[str] | None, missing: str = "") -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        if notes is not None and missing:
+            notes.append(f"{path.name}: {missing}")
+    except (OSError, json.JSONDecodeError) as err:
+        if notes is not None:
+            notes.append(f"{path.name}: unreadable ({type(err).__name__})")
+    return None
+
+
+def _jsonl(path: Path, notes: list[str]) -> list[dict[str, Any]]:
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        notes.append(f"{path.name}: absent, so no error analysis")
+        return []
+    records, bad = [], 0
+    for line in lines:
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                bad += 1
+    if bad:
+        notes.append(f"{path.name}: {bad} unreadable line(s) skipped")
+    return records

@@ -1,0 +1,92 @@
+"""Render runs and studies into one self-contained HTML page (Jinja2 templates in ``templates/``).
+
+Self-contained means it opens from a file on an offline machine: the CSS and the script are
+inlined, figures are inline SVG, and a Content-Security-Policy meta tag forbids the page from
+loading anything at all (``default-src 'none'``), so a stray external reference fails loudly in
+a browser instead of silently needing the network. Jinja2's autoescaping keeps texts from the
+data (which may hold ``<script>``) as text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from lsllm import __version__
+from lsllm.report import analysis, plots
+from lsllm.report.collect import Run, Study
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["pct"] = analysis.percent
+    env.filters["duration"] = analysis.duration
+    env.filters["quoted"] = lambda text: json.dumps(text, ensure_ascii=False)  # shows "\n" and blanks as generated
+    return env
+
+
+def run_context(run: Run, number: int) -> dict[str, Any]:
+    """Everything the template shows of one run."""
+    split = run.predictions_split
+    reported = run.metrics.get(split) or {}
+    context: dict[str, Any] = {
+        "run": run, "anchor": f"run-{number}", "facts": analysis.header_facts(run), "split": split,
+        "splits": [s for s in ("validation", "test") if isinstance(run.metrics.get(s), dict)],
+        "headline": analysis.HEADLINE[run.task], "curves_svg": plots.curves_svg(run.curves, salt=f"curves-{number}"),
+        "per_class": reported.get("per_class"), "confusion": analysis.confusion(reported),
+        "per_type": reported.get("per_type"), "irregular_top": reported.get("irregular_top") or [],
+    }
+    if run.task == "seq":
+        errors = analysis.seq_errors(run)
+        context["errors"] = errors[:analysis.MAX_ERRORS]
+        context["n_errors"] = len(errors)
+        context["n_predictions"] = len(run.predictions)
+        context["error_classes"] = {"gold": sorted({e.gold for e in errors}), "predicted": sorted({e.predicted for e in errors})}
+    else:
+        view = analysis.ner_view(run)
+        context["ner"] = view
+        context["colours"] = plots.type_colours(view.types)
+    return context
+
+
+def study_context(study: Study, number: int, output: Path) -> dict[str, Any]:
+    spec = study.spec
+    metric = spec.get("metric") or "accuracy"
+    cells = []
+    for cell in spec.get("cells", []):
+        run_dir = study.cell_run(cell)
+        link = None
+        if run_dir is not None:
+            target = run_dir / "report.html" if (run_dir / "report.html").is_file() else run_dir
+            link = os.path.relpath(target, output.parent)
+        shown = {split: value.get(metric) if isinstance(value, dict) else value
+                 for split in ("validation", "test") for value in [cell.get(split)]}
+        cells.append({**cell, **shown, "link": link})
+    return {"study": study, "anchor": f"study-{number}", "metric": metric, "cells": cells,
+            "summary": spec.get("summary", []), "plot_svg": plots.study_svg(spec.get("summary", []), metric, salt=f"study-{number}")}
+
+
+def render(items: list[Run | Study], output: Path) -> str:
+    """The whole page for these runs and studies, in the order given."""
+    runs = [item for item in items if isinstance(item, Run)]
+    sections = []
+    for number, item in enumerate(items, start=1):
+        if isinstance(item, Run):
+            sections.append({"kind": "run", **run_context(item, runs.index(item) + 1)})
+        else:
+            sections.append({"kind": "study", **study_context(item, number, output)})
+    env = _environment()
+    title = items[0].name if len(items) == 1 else f"{len(items)} runs"
+    return env.get_template("report.html.j2").render(
+        title=title, sections=sections, comparison=analysis.comparison(runs) if len(runs) > 1 else None,
+        css=(TEMPLATES / "report.css").read_text(), script=(TEMPLATES / "report.js").read_text(),
+        version=__version__, generated=time.strftime("%Y-%m-%d %H:%M"),
+    )

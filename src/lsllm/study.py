@@ -1,0 +1,174 @@
+"""The data-size study: each method trained on the same subsets, sizes x seeds, as one resumable command.
+
+    lsllm study --data sst2 --sizes 64 256 1000 4000 --methods ls sft --seeds 3 --output studies/sst2
+
+Every cell is an ordinary run directory (``<method>-n<size>-s<seed>``) made by `lsllm train` or
+`lsllm sft train` through the library, so `eval`, `predict`, `report` and `compare` work on it.
+What makes the comparison fair: at a given size and seed every method trains on the same
+examples (the first N of train after a shuffle seeded by the cell's seed, `DataConfig.subset_seed`),
+selects on the same validation split and reports test once. A finished cell is never trained
+again; a killed study continues with ``--resume`` (an unfinished cell resumes from its last
+checkpoint). The study writes study.json, study.md and study.png beside the cells.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lsllm import runs
+from lsllm.errors import ConfigError
+from lsllm.files import atomic_save_figure, atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+STUDY_JSON = "study.json"
+METHODS = {
+    "ls": "LS-LLM (causal, label-supervised head)",
+    "unls": "LS-unLLM (causal mask removed)",
+    "repeat": "LS-LLM with the input repeated (read on the second copy)",
+    "sft": "SFT (instruction tuning, answers generated)",
+}
+
+
+@dataclass
+class Cell:
+    size: int
+    method: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}-n{self.size}-s{self.seed}"
+
+
+def plan(sizes: list[int], methods: list[str], seeds: int) -> list[Cell]:
+    """Cells in the order they run: small sizes first, so a short study already shows the trend."""
+    if not sizes or any(n < 1 for n in sizes):
+        raise ConfigError(f"--sizes must be positive training-set sizes, got {sizes}")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    return [Cell(size, method, seed) for size in sorted(set(sizes)) for seed in range(seeds) for method in methods]
+
+
+def run_study(output: Path, cells: list[Cell], train_cell: Callable[[Cell, Path, bool], Path], spec: dict[str, Any],
+              resume: bool = False) -> dict[str, Any]:
+    """Train every cell (skipping finished ones), then write study.json / study.md / study.png.
+
+    Args:
+        output: the study directory.
+        cells: from `plan`.
+        train_cell: trains one cell into the given run directory (resume=True continues it).
+        spec: what the study is (data, metric, sizes, methods, seeds, flags), saved in study.json.
+        resume: continue a study in ``output``; without it ``output`` must not hold one.
+    """
+    output = Path(output)
+    if (output / STUDY_JSON).is_file() and not resume:
+        raise ConfigError(f"{output} already holds a study: pass --resume to continue it or choose another --output")
+    output.mkdir(parents=True, exist_ok=True)
+    results = []
+    for i, cell in enumerate(cells, 1):
+        run = runs.RunDir(output / cell.name)
+        if run.finished():
+            log.info("[%d/%d] %s finished already", i, len(cells), cell.name)
+        else:
+            log.warning("[%d/%d] training %s", i, len(cells), cell.name)
+            train_cell(cell, run.root, run.exists() and run.started_training())
+        results.append(_cell_result(cell, run, spec["metric"]))
+        study = summarise(spec, results)
+        write_study(output, study)  # after every cell: a killed study still shows what it has
+    return study
+
+
+def _cell_result(cell: Cell, run: runs.RunDir, metric: str) -> dict[str, Any]:
+    metrics = json.loads(run.metrics.read_text())
+    record = json.loads(run.record.read_text())
+    return {"size": cell.size, "method": cell.method, "seed": cell.seed, "run": cell.name, "status": "done",
+            "test": metrics.get("test", {}).get(metric), "validation": metrics.get("validation", {}).get(metric),
+            "step0": (metrics.get("step0") or {}).get(metric), "seconds": record.get("seconds")}
+
+
+def summarise(spec: dict[str, Any], cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std (sample std, n-1) of the test metric per size x method, with n and total wall-clock."""
+    summary = []
+    for size in spec["sizes"]:
+        for method in spec["methods"]:
+            done = [c for c in cells if c["size"] == size and c["method"] == method and c["test"] is not None]
+            if not done:
+                continue
+            values = [c["test"] for c in done]
+            summary.append({"size": size, "method": method, "n": len(values), "mean": statistics.fmean(values),
+                            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                            "seconds": round(sum(c["seconds"] or 0 for c in done), 1)})
+    return {**spec, "cells": cells, "summary": summary}
+
+
+def study_markdown(study: dict[str, Any]) -> str:
+    metric = study["metric"]
+    methods = [m for m in study["methods"] if any(s["method"] == m for s in study["summary"])]
+    lines = [f"# Study: {study['data']} — test {metric} (%) by training examples", "",
+             f"{len(study['cells'])} runs; seeds 0..{study['seeds'] - 1}; mean ± std over seeds (n runs), wall-clock summed.", "",
+             "| examples | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for size in study["sizes"]:
+        row = []
+        for method in methods:
+            s = next((s for s in study["summary"] if s["size"] == size and s["method"] == method), None)
+            row.append("-" if s is None else f"{100 * s['mean']:.2f} ± {100 * s['std']:.2f} (n={s['n']}, {_clock(s['seconds'])})")
+        lines.append(f"| {size} | " + " | ".join(row) + " |")
+    lines += ["", "Methods: " + "; ".join(f"`{m}` = {METHODS[m]}" for m in methods) + ".", ""]
+    if study.get("flags"):
+        lines += [f"Flags passed to every cell: `{' '.join(study['flags'])}`", ""]
+    return "\n".join(lines)
+
+
+def _clock(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def plot_study(study: dict[str, Any], path: Path) -> None:
+    """Test metric vs training examples (log x), error bars = std over seeds, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for method in study["methods"]:
+        points = [s for s in study["summary"] if s["method"] == method]
+        if points:
+            ax.errorbar([p["size"] for p in points], [100 * p["mean"] for p in points], yerr=[100 * p["std"] for p in points],
+                        marker="o", capsize=4, label=method)
+    ax.set_xscale("log")
+    ax.set_xlabel("training examples")
+    ax.set_ylabel(f"test {study['metric']} (%)")
+    ax.set_title(f"{study['data']}: mean ± std over {study['seeds']} seed(s)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    atomic_save_figure(fig, path)
+    plt.close(fig)
+
+
+def write_study(output: Path, study: dict[str, Any]) -> None:
+    atomic_write_json(output / STUDY_JSON, study)
+    atomic_write_text(output / "study.md", study_markdown(study))
+    if study["summary"]:
+        plot_study(study, output / "study.png")
+
+
+def metric_for(task: str) -> str:
+    return "accuracy" if task == "seq" else "f1"
+
+
+def check_methods(task: str, methods: list[str]) -> None:
+    if task == "token" and "sft" in methods:
+        raise ConfigError("--methods sft: SFT is not offered for token tasks (NER); compare ls unls repeat instead")
+    if not methods:
+        raise ConfigError("--methods: name at least one of " + ", ".join(METHODS))

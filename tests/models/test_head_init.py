@@ -1,0 +1,90 @@
+"""--head-init labels: the untrained head equals the LM's zero-shot choice among the label words."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+from transformers import LlamaForCausalLM
+
+from lsllm.cli import main
+from lsllm.config import ModelConfig, RunConfig, TrainConfig
+from lsllm.data import SeqExample, encode_sequences
+from lsllm.errors import ConfigError
+from lsllm.models.head_init import first_token_ids, label_words
+from lsllm.training import build_model
+
+PROMPT = "Review: {text}\nSentiment:"
+
+
+def test_untrained_head_scores_equal_the_lm_logits_of_the_label_words(tiny_model_dir):
+    cfg = RunConfig(model=ModelConfig(name=str(tiny_model_dir), dtype="float32", head_init="labels", prompt=PROMPT))
+    model, tokenizer, _ = build_model(cfg, ["negative", "positive"], "seq")
+    model.eval()
+    lm = LlamaForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    ids = first_token_ids(tokenizer, ["negative", "positive"])
+    texts = ["a great movie", "boring and flat , a mess"]
+    encoded = encode_sequences([SeqExample(t) for t in texts], tokenizer, {}, 64, prompt=PROMPT)
+    for feature in encoded.features:
+        x = torch.tensor([feature["input_ids"]])
+        with torch.no_grad():
+            scores = model(input_ids=x).logits[0]  # (C,)
+            expected = lm(input_ids=x).logits[0, -1, ids]  # the LM's next-token logits of " negative" / " positive"
+        torch.testing.assert_close(scores, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_label_words_fall_back_or_must_match_the_labels(caplog):
+    assert label_words(["negative", "positive"], None) == ["negative", "positive"]
+    with caplog.at_level(logging.WARNING):
+        assert label_words(["0", "1"], None) is None
+    assert "--label-words" in caplog.text
+    assert label_words(["0", "1"], ["bad", "good"]) == ["bad", "good"]
+    with pytest.raises(ConfigError, match="one per label"):
+        label_words(["0", "1", "2"], ["bad", "good"])
+    with pytest.raises(ConfigError, match="--head-init labels"):
+        ModelConfig(label_words=["bad", "good"])
+    with pytest.raises(ConfigError, match="exactly once"):
+        ModelConfig(prompt="no slot here")
+    assert ModelConfig(prompt="Review: {text}\\nSentiment:").prompt == PROMPT  # a typed \n is a newline
+
+
+def test_a_long_text_is_cut_inside_the_prompt(tiny_model_dir):
+    from lsllm.models.backbones import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    long = " ".join(["word"] * 100)
+    encoded = encode_sequences([SeqExample(long)], tokenizer, {}, 24, prompt=PROMPT)
+    ids = encoded.features[0]["input_ids"]
+    suffix = tokenizer("\nSentiment:", add_special_tokens=False)["input_ids"]
+    assert len(ids) <= 24 and ids[-len(suffix):] == suffix and encoded.n_truncated == 1
+
+
+def test_a_run_with_label_word_head_reports_step0_and_keeps_its_prompt(tmp_path, tiny_model_dir, tiny_seq_data, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_seq_data), "--model", str(tiny_model_dir), "--output", str(out), "--max-steps", "2",
+                 "--batch-size", "4", "--lora-r", "4", "--dtype", "float32", "--head-init", "labels", "--prompt", PROMPT,
+                 "--head-lr", "1e-2"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["step0"]["accuracy"] <= 1 and metrics["step0"]["n_examples"] == 12
+    assert json.loads((out / "model" / "lsllm.json").read_text())["prompt"] == PROMPT
+    capsys.readouterr()
+    assert main(["predict", str(out), "a great movie"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] in ("negative", "positive")
+
+
+def test_head_lr_puts_the_head_in_its_own_optimizer_group(tmp_path, tiny_model_dir):
+    from lsllm import lifecycle, runs
+    from lsllm.pipeline import Classifier
+    from lsllm.training import LSTrainer
+
+    cfg = RunConfig(model=ModelConfig(name=str(tiny_model_dir), dtype="float32"), train=TrainConfig(lr=1e-4, head_lr=5e-3))
+    model, tokenizer, _ = build_model(cfg, ["negative", "positive"], "seq")
+    args = lifecycle.trainer_arguments(cfg, runs.RunDir(tmp_path), 8, remove_unused_columns=False)
+    args.lsllm_head_lr = cfg.train.head_lr
+    trainer = LSTrainer(model=model, args=args, train_dataset=[], classifier=Classifier(model, tokenizer, ["a", "b"], "seq", 16))
+    optimizer = trainer.create_optimizer()
+    head = {id(p) for n, p in model.named_parameters() if p.requires_grad and ".score." in f".{n}."}
+    groups = {g["lr"]: {id(p) for p in g["params"]} for g in optimizer.param_groups}
+    assert groups[5e-3] == head and groups[1e-4] and not (groups[1e-4] & head)
