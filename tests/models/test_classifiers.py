@@ -19,6 +19,15 @@ IDS = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 0, 0, 0]])
 MASK = (IDS != 0).long()
 
 
+MODES = {"causal": (False, None, False), "bidirectional": (True, None, False), "top1": (True, 1, False),
+         "repeat": (False, None, True)}  # (bidirectional, unmask_layers, repeat)
+
+
+def set_mode(model, mode: str) -> None:
+    bidirectional, unmask_layers, repeat = MODES[mode]
+    model.set_attention(bidirectional, unmask_layers, repeat=repeat)
+
+
 def seq_model(family="llama", cls=LSForSequenceClassification, **kw):
     torch.manual_seed(0)
     return cls(tiny_config(family, num_labels=3, **kw)).eval()
@@ -39,11 +48,11 @@ def test_token_head_equals_stock_llama_token_head():
     torch.testing.assert_close(ours(input_ids=IDS, attention_mask=MASK).logits, stock(input_ids=IDS, attention_mask=MASK).logits)
 
 
-@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("mode", ["causal", "bidirectional", "repeat"])
 @pytest.mark.parametrize("pooling", ["last", "mean", "max"])
-def test_pooled_logits_do_not_depend_on_padding_side_or_amount(family, bidirectional, pooling):
+def test_pooled_logits_do_not_depend_on_padding_side_or_amount(family, mode, pooling):
     model = seq_model(family)
-    model.set_attention(bidirectional)
+    set_mode(model, mode)
     model.set_pooling(pooling)
     alone = model(input_ids=IDS[1:, :3]).logits
     right = model(input_ids=IDS, attention_mask=MASK).logits[1]
@@ -53,13 +62,13 @@ def test_pooled_logits_do_not_depend_on_padding_side_or_amount(family, bidirecti
     torch.testing.assert_close(left, alone[0], atol=2e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("mode", ["causal", "bidirectional", "top1"])
+@pytest.mark.parametrize("mode", list(MODES))
 def test_packed_rows_give_the_same_logits_as_padded_batches(family, mode):
     seq = seq_model(family)
     torch.manual_seed(0)
     tok = LSForTokenClassification(tiny_config(family, num_labels=4)).eval()
     for model in (seq, tok):
-        model.set_attention(mode != "causal", 1 if mode == "top1" else None)
+        set_mode(model, mode)
     packed_ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12, 13, 0]])
     seq_index = torch.tensor([[0, 0, 0, 0, 0, 0, 1, 1, 1, -1]])
     positions = torch.tensor([[0, 1, 2, 3, 4, 5, 0, 1, 2, 0]])
@@ -106,13 +115,13 @@ def _logits_and_grads(model, batch):
     return out.logits, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("mode", ["causal", "bidirectional", "top1"])
+@pytest.mark.parametrize("mode", list(MODES))
 def test_per_example_attention_of_packed_rows_gives_padded_logits_and_gradients(family, mode):
     """Several rows, runs of equal lengths (one SDPA call each), a padding tail: training on packed rows
     computes what training on padded rows computes, loss gradients included."""
     torch.manual_seed(0)
     model = LSForTokenClassification(tiny_config(family, num_labels=4, classifier_dropout=0.0)).train()
-    model.set_attention(mode != "causal", 1 if mode == "top1" else None)
+    set_mode(model, mode)
     packed, padded = _packed_and_padded([[3, 3, 3, 5, 1], [7, 2, 2]])
     packed_logits, packed_grads = _logits_and_grads(model, packed)
     padded_logits, padded_grads = _logits_and_grads(model, padded)
@@ -123,18 +132,18 @@ def test_per_example_attention_of_packed_rows_gives_padded_logits_and_gradients(
         torch.testing.assert_close(grad, padded_grads[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_packed_rows_keep_sliding_windows_shorter_than_an_example(bidirectional):
+@pytest.mark.parametrize("mode", ["causal", "bidirectional", "repeat"])
+def test_packed_rows_keep_sliding_windows_shorter_than_an_example(mode):
     torch.manual_seed(0)
     model = LSForTokenClassification(tiny_config("mistral", num_labels=4, sliding_window=2)).eval()
-    model.set_attention(bidirectional)
+    set_mode(model, mode)
     packed, padded = _packed_and_padded([[6, 2, 4]])
     with torch.no_grad():
         packed_logits = model(**packed).logits
         padded_logits = model(**padded).logits
         unwindowed = LSForTokenClassification(tiny_config("mistral", num_labels=4, sliding_window=64)).eval()
         unwindowed.load_state_dict(model.state_dict())
-        unwindowed.set_attention(bidirectional)
+        set_mode(unwindowed, mode)
         assert not torch.allclose(unwindowed(**padded).logits, padded_logits, atol=1e-3)  # the window matters here
     torch.testing.assert_close(packed_logits[packed["seq_index"] >= 0], padded_logits[padded["attention_mask"].bool()],
                                atol=2e-5, rtol=1e-4)

