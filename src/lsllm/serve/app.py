@@ -233,7 +233,9 @@ def validation_message(errors: Sequence[dict], limit: int = 3) -> str:
     return "; ".join(lines)
 
 
-def attention_mode(bidirectional: bool, unmask_layers: int | None) -> str:
+def attention_mode(bidirectional: bool, unmask_layers: int | None, repeat: bool = False) -> str:
+    if repeat:
+        return "causal, input repeated (read on the second copy)"
     if not bidirectional:
         return "causal"
     return f"bidirectional (top {unmask_layers} layers)" if unmask_layers else "bidirectional"
@@ -250,7 +252,7 @@ def describe(classifier: Any, run_info: dict | None = None) -> dict[str, Any]:
         "model": info.get("base_model"),
         "task": classifier.task,
         "labels": list(classifier.labels),
-        "attention": attention_mode(bidirectional, unmask),
+        "attention": attention_mode(bidirectional, unmask, bool(getattr(config, "lsllm_repeat", False))),
         "bidirectional": bidirectional,
         "unmask_layers": unmask,
         "pooling": pooling,

@@ -84,6 +84,10 @@ class SFTRunConfig:
         refused = {
             "model.bidirectional": (self.model.bidirectional, "SFT generates left to right; use `lsllm train --bidirectional`"),
             "model.pooling": (self.model.pooling is not None, "SFT has no pooled head; drop --pooling"),
+            "model.attention": (self.model.attention == "repeat", "SFT generates left to right; use `lsllm train --attention repeat`"),
+            "model.prompt": (self.model.prompt is not None, "SFT prompts come from --template / --system-prompt; drop model.prompt"),
+            "model.head_init": (self.model.head_init != "random", "SFT has no classification head; drop --head-init"),
+            "train.head_lr": (self.train.head_lr is not None, "SFT has no classification head; drop --head-lr"),
             "train.class_weights": (self.train.class_weights is not None, "SFT's loss is over answer tokens; drop --class-weights"),
             "train.early_stopping": (self.train.early_stopping is not None, "SFT trains for --epochs/--max-steps; drop --early-stopping"),
             "train.eval_steps": (self.train.eval_steps is not None, "SFT evaluates once after training; drop --eval-steps"),
