@@ -126,6 +126,9 @@ def read_run(root: Path) -> Run:
     split = "test" if "test" in metrics else "validation"
     predictions = _jsonl(root / "predictions.jsonl", notes)
     curves = read_curves(root, kind, task)
+    before = (metrics.get("step0") or {}).get(curves.metric)  # validation before training (--head-init labels)
+    if isinstance(before, (int, float)) and not any(step == 0 for step, _ in curves.validation):
+        curves.validation.insert(0, (0, float(before)))
     if not curves.loss and not curves.validation:
         notes.append("no training log found (checkpoints/*/trainer_state.json, logs/): no curves")
     return Run(root=root, kind=kind, method=method_of(config), task=task, config=config, info=info, record=record,

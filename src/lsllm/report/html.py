@@ -39,7 +39,8 @@ def run_context(run: Run, number: int) -> dict[str, Any]:
     reported = run.metrics.get(split) or {}
     context: dict[str, Any] = {
         "run": run, "anchor": f"run-{number}", "facts": analysis.header_facts(run), "split": split,
-        "splits": [s for s in ("validation", "test") if isinstance(run.metrics.get(s), dict)],
+        "splits": [(key, name) for key, name in (("step0", "validation before training"), ("validation", "validation"),
+                                                 ("test", "test")) if isinstance(run.metrics.get(key), dict)],
         "headline": analysis.HEADLINE[run.task], "curves_svg": plots.curves_svg(run.curves, salt=f"curves-{number}"),
         "per_class": reported.get("per_class"), "confusion": analysis.confusion(reported),
         "per_type": reported.get("per_type"), "irregular_top": reported.get("irregular_top") or [],
@@ -70,7 +71,11 @@ def study_context(study: Study, number: int, output: Path) -> dict[str, Any]:
         shown = {split: value.get(metric) if isinstance(value, dict) else value
                  for split in ("validation", "test") for value in [cell.get(split)]}
         cells.append({**cell, **shown, "link": link})
-    return {"study": study, "anchor": f"study-{number}", "metric": metric, "cells": cells,
+    from lsllm.study import METHODS
+
+    methods = [f"{m} = {METHODS[m]}" if m in METHODS else str(m) for m in spec.get("methods", [])]
+    return {"study": study, "anchor": f"study-{number}", "metric": metric, "cells": cells, "methods": methods,
+            "step0": any(isinstance(c.get("step0"), (int, float)) for c in cells),
             "summary": spec.get("summary", []), "plot_svg": plots.study_svg(spec.get("summary", []), metric, salt=f"study-{number}")}
 
 
