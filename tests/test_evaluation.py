@@ -80,3 +80,16 @@ def test_classification_reports():
     assert "PER     1.0000    1.0000    1.0000         1" in tok
     with pytest.raises(ValueError, match="task must be seq or token"):
         classification_report_text("ner", ["a"], ["a"])
+
+
+def test_token_f1_is_conlleval_span_f1_for_i_starts_and_type_changes():
+    # conlleval: an I- tag after O starts a chunk; a type change inside a span ends one chunk and starts another.
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "I-ORG", "I-ORG"]]
+    pred = [["I-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "I-LOC", "I-LOC"]]
+    m = token_metrics(gold, pred)
+    # gold chunks PER(0-1) LOC(3) ORG(0-2); predicted PER(0-1) LOC(3) ORG(0) LOC(1-2): 2 of 4 right, 2 of 3 found
+    assert m["precision"] == pytest.approx(2 / 4) and m["recall"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 * (1 / 2) * (2 / 3) / (1 / 2 + 2 / 3))
+    assert m["per_type"]["PER"]["f1"] == pytest.approx(1.0) and m["per_type"]["ORG"]["f1"] == pytest.approx(0.0)
+    # IOB2 strict (f1_strict) takes no entity from an I- start: predicted LOC(3) ORG(0), 1 right of 2, 1 of 3 found
+    assert m["f1_strict"] == pytest.approx(2 * (1 / 2) * (1 / 3) / (1 / 2 + 1 / 3))
