@@ -268,7 +268,7 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
         reason = " ".join(str(getattr(err, "problem", None) or err).split())
         raise ConfigError(f"{where}: not valid YAML ({reason})") from None
     if raw is None:
-        raise ConfigError(f"{path}: empty config file; write sections model/lora/data/train, or drop --config")
+        raise ConfigError(f"{path}: empty config file; it needs sections model/lora/data/train")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with sections model/lora/data/train")
     return raw

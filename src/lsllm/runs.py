@@ -92,8 +92,65 @@ class RunDir:
             raise ConfigError(f"{self.root}: not a finished lsllm run (no {MODEL_DIR}/{RUN_INFO}){hint}; train it or pass another directory")
 
     def run_info(self) -> dict[str, Any]:
+        """model/lsllm.json, after checking that model/ is complete and undamaged (`check_model_dir`)."""
         self.require_trained()
-        return json.loads((self.root / MODEL_DIR / RUN_INFO).read_text())
+        check_model_dir(self.model, LS_MODEL_FILES)
+        info = read_json_object(self.model / RUN_INFO)
+        labels = info.get("labels")
+        if (info.get("task") not in ("seq", "token") or not isinstance(labels, list) or not labels
+                or not all(isinstance(x, str) for x in labels) or not isinstance(info.get("max_length"), int)
+                or not isinstance(info.get("label_all_subtokens"), bool)):
+            raise ConfigError(f"{self.model / RUN_INFO}: damaged (task, labels, max_length or label_all_subtokens "
+                              f"missing or of the wrong type); {DAMAGED_FIX}")
+        return info
+
+
+DAMAGED_FIX = "retrain or restore the run"
+LS_MODEL_FILES = (RUN_INFO, "config.json", "adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json")
+SFT_MODEL_FILES = (SFT_INFO, "adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json")
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from a run's file, or a one-line ConfigError naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing; {DAMAGED_FIX}") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
+        raise ConfigError(f"{path}: damaged ({type(err).__name__}); {DAMAGED_FIX}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: damaged (not a JSON object); {DAMAGED_FIX}")
+    return data
+
+
+def check_model_dir(folder: Path, required: tuple[str, ...]) -> None:
+    """Fail with one line naming the file when a saved model folder is incomplete or damaged.
+
+    Without this, a deleted, truncated or overwritten file fails deep in transformers, peft,
+    tokenizers or safetensors with a traceback. Checked: the `required` files exist, every JSON
+    file is an object (config.json with a model_type), text files are UTF-8, and every
+    safetensors file has a valid header that covers the file (a truncated one does not).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    for name in required:
+        if not (folder / name).is_file():
+            raise ConfigError(f"{folder / name}: missing; {DAMAGED_FIX}")
+    for path in sorted(folder.glob("*.json")):
+        data = read_json_object(path)
+        if path.name == "config.json" and not isinstance(data.get("model_type"), str):
+            raise ConfigError(f"{path}: damaged (no model_type); {DAMAGED_FIX}")
+    for path in sorted([*folder.glob("*.jinja"), *folder.glob("*.txt")]):
+        try:
+            path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{path}: damaged ({type(err).__name__}); {DAMAGED_FIX}") from None
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as weights:
+                weights.keys()
+        except (OSError, SafetensorError) as err:
+            raise ConfigError(f"{path}: damaged ({' '.join(str(err).split())[:80]}); {DAMAGED_FIX}") from None
 
 
 def is_main_process() -> bool:

@@ -18,6 +18,7 @@ from lsllm.errors import ModelError
 from lsllm.hardware import default_device, resolve_dtype
 from lsllm.models.adapters import attach_adapter
 from lsllm.models.backbones import check_quantization, load_model, load_tokenizer
+from lsllm.runs import SFT_MODEL_FILES, check_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def load_trained(model_cfg: ModelConfig, adapter_dir: Path) -> tuple[PreTrainedM
     """
     if not (adapter_dir / "adapter_config.json").is_file():
         raise ModelError(f"{adapter_dir}: no adapter_config.json; is this an SFT run directory that finished training?")
+    check_model_dir(adapter_dir, SFT_MODEL_FILES)  # one line naming a missing or damaged file, not a traceback
     quantized = model_cfg.quantize is not None
     base, _, source = load_base_model(model_cfg, dtype=None if quantized else torch.float32)
     device = default_device()
