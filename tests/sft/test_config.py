@@ -58,7 +58,22 @@ def test_token_tasks_are_refused():
         SFTRunConfig(data=DataConfig(data="conll03", task="token"))
 
 
-@pytest.mark.parametrize("kwargs", [{"template": "alpaca"}, {"max_new_tokens": 0}, {"system_prompt": " "}])
+def test_evaluation_defaults_generate_with_a_derived_budget_on_test_only():
+    sft = SFTConfig()
+    assert sft.scoring == "generate" and sft.max_new_tokens is None and sft.eval_splits == ["test"]
+
+
+@pytest.mark.parametrize("kwargs", [{"template": "alpaca"}, {"max_new_tokens": 0}, {"system_prompt": " "},
+                                    {"scoring": "logprob"}, {"eval_batch_tokens": 0}, {"eval_splits": ["train"]}])
 def test_invalid_sft_settings(kwargs):
     with pytest.raises(ConfigError):
         SFTConfig(**kwargs)
+
+
+def test_sft_eval_takes_the_answer_settings_but_not_the_prompt():
+    from lsllm.cli import build_parser
+
+    args = build_parser().parse_args(["sft", "eval", "RUN", "--scoring", "likelihood", "--max-new-tokens", "5"])
+    assert vars(args)["sft.scoring"] == "likelihood" and vars(args)["sft.max_new_tokens"] == 5
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["sft", "eval", "RUN", "--template", "plain"])  # the prompt is the run's own

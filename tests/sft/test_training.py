@@ -85,13 +85,13 @@ def test_end_to_end_tiny_run(tmp_path, tiny_model_dir):
     train = metrics["train"]
     assert train["n_examples"] == 24 and train["steps"] == 8
     assert train["train_loss_start"] > 0 and train["train_loss_end"] > 0
-    for split in ("validation", "test"):
-        m = metrics[split]
-        assert m["n_examples"] == 6
-        for key in ("accuracy", "f1_macro", "f1_weighted"):
-            assert 0.0 <= m[key] <= 1.0
-        assert isinstance(m["irregular"], int) and 0 <= m["irregular"] <= 6
-        assert sum(n for _, n in m["irregular_top"]) == m["irregular"]
+    assert "validation" not in metrics  # SFT selects nothing on validation: only test is scored by default
+    m = metrics["test"]
+    assert m["n_examples"] == 6 and m["scoring"] == "generate" and m["max_new_tokens"] == 3
+    for key in ("accuracy", "f1_macro", "f1_weighted"):
+        assert 0.0 <= m[key] <= 1.0
+    assert isinstance(m["irregular"], int) and 0 <= m["irregular"] <= 6
+    assert sum(n for _, n in m["irregular_top"]) == m["irregular"]
 
     rows = [json.loads(line) for line in run.predictions.read_text().splitlines()]
     assert len(rows) == 6
@@ -99,7 +99,7 @@ def test_end_to_end_tiny_run(tmp_path, tiny_model_dir):
     assert all(r["irregular"] == (r["label"] is None) for r in rows)
     assert sum(r["irregular"] for r in rows) == metrics["test"]["irregular"]
     assert sum(r["label"] == r["gold"] for r in rows) / 6 == pytest.approx(metrics["test"]["accuracy"])
-    assert metrics["validation"]["irregular"] + metrics["test"]["irregular"] < 12  # some answers parsed as labels
+    assert metrics["test"]["irregular"] < 6  # some answers parsed as labels
 
     saved = SFTRunConfig.load(run.config)
     assert saved.data.labels == ["negative", "positive"] and saved.sft.template == "chat"
@@ -111,6 +111,11 @@ def test_end_to_end_tiny_run(tmp_path, tiny_model_dir):
     assert again["accuracy"] == metrics["test"]["accuracy"] and again["irregular"] == metrics["test"]["irregular"]
     reread = [json.loads(line) for line in (tmp_path / "again.jsonl").read_text().splitlines()]
     assert [r["raw_output"] for r in reread] == [r["raw_output"] for r in rows]
+
+    # The same run scored by label likelihood: every prediction a label, the adapter unchanged.
+    by_likelihood = evaluate_sft(run_dir, split="test", sft_overrides={"scoring": "likelihood"})
+    assert by_likelihood["scoring"] == "likelihood" and by_likelihood["irregular"] == 0
+    assert sum(map(sum, by_likelihood["confusion_matrix"]["matrix"])) == 6  # every prediction is a label
 
     with pytest.raises(ConfigError, match="already holds a run"):
         train_sft(cfg)

@@ -26,6 +26,10 @@ from lsllm.errors import ConfigError
 
 TEMPLATES = ("chat", "llama2-chat", "plain")
 DEFAULT_SYSTEM_PROMPT = "Classify the text. Answer with exactly one of these labels: {labels}."
+SCORINGS = ("generate", "likelihood")
+ANSWER_MARGIN = 4
+"""Tokens generated beyond the longest label's answer, so that an answer that goes on after a
+label word ("positive review", "Positive. The ...") is seen to, and counted irregular."""
 
 
 @dataclass
@@ -40,13 +44,23 @@ class SFTConfig:
         "instruction shown before every input; {labels} is replaced by the label names, comma-separated",
         default=DEFAULT_SYSTEM_PROMPT,
     )
-    max_new_tokens: int = _help("greedy generation budget per answer (label words are short)", default=8)
-    eval_batch_size: int = _help("prompts per generation batch (left-padded)", default=32)
+    scoring: str = _help(
+        "how answers are read: generate (greedy answer, parsed; irregular outputs counted) | likelihood (the label "
+        "whose answer tokens are most probable; never irregular)",
+        default="generate",
+    )
+    max_new_tokens: int | None = _help(
+        f"greedy generation budget per answer; default: the longest label's answer in tokens + {ANSWER_MARGIN}",
+        default=None,
+    )
+    eval_batch_size: int = _help("the most prompts per evaluation batch", default=32)
+    eval_batch_tokens: int = _help("the most padded prompt tokens per evaluation batch (after the shared prefix)",
+                                   default=1024)
     gradient_checkpointing: bool = _help("recompute activations in backward (saves memory on 7B/13B QLoRA)", default=False)
     irregular_top: int = _help("how many of the most frequent irregular outputs metrics.json lists", default=10)
     eval_splits: list[str] = _help(
-        "splits scored by generation after training (SFT selects nothing on validation; skip it to halve eval time)",
-        default_factory=lambda: ["validation", "test"],
+        "splits scored after training; SFT selects nothing on validation, so only test by default (test missing: validation)",
+        default_factory=lambda: ["test"],
     )
 
     def __post_init__(self) -> None:
@@ -54,10 +68,14 @@ class SFTConfig:
             raise ConfigError(f"sft template must be one of {', '.join(TEMPLATES)}, got {self.template!r}")
         if not self.system_prompt.strip():
             raise ConfigError("sft system_prompt is empty: give an instruction, e.g. the default with {labels}")
-        if self.max_new_tokens < 1:
+        if self.scoring not in SCORINGS:
+            raise ConfigError(f"sft scoring must be one of {', '.join(SCORINGS)}, got {self.scoring!r}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ConfigError(f"sft max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.eval_batch_size < 1:
             raise ConfigError(f"sft eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        if self.eval_batch_tokens < 1:
+            raise ConfigError(f"sft eval_batch_tokens must be >= 1, got {self.eval_batch_tokens}")
         if self.irregular_top < 0:
             raise ConfigError(f"sft irregular_top must be >= 0, got {self.irregular_top}")
         unknown = [split for split in self.eval_splits if split not in ("validation", "test")]

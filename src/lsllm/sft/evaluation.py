@@ -1,9 +1,11 @@
-"""Evaluating a generative classifier: prompt, generate greedily, parse, score.
+"""Evaluating a generative classifier: prompt, answer (generate and parse, or label likelihood), score.
 
 Scores use the same `seq_metrics` as LS runs (accuracy, macro/weighted F1, per class,
-confusion matrix), so `compare` can put the two side by side. An irregular output (one that
-names no label) is scored as wrong for its gold class; the confusion matrix covers label
-predictions only, and `irregular` / `irregular_top` say how many and which outputs fell outside.
+confusion matrix), so `compare` can put the two side by side. With `scoring: generate` an
+irregular output (one that names no label) is scored as wrong for its gold class; the confusion
+matrix covers label predictions only, and `irregular` / `irregular_top` say how many and which
+outputs fell outside. With `scoring: likelihood` every prediction is a label (`irregular` is 0
+by construction, and metrics.json says so in `scoring_note`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from lsllm.files import atomic_write_jsonl
 from lsllm.models.backbones import warn_if_weights_differ
 from lsllm.runs import RunDir
 from lsllm.sft.answers import AnswerParser, irregular_summary
-from lsllm.sft.config import SFTConfig, SFTRunConfig
-from lsllm.sft.generation import generate_answers
+from lsllm.sft.config import ANSWER_MARGIN, SFTConfig, SFTRunConfig
+from lsllm.sft.generation import generate_answers, stop_token_ids
+from lsllm.sft.likelihood import label_log_likelihoods
 from lsllm.sft.loading import load_trained
 from lsllm.sft.rundir import read_info
 from lsllm.sft.templates import PromptTemplate, format_system_prompt, truncate_input
@@ -47,6 +50,11 @@ def build_template(sft: SFTConfig, tokenizer: PreTrainedTokenizerBase, labels: l
     return PromptTemplate(sft.template, tokenizer, format_system_prompt(sft.system_prompt, labels))
 
 
+def answer_budget(template: PromptTemplate, labels: list[str], stop_ids: list[int]) -> int:
+    """Default `max_new_tokens`: the longest label's answer (stop token included) + `ANSWER_MARGIN`."""
+    return max(len(template.answer_ids("", label, stop_ids)) for label in labels) + ANSWER_MARGIN
+
+
 def evaluate_examples(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -55,8 +63,9 @@ def evaluate_examples(
     examples: list[SeqExample],
     sft: SFTConfig,
     max_length: int,
+    show_progress: bool = False,
 ) -> SplitResult:
-    """Generate an answer for every example and score the answers against the gold labels.
+    """Answer every example (`sft.scoring`: generate and parse, or label likelihood) and score against the gold labels.
 
     Raises:
         DataError: an example has no gold label.
@@ -67,20 +76,34 @@ def evaluate_examples(
     parser = AnswerParser(labels)
     cut = [truncate_input(tokenizer, ex.text, max_length) for ex in examples]
     prompts = [template.prompt_ids(text) for text, _ in cut]
-    raws = generate_answers(model, tokenizer, prompts, sft.max_new_tokens, sft.eval_batch_size)
-    parsed = [parser.parse(raw) for raw in raws]
+    stop_ids = stop_token_ids(model, tokenizer)
+    extra: dict[str, Any] = {"scoring": sft.scoring}
+    if sft.scoring == "likelihood":
+        answers = [[template.answer_ids(text, label, stop_ids) for label in labels] for text, _ in cut]
+        scores = label_log_likelihoods(model, prompts, answers, sft.eval_batch_size, sft.eval_batch_tokens, show_progress)
+        parsed: list[str | None] = [labels[int(k)] for k in scores.argmax(dim=1)]
+        raws: list[str | None] = [None] * len(examples)  # nothing is generated
+        extra["scoring_note"] = "label likelihood: every prediction is a label, so no irregular outputs are possible"
+    else:
+        budget = sft.max_new_tokens or answer_budget(template, labels, stop_ids)
+        raws = list(generate_answers(model, tokenizer, prompts, budget, sft.eval_batch_size, sft.eval_batch_tokens,
+                                     show_progress))
+        parsed = [parser.parse(raw) for raw in raws]
+        extra["max_new_tokens"] = budget
     gold = [str(ex.label) for ex in examples]
     n_cut = sum(was_cut for _, was_cut in cut)
     none = IRREGULAR
     while none in labels:
         none += "_"
     metrics = seq_metrics(gold, [p if p is not None else none for p in parsed], labels, n_truncated=n_cut)
-    n_irregular, top = irregular_summary(raws, parsed, sft.irregular_top)
-    metrics.update(irregular=n_irregular, irregular_top=top, n_examples=len(examples))
-    predictions = [
-        {"text": ex.text, "label": label, "gold": ex.label, "raw_output": raw, "irregular": label is None}
-        for ex, raw, label in zip(examples, raws, parsed, strict=True)
-    ]
+    n_irregular, top = irregular_summary([r or "" for r in raws], parsed, sft.irregular_top)
+    metrics.update(irregular=n_irregular, irregular_top=top, n_examples=len(examples), **extra)
+    predictions = []
+    for i, (ex, raw, label) in enumerate(zip(examples, raws, parsed, strict=True)):
+        row = {"text": ex.text, "label": label, "gold": ex.label, "raw_output": raw, "irregular": label is None}
+        if sft.scoring == "likelihood":
+            row["log_likelihood"] = {name: round(float(v), 4) for name, v in zip(labels, scores[i], strict=True)}
+        predictions.append(row)
     return SplitResult(metrics, predictions)
 
 
@@ -90,6 +113,8 @@ def evaluate_sft(
     split: str = "test",
     eval_limit: int | None = None,
     predictions_path: str | Path | None = None,
+    sft_overrides: dict[str, Any] | None = None,
+    show_progress: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a trained SFT run on one split, by default of the data it was trained on.
 
@@ -100,6 +125,9 @@ def evaluate_sft(
         split: "test", "validation" or "train".
         eval_limit: score only the first N examples.
         predictions_path: write predictions.jsonl rows here when given.
+        sft_overrides: SFTConfig fields to change for this evaluation, e.g. {"scoring": "likelihood"}
+            or {"max_new_tokens": 8}.
+        show_progress: draw a progress bar (examples/s) on stderr.
 
     Returns:
         The split's metrics (accuracy, f1_macro, f1_weighted, irregular, irregular_top, ...).
@@ -118,6 +146,10 @@ def evaluate_sft(
     if unknown:
         raise ConfigError(f"unknown data setting(s): {', '.join(sorted(unknown))}")
     data_cfg = dataclasses.replace(cfg.data, **overrides)
+    unknown = set(sft_overrides or {}) - {f.name for f in dataclasses.fields(cfg.sft)}
+    if unknown:
+        raise ConfigError(f"unknown sft setting(s): {', '.join(sorted(unknown))}")
+    sft_cfg = dataclasses.replace(cfg.sft, **(sft_overrides or {}))
     labels = list(info["labels"])
     bundle = load_data(dataclasses.replace(data_cfg, labels=labels), splits=(split,))
     if bundle.task != "seq":
@@ -127,8 +159,8 @@ def evaluate_sft(
         raise DataError(f"{bundle.name}: no labelled {split!r} split to evaluate; try --split validation")
     model, tokenizer, source = load_trained(cfg.model, run.model)
     warn_if_weights_differ(info["weights"], source)
-    template = build_template(cfg.sft, tokenizer, labels)
-    result = evaluate_examples(model, tokenizer, template, labels, examples, cfg.sft, data_cfg.max_length)
+    template = build_template(sft_cfg, tokenizer, labels)
+    result = evaluate_examples(model, tokenizer, template, labels, examples, sft_cfg, data_cfg.max_length, show_progress)
     if predictions_path is not None:
         atomic_write_jsonl(Path(predictions_path), result.predictions)
     log.info("%s %s: accuracy %.4f, f1_macro %.4f, irregular %d/%d", bundle.name, split,

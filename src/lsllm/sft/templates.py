@@ -118,6 +118,26 @@ class PromptTemplate:
             return list(out["input_ids"])
         return list(self.tokenizer(text=self._text_prompt(text))["input_ids"])
 
+    def answer_ids(self, text: str, answer: str, stop_ids: list[int]) -> list[int]:
+        """The completion's tokens as trained on, up to and including the first stop token.
+
+        Tokenized as TRL does: the whole prompt + completion, the completion starting where it
+        leaves the tokenized prompt (`prompt_ids`). What follows the stop token (the chat
+        template's newline after <|im_end|>) is never generated, so it is not part of the answer.
+        """
+        prompt = self.prompt_ids(text)
+        if self.name == "chat":
+            convo = self.messages(text) + self.completion(answer)  # type: ignore[operator]
+            full = list(self.tokenizer.apply_chat_template(convo, tokenize=True, return_dict=True)["input_ids"])
+        else:
+            full = list(self.tokenizer(text=self._text_prompt(text) + str(self.completion(answer)))["input_ids"])
+        start = 0
+        while start < min(len(prompt), len(full)) and prompt[start] == full[start]:
+            start += 1
+        ids = full[start:]
+        stops = [j for j, token in enumerate(ids) if token in stop_ids]
+        return ids[: stops[0] + 1] if stops else ids
+
 
 def truncate_input(tokenizer: PreTrainedTokenizerBase, text: str, max_tokens: int) -> tuple[str, bool]:
     """Cut `text` to its first `max_tokens` tokens, so that a long input never pushes the answer out.
