@@ -153,6 +153,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         tokens = [x.tokens for x in inputs if isinstance(x, TokenExample)]
         if texts:
             records += classifier.predict_texts(texts, progress=_progress("predicting"))
+        if tokens and classifier.task == "seq":
+            raise ConfigError(f"{args.input}: token inputs (CoNLL, or JSONL with \"tokens\") for a sequence classifier; "
+                              "give texts: .txt one per line, .tsv/.csv with a text column, or .jsonl with \"text\"")
         if tokens:
             records += classifier.predict_tokens(tokens, progress=_progress("predicting"))
     if args.output_file:

@@ -262,6 +262,8 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); save the file as UTF-8") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read it ({err.strerror})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply to read; write sections model/lora/data/train") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)

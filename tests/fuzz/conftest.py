@@ -18,7 +18,7 @@ from tests.serve.conftest import seq_classifier, seq_run, token_classifier, toke
 
 # Bounded so that all fuzz tests together take well under a minute on one core; no example
 # database, so a run never depends on an earlier one.
-FUZZ = settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
 def line_count(data: bytes | str) -> int:

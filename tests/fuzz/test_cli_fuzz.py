@@ -206,11 +206,12 @@ JSON_VALUE = st.recursive(
                                                                                  "f1_macro", "n_examples", "x"]), inner, max_size=3),
     max_leaves=6,
 )
-GARBAGE_BYTES = st.sampled_from([b"", b"\xff\xfe", b"{", b"[" * 5000, b'{"test": ' + b"9" * 5000 + b"}", b"NaN",
+# Deep nesting only for JSON here: PyYAML takes seconds to reach its recursion limit (tested once, below).
+GARBAGE_BYTES = st.sampled_from([b"", b"\xff\xfe", b"{", b'{"test": ' + b"9" * 5000 + b"}", b"NaN",
                                  b'{"test": {"accuracy": NaN}}', b"model: [1, 2", b"1: {2: 3}\nmodel: {}\n"])
 
 
-@given(metrics=st.one_of(JSON_VALUE.map(lambda v: json.dumps(v).encode()), GARBAGE_BYTES),
+@given(metrics=st.one_of(JSON_VALUE.map(lambda v: json.dumps(v).encode()), GARBAGE_BYTES, st.just(b"[" * 5000)),
        config=st.one_of(st.just(yaml.safe_dump(GOOD_CONFIG).encode()), JSON_VALUE.map(lambda v: yaml.safe_dump(v).encode()),
                         GARBAGE_BYTES))
 @FUZZ
@@ -231,6 +232,14 @@ def test_compare_on_garbage_run_files_is_a_table_or_one_line(new_path, metrics, 
     rows = table.splitlines()[2:]
     assert rows[0].startswith("| LS-LLM | smollm2-135m | sst2 |")
     assert all("nan" not in "|".join(row.split("|")[4:]).lower() for row in rows), table  # counts, seeds, metrics
+
+
+def test_deeply_nested_yaml_is_one_line(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text("[" * 1200)
+    assert str(config) in one_error_line(capsys, main(["train", "--config", str(config), "--data", "x"]))
+    (tmp_path / "metrics.json").write_text(json.dumps(GOOD_METRICS))
+    assert str(config) in one_error_line(capsys, main(["compare", str(tmp_path)]))
 
 
 def test_compare_cli_on_a_garbage_metrics_file(tmp_path, capsys):
@@ -325,3 +334,40 @@ def test_sft_adapter_damage_is_one_line(run_copy, tmp_path, how):
     with pytest.raises(ConfigError) as err:
         load_trained(ModelConfig(), adapter)
     assert str(adapter / "adapter_model.safetensors") in str(err.value) and "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------------- predict --input end to end
+
+INPUT_TEXT = st.text(alphabet=st.one_of(st.sampled_from("\u2028\u0085\u200b\x00\t\r\n \"{}[],:é😀"), st.characters(codec="utf-8")),
+                     max_size=40)
+INPUT_FILES = st.one_of(
+    st.tuples(st.just(".txt"), INPUT_TEXT),
+    st.tuples(st.just(".jsonl"), st.lists(st.one_of(
+        st.fixed_dictionaries({"text": INPUT_TEXT}), st.fixed_dictionaries({"tokens": st.lists(INPUT_TEXT, max_size=4)}),
+        st.fixed_dictionaries({"text": st.one_of(st.integers(), st.none())}), st.dictionaries(st.text(max_size=5), INPUT_TEXT, max_size=2),
+    ), max_size=4).map(lambda objs: "\n".join(json.dumps(o, ensure_ascii=False) for o in objs))),
+    st.tuples(st.just(".tsv"), st.lists(INPUT_TEXT, max_size=4).map(lambda rows: "text\n" + "\n".join(rows))),
+    st.tuples(st.just(".conll"), INPUT_TEXT),
+)
+
+
+@pytest.mark.parametrize("task", ["seq", "token"])
+@given(case=INPUT_FILES)
+@FUZZ
+def test_predict_input_files_predict_or_fail_in_one_line(new_path, capsys, monkeypatch, seq_classifier, token_classifier,
+                                                          task, case):
+    import lsllm.pipeline
+
+    classifier = seq_classifier if task == "seq" else token_classifier
+    monkeypatch.setattr(lsllm.pipeline, "load_run", lambda *args, **kwargs: (classifier, None))  # the run, loaded once
+    suffix, content = case
+    path = new_path(suffix)
+    path.write_text(content, encoding="utf-8", errors="surrogatepass")
+    capsys.readouterr()
+    code = main(["predict", "run", "--input", str(path)])
+    if code == 0:
+        records = [json.loads(line) for line in capsys.readouterr().out.split("\n") if line]  # not splitlines: U+2028
+        assert records and all(("label" in r) if task == "seq" else ("tags" in r) for r in records)
+    else:
+        line = one_error_line(capsys, code)
+        assert str(path) in line or line.startswith("error: input "), line

@@ -18,7 +18,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lsllm.serve.app import ServeSettings, create_app
@@ -40,7 +40,7 @@ def client(seq_classifier):
 
 
 @given(body=BODIES, content_type=st.sampled_from(["application/json", "application/json; charset=utf-8", "text/plain"]))
-@FUZZ
+@settings(FUZZ, max_examples=200)  # a request costs ~10 ms
 def test_raw_bodies_get_2xx_or_a_one_line_4xx(client, body, content_type):
     response = client.post("/predict", content=body, headers={"Content-Type": content_type})
     assert response.status_code in (200, 400, 413, 422), (response.status_code, response.text)
