@@ -228,7 +228,9 @@ def cmd_sft_eval(args: argparse.Namespace) -> int:
 
     overrides = _data_overrides(args)
     eval_limit = overrides.pop("eval_limit", None)
-    metrics = evaluate_sft(args.run_dir, overrides, args.split, eval_limit)
+    sft_overrides = {dotted.split(".", 1)[1]: value for dotted, value in vars(args).items() if dotted.startswith("sft.")}
+    metrics = evaluate_sft(args.run_dir, overrides, args.split, eval_limit, sft_overrides=sft_overrides,
+                           show_progress=_progress("generating") is not None)
     out = RunDir(Path(args.run_dir)).eval_file(args.split)
     atomic_write_json(out, {args.split: metrics})
     print(metrics_table({args.split: metrics}, "seq") + f"\nirregular outputs: {metrics['irregular']}")
@@ -377,10 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     sft_train.add_argument("--config", help="YAML with sections model/lora/data/train/sft")
     add_config_flags(sft_train, SFT_SECTIONS, classes=_sft_classes(), skip=SFT_SKIPPED)
     sft_train.set_defaults(handler=cmd_sft_train)
-    sft_eval = sft_commands.add_parser("eval", help="evaluate an SFT run by generation (accuracy, F1, irregular outputs)")
+    sft_eval = sft_commands.add_parser("eval", help="evaluate an SFT run by generation or label likelihood (accuracy, F1, irregular outputs)")
     sft_eval.add_argument("run_dir")
     sft_eval.add_argument("--split", default="test", choices=["train", "validation", "test"])
     add_config_flags(sft_eval, ["data"], skip={"train-limit", "labels", "max-length", "label-all-subtokens", "task", "split-seed"})
+    add_config_flags(sft_eval, ["sft"], classes=_sft_classes(),  # how to answer; the prompt stays the run's
+                     skip={"template", "system-prompt", "gradient-checkpointing", "eval-splits"})
     add_threads_flag(sft_eval)
     sft_eval.set_defaults(handler=cmd_sft_eval)
 

@@ -179,12 +179,14 @@ def train_sft(cfg: SFTRunConfig) -> Path:
 
     model, tokenizer, _ = load_trained(cfg.model, run.model)
     results: dict[str, SplitResult] = {}
-    for split in cfg.sft.eval_splits:
-        examples = bundle.splits.get(split) or []
-        if not examples:
-            continue
+    splits = [split for split in cfg.sft.eval_splits if bundle.splits.get(split)]
+    if not splits and bundle.splits.get("validation"):  # no labelled test split: report validation instead
+        splits = ["validation"]
+    for split in splits:
+        examples = bundle.splits[split]
         started = time.perf_counter()
-        results[split] = evaluate_examples(model, tokenizer, template, bundle.labels, examples, cfg.sft, cfg.data.max_length)
+        results[split] = evaluate_examples(model, tokenizer, template, bundle.labels, examples, cfg.sft, cfg.data.max_length,
+                                           show_progress=True)
         metrics[split] = {**results[split].metrics, "seconds": round(time.perf_counter() - started, 1)}
         log.info("%s: accuracy %.4f, f1_macro %.4f, irregular %d/%d", split, metrics[split]["accuracy"],
                  metrics[split]["f1_macro"], metrics[split]["irregular"], len(examples))
