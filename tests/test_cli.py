@@ -11,7 +11,7 @@ import transformers
 from lsllm.cli import main
 
 TRAIN_FLAGS = ["--max-steps", "6", "--eval-steps", "3", "--batch-size", "4", "--lr", "1e-3", "--lora-r", "4", "--dtype", "float32"]
-RUN_FILES = {"config.yaml", "model", "metrics.json", "predictions.jsonl", "report.txt", "learning_curve.png", "logs", "run.json",
+RUN_FILES = {"config.yaml", "model", "metrics.json", "predictions.jsonl", "report.txt", "learning_curve.png", "logs", "run.json", "report.html",
              "checkpoints", "README.md"}
 
 

@@ -44,6 +44,7 @@ def test_study_trains_every_cell_on_shared_subsets_and_resumes(tmp_path, tiny_mo
     assert len(study["cells"]) == 8 and all(c["status"] == "done" and 0 <= c["test"] <= 1 for c in study["cells"])
     assert {(s["size"], s["method"], s["n"]) for s in study["summary"]} == {(n, m, 2) for n in (8, 16) for m in ("ls", "sft")}
     assert (out / "study.png").stat().st_size > 0 and "| 8 |" in (out / "study.md").read_text()
+    assert (out / "report.html").is_file() and (out / "ls-n8-s0" / "report.html").is_file()
     assert "± " in capsys.readouterr().out
 
     # Each cell is an ordinary run, and at a size and seed both methods saw the same training examples.

@@ -8,7 +8,7 @@ What makes the comparison fair: at a given size and seed every method trains on 
 examples (the first N of train after a shuffle seeded by the cell's seed, `DataConfig.subset_seed`),
 selects on the same validation split and reports test once. A finished cell is never trained
 again; a killed study continues with ``--resume`` (an unfinished cell resumes from its last
-checkpoint). The study writes study.json, study.md and study.png beside the cells.
+checkpoint). The study writes study.json, study.md, study.png and report.html beside the cells.
 """
 
 from __future__ import annotations
@@ -85,6 +85,9 @@ def run_study(output: Path, cells: list[Cell], train_cell: Callable[[Cell, Path,
         results.append(_cell_result(cell, run, spec["metric"]))
         study = summarise(spec, results)
         write_study(output, study)  # after every cell: a killed study still shows what it has
+    from lsllm.report import write_report
+
+    write_report([output])
     return study
 
 

@@ -29,6 +29,7 @@ from lsllm.models.backbones import check_quantization, load_tokenizer, resolve_m
 from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
 from lsllm.models.head_init import init_from_label_words, label_words
 from lsllm.pipeline import Classifier
+from lsllm.report import write_report
 from lsllm.reporting import write_reports
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset()) -> Path:
         finish_run(run, cfg, bundle, classifier, source, trainer.state.log_history, step0)
         runs.record_finished(run, started, reproduce=f"lsllm train --config {run.config} --output NEW_DIR",
                              resumed=cfg.train.resume, steps=trainer.state.global_step)
+        write_report([run.root])
     return run.root
 
 

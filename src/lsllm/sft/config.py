@@ -19,6 +19,7 @@ from lsllm.config import (
     ModelConfig,
     RunConfig,
     TrainConfig,
+    check_field_types,
     read_yaml_mapping,
 )
 from lsllm.config import help_field as _help
@@ -64,6 +65,7 @@ class SFTConfig:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self, "sft")
         if self.template not in TEMPLATES:
             raise ConfigError(f"sft template must be one of {', '.join(TEMPLATES)}, got {self.template!r}")
         if not self.system_prompt.strip():

@@ -45,12 +45,10 @@ def save_model(run: runs.RunDir, model, tokenizer, cfg: SFTRunConfig, labels: li
 
 
 def read_info(run: runs.RunDir) -> dict[str, Any]:
-    import json
-
     path = run.model / SFT_INFO
     if not path.is_file():
         raise ConfigError(f"{run.root}: not a finished SFT run (no {runs.MODEL_DIR}/{SFT_INFO}); train it with `lsllm sft train`")
-    return json.loads(path.read_text())
+    return runs.read_json_object(path)
 
 
 def write_results(run: runs.RunDir, metrics: dict[str, Any], predictions: list[dict[str, Any]]) -> None:

@@ -35,6 +35,7 @@ from lsllm import lifecycle, runs
 from lsllm.data import load_data
 from lsllm.errors import ConfigError, DataError
 from lsllm.models.backbones import check_quantization
+from lsllm.report import write_report
 from lsllm.runs import RunDir
 from lsllm.sft import rundir
 from lsllm.sft.answers import AnswerParser
@@ -196,4 +197,5 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     rundir.write_model_card(run, cfg, bundle, metrics, source, template.render(first.text, first.label))
     runs.record_finished(run, started_at, reproduce=f"lsllm sft train --config {run.config} --output NEW_DIR",
                          resumed=cfg.train.resume, steps=metrics["train"]["steps"])
+    write_report([run.root])
     return run.root
