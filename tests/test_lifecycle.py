@@ -43,6 +43,8 @@ def test_run_record_says_how_to_reproduce_and_how_long(whole):
     record = json.loads((whole / "run.json").read_text())
     assert record["steps"] == 6 and record["seconds"] > 0 and record["resumed"] is False
     assert record["reproduce"] == f"lsllm train --config {whole / 'config.yaml'} --output NEW_DIR"
+    assert record["command"][:2] == ["lsllm", "train"] and str(whole) in record["command"]
+    assert record["examples"] == {"train": 36, "validation": 12, "test": 12}
 
 
 def test_killed_while_writing_the_final_model_resumes_without_an_extra_step(whole, tmp_path, tiny_model_dir, tiny_seq_data,

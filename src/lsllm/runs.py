@@ -25,9 +25,9 @@ import logging
 import os
 import re
 import shutil
-import sys
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,15 +261,18 @@ def save_model(run: RunDir, write: Callable[[Path], None], info_name: str, info:
     atomic_replace_dir(staging, run.model)
 
 
+COMMAND: ContextVar[list[str] | None] = ContextVar("lsllm_command", default=None)
+"""The command line being run, set by `lsllm.cli.main`; None when lsllm is used from Python."""
+
+
 def record_finished(run: RunDir, started: float, reproduce: str, **details: Any) -> None:
     """run.json, the last file of a run: how it was started, how to reproduce it, how long it took.
 
     ``command`` is the command line when the run came from the `lsllm` CLI (None from Python);
     ``reproduce`` always works: the run's own config.yaml holds every setting.
     """
-    from_cli = Path(sys.argv[0]).name in ("lsllm", "__main__.py")
     record = {
-        "command": ["lsllm", *sys.argv[1:]] if from_cli else None,
+        "command": COMMAND.get(),
         "reproduce": reproduce,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "seconds": round(time.time() - started, 1),

@@ -173,7 +173,8 @@ def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset()) -> Path:
         classifier.model = trainer.model
         finish_run(run, cfg, bundle, classifier, source, trainer.state.log_history, step0)
         runs.record_finished(run, started, reproduce=f"lsllm train --config {run.config} --output NEW_DIR",
-                             resumed=cfg.train.resume, steps=trainer.state.global_step)
+                             resumed=cfg.train.resume, steps=trainer.state.global_step,
+                             examples={split: len(examples) for split, examples in bundle.splits.items()})
         write_report([run.root])
     return run.root
 

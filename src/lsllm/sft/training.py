@@ -196,6 +196,7 @@ def train_sft(cfg: SFTRunConfig) -> Path:
     first = train_examples[0]
     rundir.write_model_card(run, cfg, bundle, metrics, source, template.render(first.text, first.label))
     runs.record_finished(run, started_at, reproduce=f"lsllm sft train --config {run.config} --output NEW_DIR",
-                         resumed=cfg.train.resume, steps=metrics["train"]["steps"])
+                         resumed=cfg.train.resume, steps=metrics["train"]["steps"],
+                         examples={split: len(examples) for split, examples in bundle.splits.items()})
     write_report([run.root])
     return run.root
