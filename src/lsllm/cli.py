@@ -450,6 +450,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if passthrough and getattr(args, "handler", None) is not cmd_study:
         parser.parse_args(argv)  # the usual "unrecognized arguments" error for every other command
     args.passthrough = passthrough
+    from lsllm.runs import COMMAND
+
+    COMMAND.set(["lsllm", *(sys.argv[1:] if argv is None else argv)])
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:  # transformers' load reports ("score.weight MISSING" for a new head) are expected here
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
