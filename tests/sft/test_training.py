@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from lsllm.config import DataConfig, LoraSettings, ModelConfig, TrainConfig
 from lsllm.data import SeqExample
 from lsllm.errors import ConfigError
+from lsllm.models.attention import LSLLM_SDPA
 from lsllm.runs import RunDir
 from lsllm.sft.config import SFTConfig, SFTRunConfig
 from lsllm.sft.evaluation import evaluate_sft
@@ -69,6 +70,47 @@ def test_padding_free_batches_give_the_loss_of_padded_ones(tmp_path, smol_tokeni
         loss_packed = model(**packed_batch).loss.item()
         loss_padded = model(**padded_batch).loss.item()
     assert loss_packed == pytest.approx(loss_padded, rel=1e-5)  # examples never attend to each other
+
+
+def test_packed_rows_attend_per_example_and_only_answers_meet_the_lm_head(tmp_path, smol_tokenizer, monkeypatch):
+    import trl.trainer.utils as trl_utils
+    from trl import SFTTrainer
+
+    tok = smol_tokenizer
+    dataset, _ = build_train_dataset(PromptTemplate("chat", tok, "Answer negative or positive."), EXAMPLES, 128)
+    packed = build_trainer(tiny_cfg(tmp_path, "chat", pack=True), tiny_causal_lm(tok), tok, dataset, RunDir(tmp_path / "a"))
+    padded = build_trainer(tiny_cfg(tmp_path, "chat", pack=False), tiny_causal_lm(tok), tok, dataset, RunDir(tmp_path / "b"))
+    assert packed.model.config._attn_implementation == LSLLM_SDPA  # CPU: attention per example
+    features = [packed.train_dataset[i] for i in range(2)]
+    lengths = [len(f["input_ids"]) for f in features]
+    packed_batch = packed.data_collator(features)
+    assert packed_batch["lsllm_segments"] == (((lengths[0], 1), (lengths[1], 1)),)
+    n_answer = int((packed_batch["labels"][:, 1:] != -100).sum())
+
+    projected = []
+    chunked = trl_utils._ChunkedLogProbFunction
+
+    class Spy:
+        @staticmethod
+        def apply(hidden, *args):
+            projected.append(hidden.shape[0])
+            return chunked.apply(hidden, *args)
+
+    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Spy)
+    # Identical base weights and LoRA B = 0: the two trainers' models compute the same function.
+    loss_fast = packed.compute_loss(packed.model, dict(packed_batch))
+    loss_fast.backward()
+    grads_fast = {n: p.grad.clone() for n, p in packed.model.named_parameters() if p.requires_grad}
+    packed.model.zero_grad()
+    loss_trl = SFTTrainer.compute_loss(packed, packed.model, dict(packed_batch))  # TRL's own: every position on CPU
+    loss_trl.backward()
+    assert projected == [n_answer, sum(lengths) - 1]
+    assert loss_fast.item() == pytest.approx(loss_trl.item(), rel=1e-5)
+    for name, p in packed.model.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(grads_fast[name], p.grad, rtol=1e-4, atol=1e-6)
+    loss_padded = padded.compute_loss(padded.model, dict(padded.data_collator(features)))
+    assert loss_fast.item() == pytest.approx(loss_padded.item(), rel=1e-5)  # examples never attend to each other
 
 
 def test_end_to_end_tiny_run(tmp_path, tiny_model_dir):

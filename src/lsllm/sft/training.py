@@ -18,6 +18,7 @@ Example (the original study: Llama-2-13b-chat, QLoRA, SST-2, 1,000 examples)::
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
@@ -34,7 +35,9 @@ from trl import SFTTrainer
 from lsllm import lifecycle, runs
 from lsllm.data import load_data
 from lsllm.errors import ConfigError, DataError
+from lsllm.models.attention import LSLLM_SDPA, packed_segments
 from lsllm.models.backbones import check_quantization
+from lsllm.models.dropout import use_fast_dropout
 from lsllm.report import write_report
 from lsllm.runs import RunDir
 from lsllm.sft import rundir
@@ -96,12 +99,64 @@ def lora_config(cfg: SFTRunConfig):
     )
 
 
+@contextlib.contextmanager
+def _answer_positions_only():
+    """Make TRL's fused LM head project only the positions that have a label, on every device.
+
+    TRL (`trl.trainer.utils.add_fused_lm_head`) does so on Triton devices and projects every
+    position elsewhere (static tile shapes for compilers such as Neuron's). On CPU that sent all
+    ~48 tokens of an SST-2 example through the 49k-word head to score its 2-3 answer tokens: a
+    third of an SFT step. The loss is the same either way (tests/sft/test_training.py).
+    """
+    import trl.trainer.utils as trl_utils
+
+    original = getattr(trl_utils, "_use_triton", None)
+    if original is None:  # a TRL without this switch: leave it alone
+        yield
+        return
+    trl_utils._use_triton = lambda device: True
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original
+
+
+class FastSFTTrainer(SFTTrainer):
+    """TRL's SFTTrainer whose completion-only loss projects only the answer positions through the LM head."""
+
+    def compute_loss(self, *args, **kwargs):
+        with _answer_positions_only():
+            return super().compute_loss(*args, **kwargs)
+
+
+def _with_segments(collate):
+    """Padding-free rows: add each example's length (`lsllm_segments`), so `lsllm_sdpa` attends per example."""
+
+    def collate_with_segments(features):
+        batch = collate(features)
+        if "position_ids" in batch and "attention_mask" not in batch:
+            example = (batch["position_ids"] == 0).cumsum(-1) - 1  # (1, T): positions restart per example
+            batch["lsllm_segments"] = packed_segments(example)
+        return batch
+
+    return collate_with_segments
+
+
 def build_trainer(cfg: SFTRunConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train_dataset: Dataset,
                   run: RunDir):
-    """The TRL SFTTrainer for this run (LoRA applied by TRL from `cfg.lora`), TensorBoard logs in run/logs."""
+    """The TRL SFTTrainer for this run (LoRA applied by TRL from `cfg.lora`), TensorBoard logs in run/logs.
+
+    On CPU the padding-free rows of --pack attend per example, as LS training does: transformers
+    turns their restarting positions into one block-diagonal mask and SDPA pays for the whole row
+    (T^2 for 16 examples of ~48 tokens, a fifth of a step). LoRA dropout uses LS's cheaper mask.
+    """
     bf16 = next(model.parameters()).dtype == torch.bfloat16 or cfg.model.quantize is not None
     args = trl_config(cfg, run, len(train_dataset), bf16=bf16)
-    trainer = SFTTrainer(
+    per_example = (cfg.train.pack and next(model.parameters()).device.type == "cpu"
+                   and model.config._attn_implementation == "sdpa")
+    if per_example:
+        model.set_attn_implementation(LSLLM_SDPA)  # not saved: the adapter reloads onto plain sdpa
+    trainer = FastSFTTrainer(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -109,6 +164,9 @@ def build_trainer(cfg: SFTRunConfig, model: PreTrainedModel, tokenizer: PreTrain
         peft_config=lora_config(cfg),
         callbacks=lifecycle.trainer_callbacks(cfg, run),
     )
+    if per_example:
+        trainer.data_collator = _with_segments(trainer.data_collator)
+    use_fast_dropout(trainer.model)
     return lifecycle.quiet(trainer)
 
 
