@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from _random_init import build_random, is_random_init
 from _stock import LEARNING_RATE, LORA, train_epoch
 
 from lsllm.config import LoraSettings
@@ -40,8 +41,12 @@ class LsllmPath:
         self.tokenizer = load_tokenizer(model_dir)
         cls = LSForSequenceClassification if task == "seq" else LSForTokenClassification
         torch.manual_seed(seed)
-        model = cls.from_pretrained(str(model_dir), num_labels=len(labels), id2label=dict(enumerate(labels)),
-                                    label2id={label: i for i, label in enumerate(labels)}, dtype=getattr(torch, fast_dtype))
+        if is_random_init(model_dir):  # --model-config: real shapes, random weights, built on the device
+            model = build_random(cls._from_config, model_dir, labels, getattr(torch, fast_dtype), device)
+            model.score.float()  # as from_pretrained does: the head stays fp32
+        else:
+            model = cls.from_pretrained(str(model_dir), num_labels=len(labels), id2label=dict(enumerate(labels)),
+                                        label2id={label: i for i, label in enumerate(labels)}, dtype=getattr(torch, fast_dtype))
         settings = LoraSettings(r=LORA["r"], alpha=LORA["lora_alpha"], dropout=LORA["lora_dropout"],
                                 target_modules=list(LORA["target_modules"]))
         self.model = apply_lora(model, settings).to(device)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 from _common import MAX_LENGTH, SeqExample, TokenExample
+from _random_init import build_random, is_random_init
 from peft import LoraConfig, TaskType, get_peft_model
 from torch.profiler import record_function
 from torch.utils.data import RandomSampler
@@ -106,10 +107,13 @@ class StockPath:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         auto = AutoModelForSequenceClassification if task == "seq" else AutoModelForTokenClassification
         torch.manual_seed(seed)  # the head and LoRA initialisation
-        model = auto.from_pretrained(
-            model_dir, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)}, dtype=torch.float32,
-        )
+        if is_random_init(model_dir):  # --model-config: real shapes, random weights, built on the device
+            model = build_random(auto.from_config, model_dir, labels, torch.float32, device)
+        else:
+            model = auto.from_pretrained(
+                model_dir, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                label2id={label: i for i, label in enumerate(labels)}, dtype=torch.float32,
+            )
         # Stock sequence classification finds each row's last token by the first pad id.
         model.config.pad_token_id = self.tokenizer.pad_token_id
         task_type = TaskType.SEQ_CLS if task == "seq" else TaskType.TOKEN_CLS

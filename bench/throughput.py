@@ -57,6 +57,7 @@ from _common import (  # noqa: E402
     spread_sample,
     write_json_atomic,
 )
+from _random_init import MODEL_CONFIGS, random_model_dir  # noqa: E402
 
 PATH_MODULES = {"reference": "_stock", "tuned": "_stock", "lsllm": "_lsllm"}
 TASKS = ("sst2", "conll03")
@@ -70,6 +71,11 @@ both paths near chance (54.0 % and 50.1 % on 2026-11-23), which compares nothing
 
 
 # ============================================================================ paths
+def task_texts(data) -> list[str]:
+    """Every training text of a task (the random-init models' tokenizer is trained on them)."""
+    return [ex.text if hasattr(ex, "text") else " ".join(ex.tokens) for ex in data.train]
+
+
 def available_paths(requested: list[str]) -> list[str]:
     """The requested paths whose module can be imported (lsllm only once bench/_lsllm.py exists)."""
     return [p for p in requested if importlib.util.find_spec(PATH_MODULES[p]) is not None]
@@ -222,6 +228,7 @@ def summarize(runs: list[dict], peaks: dict, sizes: dict) -> dict:
                     "computed_tokens": items[0]["computed_tokens"],
                     "padded_share": 1 - items[0]["real_tokens"] / items[0]["computed_tokens"],
                     "peak_rss_mb": max(i["peak_rss_mb"] for i in items),
+                    "peak_gpu_mb": max((i["peak_gpu_mb"] for i in items if "peak_gpu_mb" in i), default=None),
                     "compute_dtype": dtype,
                     "useful_flop_per_s": useful,
                     "mfu": useful / peaks.get(dtype, best_peak),
@@ -286,12 +293,13 @@ def print_report(summary: dict, table: dict, peaks: dict, accuracy: dict) -> Non
     unit = {k: v / 1e9 for k, v in peaks.items()}
     print("\nmatmul peak: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in unit.items()))
     print(f"\n{'task':8} {'path':10} {'mode':5} {'real tok/s':>11} {'ex/s':>8} {'pad %':>6} {'peak RSS MB':>11} "
-          f"{'dtype':>8} {'MFU':>6} {'MFU*':>6}")
+          f"{'peak GPU MB':>11} {'dtype':>8} {'MFU':>6} {'MFU*':>6}")
     for task, paths in summary.items():
         for name, modes in paths.items():
             for mode, s in modes.items():
+                gpu_mb = "-" if s.get("peak_gpu_mb") is None else f"{s['peak_gpu_mb']:.0f}"
                 print(f"{task:8} {name:10} {mode:5} {s['tokens_per_s']:11.1f} {s['examples_per_s']:8.2f} "
-                      f"{100 * s['padded_share']:6.1f} {s['peak_rss_mb']:11.0f} {s['compute_dtype']:>8} "
+                      f"{100 * s['padded_share']:6.1f} {s['peak_rss_mb']:11.0f} {gpu_mb:>11} {s['compute_dtype']:>8} "
                       f"{100 * s['mfu']:5.1f}% {100 * s['mfu_vs_best_peak']:5.1f}%")
     print("MFU: useful FLOP/s over the peak of the path's own dtype; MFU*: over the machine's best peak")
     if table:
@@ -308,6 +316,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small sizes: under 10 minutes on 2 cores")
     p.add_argument("--model", default="smollm2-135m", help="alias, .gguf file or local HF model directory")
+    p.add_argument("--model-config", choices=sorted(MODEL_CONFIGS),
+                   help="instead of --model: a random-init Llama of these shapes, built on the device (no weights "
+                        "needed; speed does not depend on them); the accuracy check is skipped")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with sst2/ and conll03/")
     p.add_argument("--paths", default="reference,tuned,lsllm", help="comma list; unavailable paths are skipped")
     p.add_argument("--tasks", default=",".join(TASKS), help="comma list of sst2, conll03")
@@ -322,6 +333,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="torch threads in every measurement (default: torch's, all cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--peak-seconds", type=float, default=3.0, help="seconds of matmul per dtype for the peak")
+    p.add_argument("--time-budget", type=float, help="seconds: start no new measurement after this (what was measured "
+                   "is still summarised and written; bench/gpu_check.sh uses it to stay inside a GPU lease)")
+    p.add_argument("--peak-size", type=int, help="matrix size of the peak measurement (default 2048 on CPU, 8192 on CUDA)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "throughput.json")
     p.add_argument("--throughput-child", help=argparse.SUPPRESS)
     p.add_argument("--accuracy-child", help=argparse.SUPPRESS)
@@ -376,29 +390,45 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU: {cpu['model']} ({cpu['logical_cpus']} logical CPUs, torch threads {torch.get_num_threads()}); "
           f"amx_bf16={cpu['amx_bf16']} avx512_bf16={cpu['avx512_bf16']} -> fast dtype {fast_dtype}")
     if gpu:
-        print(f"GPU: {gpu['name']} ({gpu['memory_gib']} GiB) -- GPU mode is untested (written without a GPU)")
+        print(f"GPU: {gpu['name']} ({gpu['memory_gib']} GiB)")
     skipped = [p for p in requested if p not in paths]
     print(f"paths: {', '.join(paths)}" + (f" (not available yet: {', '.join(skipped)})" if skipped else ""))
-    model_dir = resolve_model_dir(args.model)
+    model_name, model_tmp = args.model, None
+    if args.model_config:
+        model_tmp = tempfile.TemporaryDirectory(prefix="lsllm-bench-model-")  # removed at exit
+        texts = [t for task in tasks for t in task_texts(load_task(task, args.data_dir))]
+        model_dir = random_model_dir(args.model_config, texts, Path(model_tmp.name) / args.model_config)
+        model_name = f"random-init {args.model_config}"
+        if size["acc_train"] > 0:
+            print("accuracy check skipped: a random-init model has nothing to compare")
+            size["acc_train"] = 0
+    else:
+        model_dir = resolve_model_dir(args.model)
     sizes = model_sizes(model_dir)
-    print(f"model: {args.model} -> {model_dir} ({sizes['non_embedding'] / 1e6:.1f} M non-embedding parameters)")
+    print(f"model: {model_name} -> {model_dir} ({sizes['non_embedding'] / 1e6:.1f} M non-embedding parameters)")
     print(f"sizes: {size['train']} train / {size['infer']} inference examples per call, {size['repeats']} repeats, "
           f"{size['warmup']} warm-up examples, max_length {MAX_LENGTH}")
 
-    peak_size = 4096 if device == "cuda" else 2048
+    peak_size = args.peak_size or (8192 if device == "cuda" else 2048)  # an H200 reaches its bf16 peak from about 8192^3
     peak_dtypes = ["float32", "bfloat16"]
     peaks = {d: matmul_peak(d, device=device, size=peak_size, seconds=args.peak_seconds) for d in peak_dtypes}
 
     runs: list[dict] = []
     base = {"model_dir": str(model_dir), "data_dir": str(args.data_dir), "device": device, "fast_dtype": fast_dtype,
             "seed": args.seed, "threads": args.threads, "train": size["train"], "infer": size["infer"], "warmup": size["warmup"]}
+    partial = args.out.with_name(args.out.stem + ".partial.json")
+    cut: list[str] = []  # measurements not started: --time-budget reached
     with tempfile.TemporaryDirectory(prefix="lsllm-bench-") as tmp:
         for repeat in range(size["repeats"]):
             order = paths if repeat % 2 == 0 else paths[::-1]  # A B, B A, ...: drift falls on both sides
             for task in tasks:
                 for name in order:
+                    if args.time_budget and time.time() - started > args.time_budget:
+                        cut.append(f"{name}/{task}/repeat {repeat}")
+                        continue
                     run = spawn("throughput", dict(base, path=name, task=task, repeat=repeat), Path(tmp))
                     runs.append(run)
+                    write_json_atomic(partial, {"command": sys.argv, "runs": runs})  # what a cut-off run leaves
                     print(f"  repeat {repeat} {task:8} {name:10} train {run['train']['tokens_per_s']:8.1f} tok/s  "
                           f"infer {run['infer']['tokens_per_s']:8.1f} tok/s  peak RSS {run['train']['peak_rss_mb']:.0f} MB"
                           f"  (load {run['load_avg_1min']:.1f})",
@@ -415,6 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     for d in peak_dtypes:
         peaks[d] = max(peaks[d], matmul_peak(d, device=device, size=peak_size, seconds=args.peak_seconds))
 
+    if cut:
+        print(f"\nnote: --time-budget {args.time_budget:.0f} s reached; not measured: {', '.join(cut)}")
+    if not runs:
+        raise SystemExit("no measurement finished inside --time-budget")
     busiest = max((r["load_avg_1min"] for r in runs), default=0.0)
     if busiest > (os.cpu_count() or 1):
         print(f"\nnote: 1-minute load average reached {busiest:.1f} on {os.cpu_count()} CPUs during the runs: "
@@ -433,13 +467,14 @@ def main(argv: list[str] | None = None) -> int:
         "peak_flop_per_s": peaks,
         "peak_method": f"torch.matmul {peak_size}x{peak_size}, {args.peak_seconds:.0f} s per dtype, all threads, "
                        "best of a measurement before and after the runs",
-        "model": {"name": args.model, "dir": str(model_dir), **sizes},
+        "model": {"name": model_name, "dir": str(model_dir), "random_init": bool(args.model_config), **sizes},
         "flop_formula": FLOP_FORMULA,
         "flop_per_token": {"train": flops_per_token(sizes, "train"), "infer": flops_per_token(sizes, "infer")},
         "sizes": size,
         "max_load_avg_1min": busiest,
         "paths": paths,
         "paths_not_available": skipped,
+        "not_measured_time_budget": cut,
         "tasks": tasks,
         "results": summary,
         "ratios": table,
@@ -448,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         "final_line": final,
     }
     write_json_atomic(args.out, _json_safe(result))
+    partial.unlink(missing_ok=True)
     print(f"\nfull figures: {args.out}  ({time.time() - started:.0f} s)")
     print(final)
     return 0
