@@ -143,3 +143,51 @@ def tiny_token_data(tmp_path) -> Path:
     for split, repeat in (("train", 4), ("validation", 1), ("test", 1)):
         (folder / f"{split}.txt").write_text("\n".join([CONLL] * repeat))
     return folder
+
+
+# ---------------------------------------------------------------- tiny trained runs (serve, report, fuzz, browser)
+RUN_FLAGS = ["--max-steps", "6", "--eval-steps", "3", "--batch-size", "4", "--lr", "1e-3", "--lora-r", "4", "--dtype", "float32"]
+
+
+def _train_tiny(data: Path, model: Path, out: Path, *extra: str) -> Path:
+    from lsllm.cli import main
+
+    code = main(["train", "--data", str(data), "--model", str(model), "--output", str(out), *RUN_FLAGS, *extra])
+    assert code == 0, "lsllm train failed on the tiny model"
+    return out
+
+
+@pytest.fixture(scope="session")
+def seq_run(tmp_path_factory, tiny_model_dir) -> Path:
+    """A tiny causal LS run on the toy sentiment task (12 test sentences), trained once per session."""
+    folder = tmp_path_factory.mktemp("seq-run-data")
+    rows = [(t, "positive") for t in POSITIVE] + [(t, "negative") for t in NEGATIVE]
+    for split, repeat in (("train", 3), ("validation", 1), ("test", 1)):
+        lines = ["text\tlabel"] + [f"{t}\t{label}" for _ in range(repeat) for t, label in rows]
+        (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    return _train_tiny(folder, tiny_model_dir, tmp_path_factory.mktemp("seq-run") / "run")
+
+
+@pytest.fixture(scope="session")
+def token_run(tmp_path_factory, tiny_model_dir) -> Path:
+    """A tiny LS-unLLM NER run on the CoNLL snippet, trained once per session."""
+    folder = tmp_path_factory.mktemp("token-run-data")
+    for split, repeat in (("train", 4), ("validation", 1), ("test", 1)):
+        (folder / f"{split}.txt").write_text("\n".join([CONLL] * repeat))
+    return _train_tiny(folder, tiny_model_dir, tmp_path_factory.mktemp("token-run") / "run", "--bidirectional")
+
+
+@pytest.fixture
+def write(tmp_path):
+    """write("dir/name.ext", text) -> Path: a file under tmp_path (folders created)."""
+
+    def _write(name: str, text: str | bytes) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text, encoding="utf-8")
+        return path
+
+    return _write

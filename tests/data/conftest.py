@@ -105,19 +105,3 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("LSLLM_CACHE", str(cache))
     monkeypatch.delenv("LSLLM_DATA_DIR", raising=False)
     return cache
-
-
-@pytest.fixture
-def write(tmp_path):
-    """write("dir/name.ext", text) -> Path: a file under tmp_path (folders created)."""
-
-    def _write(name: str, text: str | bytes) -> Path:
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            path.write_bytes(text)
-        else:
-            path.write_text(text, encoding="utf-8")
-        return path
-
-    return _write

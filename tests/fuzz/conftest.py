@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.serve.conftest import seq_classifier, seq_run, token_classifier, token_run  # noqa: F401  (fixtures)
+from tests.serve.conftest import seq_classifier, token_classifier  # noqa: F401  (fixtures; the runs are in tests/conftest.py)
 
 # Bounded so that all fuzz tests together take well under a minute on one core; no example
 # database, so a run never depends on an earlier one.
@@ -54,19 +54,3 @@ def new_path(tmp_path_factory):
         return sub / (name or f"f{suffix}")
 
     return _new
-
-
-@pytest.fixture
-def write(tmp_path):
-    """write("dir/name.ext", text) -> Path: a file under tmp_path (folders created)."""
-
-    def _write(name: str, text: str | bytes) -> Path:
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            path.write_bytes(text)
-        else:
-            path.write_text(text, encoding="utf-8")
-        return path
-
-    return _write
