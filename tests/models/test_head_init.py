@@ -88,3 +88,14 @@ def test_head_lr_puts_the_head_in_its_own_optimizer_group(tmp_path, tiny_model_d
     head = {id(p) for n, p in model.named_parameters() if p.requires_grad and ".score." in f".{n}."}
     groups = {g["lr"]: {id(p) for p in g["params"]} for g in optimizer.param_groups}
     assert groups[5e-3] == head and groups[1e-4] and not (groups[1e-4] & head)
+
+
+def test_the_lsllm_preset_needs_a_prompt_for_seq_and_unmasks_for_token():
+    from lsllm.config import apply_preset
+
+    with pytest.raises(ConfigError, match="--prompt"):
+        apply_preset(RunConfig(train=TrainConfig(preset="lsllm")), "seq", set())
+    cfg = apply_preset(RunConfig(model=ModelConfig(prompt=PROMPT), train=TrainConfig(preset="lsllm", lr=1e-4)), "seq", {"train.lr"})
+    assert cfg.model.head_init == "labels" and cfg.train.epochs == 2.0 and cfg.train.lr == 1e-4  # explicit flags win
+    token = apply_preset(RunConfig(train=TrainConfig(preset="lsllm")), "token", set())
+    assert token.model.bidirectional and token.train.lr == 5e-4
