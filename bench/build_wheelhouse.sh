@@ -22,8 +22,9 @@
 # The whole folder is carried to the GPU machine with the working tree: 64 MiB in all; checked below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=bench/gpu-carry
+OUT=${GPU_CARRY:-bench/gpu-carry}
 PY=${PYTHON:-.venv/bin/python}
+PYVER=${PYVER:-3.12}  # the GPU image's Python (another, e.g. 3.11, to try the install step on this machine)
 LIMIT_MIB=64
 [ -x "$PY" ] || { echo "build_wheelhouse: $PY not found: run 'make install' first (or set PYTHON=...)" >&2; exit 2; }
 
@@ -35,7 +36,7 @@ rm -rf "$OUT" && mkdir -p "$OUT/wheels" "$OUT/data"
 PINS=()
 for name in "${PACKAGES[@]}"; do PINS+=("$name==$(version_of "$name")"); done
 echo "build_wheelhouse: downloading ${PINS[*]}"
-"$PY" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+"$PY" -m pip download --quiet --no-deps --only-binary=:all: --python-version "$PYVER" --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d "$OUT/wheels" "${PINS[@]}"
 
@@ -46,7 +47,7 @@ BNB_VERSION=${BNB_VERSION:-0.50.2}
 echo "build_wheelhouse: bitsandbytes==$BNB_VERSION, keeping the CPU and CUDA 13.x libraries"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-"$PY" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+"$PY" -m pip download --quiet --no-deps --only-binary=:all: --python-version "$PYVER" --implementation cp \
     --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 -d "$TMP" "bitsandbytes==$BNB_VERSION"
 "$PY" - "$TMP"/bitsandbytes-*.whl "$OUT/wheels" <<'EOF'
 import re, sys, zipfile

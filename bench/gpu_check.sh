@@ -25,11 +25,13 @@ REPO=$(pwd)
 
 OUT_DIR=""
 DRY=0
+INSTALL_IN_DRY_RUN=0
 BUDGET=""  # seconds for the whole check; default 470 (8 minutes less a margin), 1500 for a dry run on a slow CPU
-usage() { echo "usage: bench/gpu_check.sh [--dry-run] [--out DIR] [--budget SECONDS]" >&2; exit 2; }
+usage() { echo "usage: bench/gpu_check.sh [--dry-run [--install]] [--out DIR] [--budget SECONDS]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY=1 ;;
+        --install) INSTALL_IN_DRY_RUN=1 ;;  # dry run: do the install step too (a wheelhouse for this Python)
         --out) [ $# -ge 2 ] || usage; OUT_DIR=$2; shift ;;
         --budget) [ $# -ge 2 ] || usage; BUDGET=$2; shift ;;
         -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
@@ -108,7 +110,7 @@ run_step() {
     record "$name" "$rc" "$took"
 }
 FAILED=0
-CARRY=$REPO/bench/gpu-carry
+CARRY=$(cd "${GPU_CARRY:-$REPO/bench/gpu-carry}" 2>/dev/null && pwd || echo "${GPU_CARRY:-$REPO/bench/gpu-carry}")
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 TRANSFORMERS_VERBOSITY=error
 export LSLLM_CACHE=${TMPDIR:-/tmp}/lsllm-gpu-check-cache
 
@@ -131,7 +133,7 @@ record environment 0 "$(elapsed)"
 
 # ---------------------------------------------------------------- 2. install
 t0=$(date +%s)
-if [ $DRY -eq 0 ]; then
+if [ $DRY -eq 0 ] || [ $INSTALL_IN_DRY_RUN -eq 1 ]; then
     [ -d "$CARRY/wheels" ] || die install "no $CARRY/wheels: run bench/build_wheelhouse.sh here and carry bench/gpu-carry" 3
     SITE=${TMPDIR:-/tmp}/lsllm-gpu-site
     rm -rf "$SITE"
@@ -145,12 +147,25 @@ if [ $DRY -eq 0 ]; then
     rm -f "$OUT_DIR/.pip-lsllm.err"
     export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
     export PATH=${SITE%%:*}/bin:$PATH
+    # Optional packages that other imports pick up when present (transformers' Trainer imports datasets,
+    # peft imports bitsandbytes): one that cannot import over this image's versions would break every
+    # import of lsllm, so it is taken out again and named in versions.json.
+    for pkg in bitsandbytes datasets trl; do
+        [ -d "${SITE%%:*}/$pkg" ] || continue
+        if ! err=$("$PY" -c "import $pkg" 2>&1); then
+            say "$pkg does not import over this image ($(echo "$err" | tail -1)): removed; what needs it is not checked"
+            echo "$pkg: $(echo "$err" | tail -1)" >> "$OUT_DIR/.removed"
+            rm -rf "${SITE%%:*}/$pkg" "${SITE%%:*}/$pkg"-*.dist-info
+            [ "$pkg" = datasets ] && rm -rf "${SITE%%:*}/trl" "${SITE%%:*}"/trl-*.dist-info
+        fi
+    done
 else
     [ -d "$CARRY/wheels" ] && say "wheelhouse: $(ls "$CARRY"/wheels | wc -l) wheels ($(du -sh "$CARRY" | cut -f1)); not installed in a dry run (cp312 wheels, the .venv has them)" \
         || say "wheelhouse: none yet (bench/build_wheelhouse.sh); a dry run does not need it"
 fi
 "$PY" - "$OUT_DIR/versions.json" <<'EOF' || die install "an import lsllm needs failed (see above): the wheelhouse lacks a package"
 import importlib, importlib.metadata as md, json, sys
+from pathlib import Path
 import torch
 import lsllm, lsllm.training, lsllm.serve.app, lsllm.prediction  # what the GPU tier imports
 names = ["torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors", "huggingface_hub", "seqeval",
@@ -165,6 +180,10 @@ found["lsllm"] = lsllm.__version__
 found["lsllm_from"] = lsllm.__file__
 found["cuda"] = torch.version.cuda
 found["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+removed = Path(sys.argv[1]).with_name(".removed")
+if removed.exists():
+    found["removed_at_install"] = removed.read_text().splitlines()
+    removed.unlink()
 for optional in ("trl", "datasets", "bitsandbytes"):
     try:
         importlib.import_module(optional)
