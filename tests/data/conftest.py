@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from lsllm.models.backbones import gguf_tokenizer
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 CORPUS = [
@@ -81,7 +83,7 @@ def smol_tokenizer(request, tmp_path_factory):
     cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
     folder = Path(cache.mkdir(name)) if cache is not None else tmp_path_factory.mktemp(name)
     if not (folder / "tokenizer.json").is_file():
-        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(folder)
+        gguf_tokenizer(gguf).save_pretrained(folder)
     return AutoTokenizer.from_pretrained(folder)
 
 

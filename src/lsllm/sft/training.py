@@ -69,13 +69,17 @@ def build_train_dataset(template: PromptTemplate, examples: list, max_length: in
     return Dataset.from_list(rows), n_cut
 
 
+# transformers 5.23 renamed gradient_checkpointing to activation_checkpointing; 5.17-5.22 know only the old name.
+CHECKPOINTING = "activation_checkpointing" if "activation_checkpointing" in TRLSFTConfig.__dataclass_fields__ else "gradient_checkpointing"
+
+
 def trl_config(cfg: SFTRunConfig, run: RunDir, n_train: int, bf16: bool) -> TRLSFTConfig:
     """TRL's SFTConfig: the shared mapping (`lifecycle.trainer_arguments`) plus what only SFT sets."""
     return lifecycle.trainer_arguments(
         cfg, run, n_train, select=None, args_cls=TRLSFTConfig,
         bf16=bf16,
         fp16=False,
-        activation_checkpointing=cfg.sft.gradient_checkpointing,
+        **{CHECKPOINTING: cfg.sft.gradient_checkpointing},
         # Our prompt-completion rows: loss on the answer (and its EOS) only.
         completion_only_loss=True,
         # Inputs are already cut to data.max_length, so the answer is never truncated away.
