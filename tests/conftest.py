@@ -192,3 +192,19 @@ def write(tmp_path):
         return path
 
     return _write
+
+
+def wait_until_healthy(server, url: str, seconds: float):
+    """GET {url}/health until a started `lsllm serve` subprocess answers; its response."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        assert server.poll() is None, server.communicate()[1]
+        try:
+            return httpx.get(f"{url}/health", timeout=2)
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, f"the server did not answer /health within {seconds:g} s"
+            time.sleep(0.3)

@@ -14,12 +14,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import transformers
+from tests.conftest import wait_until_healthy
 from tests.gpu.conftest import DEVICE, GPU, ON_CUDA, train_run
 
 from lsllm.cli import main
@@ -107,15 +107,7 @@ def test_lsllm_serve_answers_on_cuda_with_the_predictions_of_predict(seq_run, ca
                               env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, server.communicate()[1]
-            try:
-                health = httpx.get(f"{url}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not answer /health within 120 s"
-                time.sleep(0.3)
+        health = wait_until_healthy(server, url, 120)
         assert health.status_code == 200
         response = httpx.post(f"{url}/predict", json={"texts": TEXTS}, timeout=60)
         assert response.status_code == 200, response.text

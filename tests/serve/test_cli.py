@@ -8,12 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from lsllm.serve.cli import API_KEY_ENV, bind_warning, cmd_serve, is_loopback, main, register
+from tests.conftest import wait_until_healthy
 
 
 def free_port() -> int:
@@ -80,15 +80,7 @@ def test_uvicorn_serves_on_loopback_with_an_api_key_from_the_environment(seq_run
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, server.communicate()[1]
-            try:
-                health = httpx.get(f"{url}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not answer /health within 90 s"
-                time.sleep(0.3)
+        health = wait_until_healthy(server, url, 90)
         assert health.status_code == 200 and health.json() == {"status": "ok"}
         assert httpx.post(f"{url}/predict", json={"texts": ["a great movie"]}, timeout=30).status_code == 401
         response = httpx.post(f"{url}/predict", json={"texts": ["a great movie", "boring"]},
