@@ -152,7 +152,9 @@ def plot_study(study: dict[str, Any], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("training examples")
     ax.set_ylabel(f"test {study['metric']} (%)")
-    ax.set_title(f"{study['data']}: mean ± std over {study['seeds']} seed(s)")
+    counts = sorted({s["n"] for s in study["summary"]})
+    n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    ax.set_title(f"{study['data']}: mean ± std over seeds (n = {n} per point)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     atomic_save_figure(fig, path)
