@@ -25,7 +25,6 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainerState, TrainingArguments
 from transformers.integrations import TensorBoardCallback
-from transformers.trainer_callback import PrinterCallback
 
 from lsllm import runs
 from lsllm.config import TrainConfig
@@ -106,12 +105,6 @@ def trainer_callbacks(cfg: Any, run: runs.RunDir) -> list[TrainerCallback]:
     if getattr(cfg.train, "early_stopping", None):
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping))
     return callbacks
-
-
-def quiet(trainer: Trainer) -> Trainer:
-    """Drop the Trainer's PrinterCallback (it prints every log dict); progress bars stay."""
-    trainer.remove_callback(PrinterCallback)
-    return trainer
 
 
 def fit(trainer: Trainer, run: runs.RunDir, resume: bool) -> None:

@@ -200,7 +200,7 @@ def _make_trainer(cfg: RunConfig, run: runs.RunDir, bundle: DatasetBundle, class
         eval_dataset=bundle.splits["validation"],
         loss_weights=weights,
     )
-    return lifecycle.quiet(trainer)
+    return trainer
 
 
 def save_classifier(run: runs.RunDir, classifier: Classifier, cfg: RunConfig, source: dict, bundle: DatasetBundle) -> None:

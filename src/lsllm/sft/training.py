@@ -171,7 +171,7 @@ def build_trainer(cfg: SFTRunConfig, model: PreTrainedModel, tokenizer: PreTrain
     if per_example:
         trainer.data_collator = _with_segments(trainer.data_collator)
     use_fast_dropout(trainer.model)
-    return lifecycle.quiet(trainer)
+    return trainer
 
 
 def loss_summary(log_history: list[dict[str, Any]]) -> dict[str, float | None]:
