@@ -31,7 +31,7 @@ from lsllm.errors import ConfigError, LsllmError
 
 SECTIONS = {"model": ModelConfig, "lora": LoraSettings, "data": DataConfig, "train": TrainConfig}
 # flag names that differ from "<field>" with dashes
-FLAG_NAMES = {("model", "name"): "model", ("lora", "target_modules"): "target-modules"}
+FLAG_NAMES = {("model", "name"): "model", ("lora", "target_modules"): "target-modules", ("lora", "enabled"): "lora"}
 
 
 def flag_for(section: str, name: str) -> str:

@@ -93,8 +93,10 @@ class ModelConfig:
 
 @dataclass
 class LoraSettings:
-    """LoRA adapter on the backbone; the head `score` is always trained and saved."""
+    """LoRA adapter on the backbone (or, with --no-lora, every weight); the head `score` is always trained and saved."""
 
+    enabled: bool = _help("train LoRA adapters on a frozen backbone; --no-lora: full fine-tuning (every weight trained "
+                          "and saved, fp32 master weights; for small models)", default=True)
     r: int = _help("LoRA rank", default=16)
     alpha: int = _help("LoRA alpha", default=32)
     dropout: float = _help("LoRA dropout", default=0.05)

@@ -68,6 +68,20 @@ def resolve_dtype(name: str, device: torch.device | str = "cpu") -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
 
 
+def training_dtype(name: str, full_finetune: bool, device: torch.device | str = "cpu") -> tuple[torch.dtype, bool]:
+    """(the dtype trained weights are kept in, whether the forward pass runs under bf16 autocast).
+
+    LoRA trains small fp32 adapters beside a frozen backbone, so the backbone itself may be bf16.
+    Full fine-tuning updates every weight, and an AdamW step (about lr, relative) is below bf16's
+    resolution (2^-8 relative) at the usual rates, so it would round away: those weights stay fp32
+    and bf16 comes through autocast (the Trainer's bf16 mixed precision).
+    """
+    dtype = resolve_dtype(name, device)
+    if full_finetune and dtype == torch.bfloat16:
+        return torch.float32, True
+    return dtype, False
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

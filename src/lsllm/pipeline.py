@@ -19,6 +19,7 @@ from lsllm.data.encoding import encode_sequences, encode_tokens
 from lsllm.errors import ConfigError, DataError
 from lsllm.evaluation import seq_metrics, token_metrics
 from lsllm.prediction import feature_probabilities, seq_records, split_words, token_records, word_predictions
+from lsllm import runs
 from lsllm.runs import RunDir
 
 
@@ -89,7 +90,8 @@ class Classifier:
 
 
 def load_run(path: str | Path, dtype: str | None = None, device=None) -> tuple[Classifier, Any]:
-    """Rebuild a trained run's classifier exactly: base weights + adapter + head, label map, pooling.
+    """Rebuild a trained run's classifier exactly: base weights + adapter + head (or a --no-lora
+    run's own weights), label map, pooling.
 
     LoRA is merged into fp32 base weights (fast inference, no bf16 rounding of the delta) and the
     model is then cast to ``dtype`` ("float32" | "bfloat16" | "auto"; default the run's own).
@@ -113,12 +115,17 @@ def load_run(path: str | Path, dtype: str | None = None, device=None) -> tuple[C
         raise ConfigError(f"{run.root}: no such run directory")
     info = run.run_info()
     cfg = RunConfig.load(run.config)
-    resolved = resolve_model(cfg.model.name)
-    warn_if_weights_differ(info.get("weights", {}), resolved.source)
     cls = LSForSequenceClassification if info["task"] == "seq" else LSForTokenClassification
-    base = cls.from_pretrained(str(resolved.path), config=AutoConfig.from_pretrained(run.model), dtype=torch.float32)
     device = device or default_device()
-    model = attach_adapter(base, run.model, device=device, dtype=resolve_dtype(dtype or cfg.model.dtype, device))
+    dtype = resolve_dtype(dtype or cfg.model.dtype, device)
+    if runs.finetune_mode(info, run.model) == "full":  # --no-lora: model/ holds every weight
+        model = cls.from_pretrained(str(run.model), config=AutoConfig.from_pretrained(run.model), dtype=torch.float32)
+        model = model.to(device=device, dtype=dtype).eval()
+    else:
+        resolved = resolve_model(cfg.model.name)
+        warn_if_weights_differ(info.get("weights", {}), resolved.source)
+        base = cls.from_pretrained(str(resolved.path), config=AutoConfig.from_pretrained(run.model), dtype=torch.float32)
+        model = attach_adapter(base, run.model, device=device, dtype=dtype)
     classifier = Classifier(model, load_tokenizer(run.model), info["labels"], info["task"], info["max_length"],
                             info["label_all_subtokens"], prompt=info.get("prompt"))
     return classifier, cfg

@@ -97,10 +97,16 @@ def card_facts(cfg, bundle, source: dict, method: str = "") -> list[str]:
         f"- labels ({len(bundle.labels)}): {', '.join(bundle.labels)}",
         f"- data: {cfg.data.data} — " + ", ".join(f"{k}: {len(v)}" for k, v in bundle.splits.items()),
         *[f"  - {note}" for note in bundle.notes],
-        f"- recipe: {method}LoRA r={cfg.lora.r} alpha={cfg.lora.alpha} dropout={cfg.lora.dropout} on "
-        f"{', '.join(cfg.lora.target_modules)}; lr {cfg.train.lr}, batch {cfg.train.batch_size}x{cfg.train.grad_accum}, "
+        f"- recipe: {method}{adaptation(cfg.lora)}; lr {cfg.train.lr}, batch {cfg.train.batch_size}x{cfg.train.grad_accum}, "
         f"{length}, max_length {cfg.data.max_length}, seed {cfg.train.seed}",
     ]
+
+
+def adaptation(lora) -> str:
+    """How the backbone was adapted, for the model card: the LoRA settings, or full fine-tuning."""
+    if not lora.enabled:
+        return "full fine-tuning (--no-lora: every weight trained)"
+    return f"LoRA r={lora.r} alpha={lora.alpha} dropout={lora.dropout} on {', '.join(lora.target_modules)}"
 
 
 def model_card(cfg, bundle, results: dict[str, dict], source: dict, root: Path) -> str:

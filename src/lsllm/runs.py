@@ -94,8 +94,8 @@ class RunDir:
     def run_info(self) -> dict[str, Any]:
         """model/lsllm.json, after checking that model/ is complete and undamaged (`check_model_dir`)."""
         self.require_trained()
-        check_model_dir(self.model, LS_MODEL_FILES)
         info = read_json_object(self.model / RUN_INFO)
+        check_model_dir(self.model, model_files(RUN_INFO, info, self.model))
         labels = info.get("labels")
         if (info.get("task") not in ("seq", "token") or not isinstance(labels, list) or not labels
                 or not all(isinstance(x, str) for x in labels) or not isinstance(info.get("max_length"), int)
@@ -106,8 +106,25 @@ class RunDir:
 
 
 DAMAGED_FIX = "retrain or restore the run"
-LS_MODEL_FILES = (RUN_INFO, "config.json", "adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json")
-SFT_MODEL_FILES = (SFT_INFO, "adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json")
+# model/'s weights by how the run was trained ("finetune" in its info file; runs from before --no-lora have none: LoRA)
+WEIGHT_FILES = {"lora": ("adapter_config.json", "adapter_model.safetensors"), "full": ("config.json", "model.safetensors")}
+
+
+def finetune_mode(info: dict[str, Any], folder: Path) -> str:
+    """"lora" (adapter + head saved) or "full" (--no-lora: every weight saved) from a run's info file."""
+    mode = info.get("finetune", "lora")
+    if mode not in WEIGHT_FILES:
+        raise ConfigError(f"{folder}: damaged (finetune {mode!r} is neither lora nor full); {DAMAGED_FIX}")
+    return mode
+
+
+def model_files(info_name: str, info: dict[str, Any], folder: Path) -> tuple[str, ...]:
+    """The files a finished run's model/ must hold: its info file, weights, tokenizer (LS: also the classifier config)."""
+    config = ("config.json",) if info_name == RUN_INFO else ()
+    weights = tuple(f for f in WEIGHT_FILES[finetune_mode(info, folder)] if f not in config)
+    if (folder / "model.safetensors.index.json").is_file():  # a full model above save_pretrained's shard size
+        weights = tuple("model.safetensors.index.json" if f == "model.safetensors" else f for f in weights)
+    return (info_name, *config, *weights, "tokenizer.json", "tokenizer_config.json")
 
 
 def read_json_object(path: Path) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from lsllm.data import Collator, DatasetBundle, class_weights, encode_split, loa
 from lsllm.data.packing import PackingCollator
 from lsllm.errors import ConfigError, ModelError
 from lsllm.files import atomic_write_json
-from lsllm.hardware import default_device, resolve_dtype
+from lsllm.hardware import default_device, training_dtype
 from lsllm.models.adapters import apply_lora, merged_for_inference
 from lsllm.models.backbones import check_quantization, load_tokenizer, resolve_model
 from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
@@ -93,11 +93,15 @@ class LSTrainer(Trainer):
 
 
 def build_model(cfg: RunConfig, labels: list[str], task: str):
-    """Backbone + attention mode + pooling + head, with LoRA; returns (peft model, tokenizer, source)."""
+    """Backbone + attention mode + pooling + head, with LoRA (or all weights trainable: --no-lora).
+
+    Returns:
+        (the model to train: a PeftModel, or the classifier itself with --no-lora; tokenizer; weights source)
+    """
     resolved = resolve_model(cfg.model.name)
     tokenizer = load_tokenizer(resolved.path)
     device = default_device()
-    dtype = resolve_dtype(cfg.model.dtype, device)
+    dtype, _ = training_dtype(cfg.model.dtype, not cfg.lora.enabled, device)
     cls = LSForSequenceClassification if task == "seq" else LSForTokenClassification
     if task == "token" and cfg.model.pooling is not None:
         raise ConfigError("--pooling applies to sequence tasks only (token tasks classify every word)")
@@ -124,8 +128,9 @@ def build_model(cfg: RunConfig, labels: list[str], task: str):
             init_from_label_words(model, tokenizer, words, resolved.path)
     if cfg.model.quantize is None:
         model.to(device)
-    peft_model = apply_lora(model, cfg.lora, quantized=cfg.model.quantize is not None)
-    return peft_model, tokenizer, resolved.source
+    if not cfg.lora.enabled:
+        return model, tokenizer, resolved.source
+    return apply_lora(model, cfg.lora, quantized=cfg.model.quantize is not None), tokenizer, resolved.source
 
 
 def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset()) -> Path:
@@ -139,7 +144,7 @@ def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset()) -> Path:
         The run directory.
     """
     started = time.time()
-    check_quantization(cfg.model.quantize)  # refuse QLoRA without CUDA before any work is done
+    check_quantization(cfg.model.quantize, cfg.lora.enabled)  # refuse QLoRA without CUDA before any work is done
     run, cfg = runs.open_run(cfg)
     if cfg.train.resume and run.finished():
         log.warning("%s finished already: nothing to resume", run.root)
@@ -181,8 +186,9 @@ def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset()) -> Path:
 
 def _make_trainer(cfg: RunConfig, run: runs.RunDir, bundle: DatasetBundle, classifier: Classifier, train_features: list[dict]) -> LSTrainer:
     """LS's difference from SFT: select on validation, packed batches, our loss (class weights)."""
+    _, autocast = training_dtype(cfg.model.dtype, not cfg.lora.enabled, default_device())
     args = lifecycle.trainer_arguments(cfg, run, len(train_features), select=selection_metric(bundle.task),
-                                       remove_unused_columns=False)
+                                       remove_unused_columns=False, bf16=autocast)
     args.lsllm_head_lr = cfg.train.head_lr  # read by LSTrainer.create_optimizer
     collator = PackingCollator(bundle.task) if cfg.train.pack else Collator(classifier.tokenizer.pad_token_id)
     weights = None
@@ -204,12 +210,12 @@ def _make_trainer(cfg: RunConfig, run: runs.RunDir, bundle: DatasetBundle, class
 
 
 def save_classifier(run: runs.RunDir, classifier: Classifier, cfg: RunConfig, source: dict, bundle: DatasetBundle) -> None:
-    """model/: adapter + head (safetensors), classifier config, tokenizer and lsllm.json, atomically."""
-    peft_model = classifier.model
-    base = peft_model.get_base_model()
+    """model/: adapter + head (or, with --no-lora, every weight), classifier config, tokenizer and lsllm.json, atomically."""
+    model = classifier.model
+    base = model.get_base_model() if cfg.lora.enabled else model
 
     def write(folder: Path) -> None:
-        peft_model.save_pretrained(folder)
+        model.save_pretrained(folder)
         base.config.save_pretrained(folder)
         classifier.tokenizer.save_pretrained(folder)
 
@@ -218,6 +224,7 @@ def save_classifier(run: runs.RunDir, classifier: Classifier, cfg: RunConfig, so
         "labels": list(classifier.labels),
         "base_model": cfg.model.name,
         "weights": source,
+        "finetune": "lora" if cfg.lora.enabled else "full",
         "bidirectional": bool(base.config.lsllm_bidirectional),
         "unmask_layers": base.config.lsllm_unmask_layers,
         "attention": cfg.model.attention,

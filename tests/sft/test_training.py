@@ -163,6 +163,32 @@ def test_end_to_end_tiny_run(tmp_path, tiny_model_dir):
         train_sft(cfg)
 
 
+def test_full_finetuning_saves_the_whole_model_and_reloads_it_exactly(tmp_path, tiny_model_dir):
+    cfg = tiny_cfg(tmp_path, "chat", max_steps=4, lr=1e-3)
+    cfg.lora = LoraSettings(enabled=False)  # --no-lora: TRL trains every weight
+    run = RunDir(train_sft(cfg))
+    assert not (run.model / "adapter_config.json").exists()
+    assert json.loads((run.model / "lsllm-sft.json").read_text())["finetune"] == "full"
+    trained, base = load_file(run.model / "model.safetensors"), load_file(tiny_model_dir / "model.safetensors")
+    matrices = [name for name in base if base[name].dim() == 2]
+    assert matrices and all(not torch.equal(trained[name], base[name]) for name in matrices)
+    assert "full fine-tuning" in run.card.read_text()
+    metrics = json.loads(run.metrics.read_text())
+    rows = [json.loads(line) for line in run.predictions.read_text().splitlines()]
+    again = evaluate_sft(run.root, split="test", predictions_path=tmp_path / "again.jsonl")
+    assert again["accuracy"] == metrics["test"]["accuracy"]
+    assert [json.loads(line)["raw_output"] for line in (tmp_path / "again.jsonl").read_text().splitlines()] == \
+        [r["raw_output"] for r in rows]
+
+
+def test_full_finetuning_of_a_4bit_backbone_is_refused(tmp_path):
+    cfg = SFTRunConfig(model=ModelConfig(quantize="4bit"), lora=LoraSettings(enabled=False),
+                       data=DataConfig(data=str(FIXTURES / "tiny_train.tsv")), train=TrainConfig(output=str(tmp_path / "run")))
+    with pytest.raises(ConfigError, match="--no-lora"):
+        train_sft(cfg)
+    assert not (tmp_path / "run").exists()
+
+
 def test_token_datasets_are_refused_before_any_model_is_loaded(tmp_path):
     conll = tmp_path / "ner.conll"
     conll.write_text("John B-PER\nlives O\nhere O\n\nMary B-PER\nsings O\n\n")

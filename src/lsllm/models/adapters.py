@@ -70,12 +70,15 @@ def attach_adapter(base: nn.Module, adapter_dir: str | Path, merge: bool = True,
 
 
 @contextmanager
-def merged_for_inference(model: PeftModel):
+def merged_for_inference(model: nn.Module):
     """Fold LoRA into the base weights for a block of inference, then restore them bit for bit.
 
     Inference then runs plain matmuls (no adapter ops); restoring the saved weights (rather than
     subtracting the delta again) keeps bf16 base weights exactly as they were for more training.
     """
+    if not isinstance(model, PeftModel):  # --no-lora: the weights are already plain
+        yield model
+        return
     layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
     saved = [layer.get_base_layer().weight.detach().clone() for layer in layers]
     model.merge_adapter()

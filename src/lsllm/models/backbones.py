@@ -328,8 +328,13 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def check_quantization(quantize: str | None) -> None:
-    """Refuse QLoRA where it cannot run, before any data or weights are read (LS and SFT alike)."""
+def check_quantization(quantize: str | None, lora: bool = True) -> None:
+    """Refuse QLoRA where it cannot run, before any data or weights are read (LS and SFT alike).
+
+    ``lora=False`` (--no-lora): every weight is trained, which a 4-bit backbone cannot be.
+    """
+    if quantize is not None and not lora:
+        raise ConfigError("--no-lora trains every weight and a 4-bit backbone (--quantize 4bit) cannot be trained: drop one of them")
     if quantize is None:
         return
     if not torch.cuda.is_available():

@@ -80,7 +80,9 @@ def recipe(run: Run) -> str:
     length = f"{train.get('max_steps')} steps" if (train.get("max_steps") or 0) > 0 else f"{train.get('epochs', '-')} epochs"
     parts = [f"template {run.config['sft'].get('template')}"] if run.kind == "sft" else []
     targets = " ".join(lora.get("target_modules") or []) or "-"
-    parts += [f"LoRA r={lora.get('r')} alpha={lora.get('alpha')} dropout={lora.get('dropout')} on {targets}",
+    adapted = (f"LoRA r={lora.get('r')} alpha={lora.get('alpha')} dropout={lora.get('dropout')} on {targets}"
+               if lora.get("enabled", True) else "full fine-tuning (no LoRA)")
+    parts += [adapted,
               f"lr {train.get('lr')}", f"batch {train.get('batch_size')}×{train.get('grad_accum', 1)}", length,
               f"max_length {data.get('max_length')}", f"seed {train.get('seed')}"]
     return "; ".join(parts)

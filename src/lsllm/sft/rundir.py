@@ -4,7 +4,7 @@ The layout is that of `lsllm train` runs; what differs is the `sft` config secti
 model/ contents (a causal-LM adapter, no classification head):
 
     config.yaml         SFTRunConfig (labels resolved), reloadable with SFTRunConfig.load
-    model/              LoRA adapter + tokenizer + lsllm-sft.json (labels, template, base weights)
+    model/              LoRA adapter (--no-lora: all weights) + tokenizer + lsllm-sft.json (labels, template, base weights)
     checkpoints/        Trainer checkpoints, complete ones marked (--resume)
     logs/               TensorBoard events, trainer_state.json
     metrics.json        {"train": {...}, "validation": {...}, "test": {...}}
@@ -26,7 +26,7 @@ SFT_INFO = runs.SFT_INFO
 
 
 def save_model(run: runs.RunDir, model, tokenizer, cfg: SFTRunConfig, labels: list[str], source: dict[str, Any]) -> None:
-    """model/ (atomically): the LoRA adapter, the tokenizer it was trained with, and what reloads it."""
+    """model/ (atomically): the LoRA adapter (--no-lora: the whole causal LM), the tokenizer it was trained with, and what reloads it."""
 
     def write(folder) -> None:
         model.save_pretrained(folder)
@@ -39,6 +39,7 @@ def save_model(run: runs.RunDir, model, tokenizer, cfg: SFTRunConfig, labels: li
         "template": cfg.sft.template,
         "base_model": cfg.model.name,
         "weights": source,
+        "finetune": "lora" if cfg.lora.enabled else "full",
         "versions": runs.versions("trl"),
     }
     runs.save_model(run, write, SFT_INFO, info)
@@ -70,7 +71,7 @@ def model_card(run: runs.RunDir, cfg: SFTRunConfig, bundle, metrics: dict[str, A
     lines = [
         f"# lsllm SFT baseline: {bundle.name}",
         "",
-        "Instruction-tuned with TRL's SFTTrainer (LoRA) to answer with the label word, loss on the answer",
+        f"Instruction-tuned with TRL's SFTTrainer ({'LoRA' if cfg.lora.enabled else 'full fine-tuning'}) to answer with the label word, loss on the answer",
         "only; scored by greedy generation. An answer that names no label is irregular and counts as wrong.",
         "",
         *card_facts(cfg, bundle, source, method=f"template `{cfg.sft.template}`; "),

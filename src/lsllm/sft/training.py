@@ -35,6 +35,7 @@ from trl import SFTTrainer
 from lsllm import lifecycle, runs
 from lsllm.data import load_data
 from lsllm.errors import ConfigError, DataError
+from lsllm.hardware import default_device, training_dtype
 from lsllm.models.attention import LSLLM_SDPA, packed_segments
 from lsllm.models.backbones import check_quantization
 from lsllm.models.dropout import use_fast_dropout
@@ -148,13 +149,14 @@ def _with_segments(collate):
 
 def build_trainer(cfg: SFTRunConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train_dataset: Dataset,
                   run: RunDir):
-    """The TRL SFTTrainer for this run (LoRA applied by TRL from `cfg.lora`), TensorBoard logs in run/logs.
+    """The TRL SFTTrainer for this run (LoRA applied by TRL from `cfg.lora`; --no-lora: none), TensorBoard logs in run/logs.
 
     On CPU the padding-free rows of --pack attend per example, as LS training does: transformers
     turns their restarting positions into one block-diagonal mask and SDPA pays for the whole row
     (T^2 for 16 examples of ~48 tokens, a fifth of a step). LoRA dropout uses LS's cheaper mask.
     """
-    bf16 = next(model.parameters()).dtype == torch.bfloat16 or cfg.model.quantize is not None
+    _, autocast = training_dtype(cfg.model.dtype, not cfg.lora.enabled, default_device())  # --no-lora: fp32 weights
+    bf16 = autocast or next(model.parameters()).dtype == torch.bfloat16 or cfg.model.quantize is not None
     args = trl_config(cfg, run, len(train_dataset), bf16=bf16)
     per_example = (cfg.train.pack and next(model.parameters()).device.type == "cpu"
                    and model.config._attn_implementation == "sdpa")
@@ -165,7 +167,7 @@ def build_trainer(cfg: SFTRunConfig, model: PreTrainedModel, tokenizer: PreTrain
         args=args,
         train_dataset=train_dataset,
         processing_class=tokenizer,
-        peft_config=lora_config(cfg),
+        peft_config=lora_config(cfg) if cfg.lora.enabled else None,  # None: TRL trains every weight
         callbacks=lifecycle.trainer_callbacks(cfg, run),
     )
     if per_example:
@@ -193,7 +195,7 @@ def train_sft(cfg: SFTRunConfig) -> Path:
         DataError / ModelError: from loading data or weights.
     """
     started_at = time.time()
-    check_quantization(cfg.model.quantize)
+    check_quantization(cfg.model.quantize, cfg.lora.enabled)
     run, cfg = runs.open_run(cfg, prefix="sft-")
     if cfg.train.resume and run.finished():
         log.warning("%s finished already: nothing to resume", run.root)
@@ -211,7 +213,7 @@ def train_sft(cfg: SFTRunConfig) -> Path:
         if runs.is_main_process():
             cfg.save(run.config)
 
-    model, tokenizer, source = load_base_model(cfg.model)
+    model, tokenizer, source = load_base_model(cfg.model, dtype=training_dtype(cfg.model.dtype, not cfg.lora.enabled, default_device())[0])
     template = build_template(cfg.sft, tokenizer, bundle.labels)
     train_examples = bundle.splits["train"]  # load_data applied train_limit / eval_limit
     train_dataset, n_cut = build_train_dataset(template, train_examples, cfg.data.max_length)
