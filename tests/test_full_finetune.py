@@ -46,6 +46,8 @@ def test_every_weight_is_trained_and_saved_without_an_adapter(full_run, tiny_mod
     norms = [name for name in backbone if "norm" in name]
     assert set(changed) >= set(backbone) - set(norms)  # every matrix moved (norm weights may not at 6 steps)
     assert "full fine-tuning" in (full_run / "README.md").read_text()
+    report = (full_run / "report.html").read_text()
+    assert "full fine-tuning" in report and "LoRA r=" not in report
 
 
 def test_eval_and_predict_reload_the_saved_weights_exactly(full_run, capsys):
