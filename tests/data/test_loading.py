@@ -210,3 +210,6 @@ def test_predict_inputs(write):
     assert got == [SeqExample("a", "pos"), TokenExample(["b", "c"])]
     with pytest.raises(DataError, match=r"in3\.jsonl:1: no text field 'text'; fields present: body"):
         read_predict_inputs(write("in3.jsonl", '{"body": "a"}\n'))
+    with pytest.raises(DataError) as err:  # a field name with a line separator is shown escaped: still one line
+        read_predict_inputs(write("in4.jsonl", '{"\\u2028x": "a", "y\\u0085": 1}\n'))
+    assert len(str(err.value).splitlines()) == 1 and "'\\u2028x'" in str(err.value)

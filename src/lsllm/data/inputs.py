@@ -77,7 +77,7 @@ def _record(obj: dict, where: str, task: str | None, text_column: list[str] | No
         return TokenExample([t.strip() for t in tokens], tags)
     keys = text_column or [next((k for k in TEXT_COLUMNS if k in obj), TEXT_COLUMNS[0])]
     if any(not isinstance(obj.get(k), str) for k in keys):
-        present = ", ".join(obj) or "(none)"
+        present = ", ".join(k if k.isprintable() else repr(k) for k in obj) or "(none)"  # a key may hold a line break
         raise DataError(f"{where}: no text field {keys[0]!r}; fields present: {present}")
     text = " ".join(obj[k].strip() for k in keys).strip()
     if not text:
