@@ -150,6 +150,9 @@ def plot_study(study: dict[str, Any], path: Path) -> None:
             ax.errorbar([p["size"] for p in points], [100 * p["mean"] for p in points], yerr=[100 * p["std"] for p in points],
                         marker="o", capsize=4, label=method)
     ax.set_xscale("log")
+    sizes = sorted({s["size"] for s in study["summary"]})
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])  # the studied sizes, not log-axis minor labels that overlap
+    ax.minorticks_off()
     ax.set_xlabel("training examples")
     ax.set_ylabel(f"test {study['metric']} (%)")
     counts = sorted({s["n"] for s in study["summary"]})
