@@ -9,9 +9,8 @@ Any other decoder family goes through `LSForSequenceClassification` /
 `LSForTokenClassification`, which wrap whatever `AutoModel` loads.
 """
 
-__version__ = "0.1.0"
-
-from lsllm.errors import ConfigError, DataError, LsllmError, ModelError  # noqa: E402
+from lsllm.errors import ConfigError, DataError, LsllmError, ModelError
+from lsllm.version import __version__
 
 _MODEL_CLASSES = {
     "LlamaForSequenceClassification",

@@ -17,7 +17,6 @@ name in YAML and on the command line. User errors print one line and exit with s
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -26,70 +25,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lsllm.config import DataConfig, LoraSettings, ModelConfig, RunConfig, TrainConfig, read_yaml_mapping
+from lsllm.config import DataConfig
 from lsllm.errors import ConfigError, LsllmError
-
-SECTIONS = {"model": ModelConfig, "lora": LoraSettings, "data": DataConfig, "train": TrainConfig}
-# flag names that differ from "<field>" with dashes
-FLAG_NAMES = {("model", "name"): "model", ("lora", "target_modules"): "target-modules", ("lora", "enabled"): "lora"}
-
-
-def flag_for(section: str, name: str) -> str:
-    if (section, name) in FLAG_NAMES:
-        return FLAG_NAMES[(section, name)]
-    prefix = "lora-" if section == "lora" else ""
-    return prefix + name.replace("_", "-")
-
-
-def add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str] = tuple(SECTIONS), skip: set[str] = frozenset(),
-                     classes: dict[str, type] | None = None) -> None:
-    """One flag per config field; defaults are SUPPRESS so we know which flags were given."""
-    classes = classes or SECTIONS
-    for section in sections:
-        group = parser.add_argument_group(section)
-        for f in dataclasses.fields(classes[section]):
-            flag = flag_for(section, f.name)
-            if flag in skip:
-                continue
-            kind = str(f.type)
-            kwargs: dict[str, Any] = {"dest": f"{section}.{f.name}", "default": argparse.SUPPRESS, "help": f.metadata.get("help")}
-            if kind == "bool":
-                group.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, **kwargs)
-                continue
-            kwargs["metavar"] = f.name.upper()
-            if kind.startswith("list"):
-                kwargs["nargs"] = "+"
-            elif kind.startswith("int"):
-                kwargs["type"] = int
-            elif kind.startswith("float"):
-                kwargs["type"] = float
-            group.add_argument(f"--{flag}", **kwargs)
-
-
-def config_from_args(args: argparse.Namespace, config_cls: Any = RunConfig, sections: Sequence[str] = tuple(SECTIONS)) -> tuple[Any, set[str]]:
-    """A run config from --config YAML overlaid with the flags given; returns it and the explicit fields."""
-    raw: dict[str, Any] = {}
-    explicit: set[str] = set()
-    if getattr(args, "config", None):
-        path = Path(args.config)
-        for key, section in read_yaml_mapping(path).items():
-            if key in sections:
-                section = {} if section is None else section  # `train:` with every key commented out
-                if not isinstance(section, dict):
-                    raise ConfigError(f"{path}: section {key!r} must be a mapping")
-                raw[key] = dict(section)
-                explicit.update(f"{key}.{name}" for name in section)
-            elif key in ("format_version", "lsllm_version", "sft"):
-                raw[key] = section  # checked by from_dict; `train --config` of an SFT run ignores its sft section
-            else:
-                raise ConfigError(f"{path}: unknown section {key!r}; the sections are {', '.join(sections)}")
-    for dotted, value in vars(args).items():
-        if "." in dotted:
-            section, name = dotted.split(".", 1)
-            raw.setdefault(section, {})[name] = value
-            explicit.add(dotted)
-    return config_cls.from_dict(raw), explicit
-
+from lsllm.flags import add_config_flags, config_from_args
 
 # ---------------------------------------------------------------- commands
 
@@ -98,21 +36,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lsllm.training import train
 
     cfg, explicit = config_from_args(args)
-    _yaml_threads(cfg)
     if not cfg.data.data and not cfg.train.resume:
         raise ConfigError("--data is required: a built-in name (lsllm datasets), a folder or a file")
     run = train(cfg, explicit)
     from lsllm.runs import is_main_process
 
     if is_main_process():  # under torchrun only rank 0 writes and reports the run
-        _print_results(run / "metrics.json", run)
+        _print_results(run)
     return 0
 
 
-def _print_results(metrics_path: Path, run: Path) -> None:
-    from lsllm.reporting import metrics_table
+def _print_results(run: Path) -> None:
+    from lsllm.run_outputs import metrics_table
+    from lsllm.runs import RunDir
 
-    results = {split: m for split, m in json.loads(metrics_path.read_text()).items() if split in ("validation", "test")}
+    results = {split: m for split, m in RunDir(run).read_metrics().items() if split in ("validation", "test")}
     task = "seq" if any("accuracy" in m for m in results.values()) else "token"
     print(metrics_table(results, task))
     print(f"run written to {run}")
@@ -123,14 +61,12 @@ def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from lsllm.files import atomic_write_json
     from lsllm.pipeline import evaluate_run
-    from lsllm.reporting import metrics_table
+    from lsllm.run_outputs import metrics_table
     from lsllm.runs import RunDir
 
     metrics, data_cfg = evaluate_run(args.run_dir, args.split, _data_overrides(args), progress=_progress("evaluating"))
-    out = RunDir(Path(args.run_dir)).eval_file(args.split)
-    atomic_write_json(out, {args.split: metrics, "data": data_cfg.data})
+    out = RunDir(Path(args.run_dir)).write_eval(args.split, {args.split: metrics, "data": data_cfg.data})
     print(metrics_table({args.split: metrics}, "seq" if "accuracy" in metrics else "token"))
     print(f"written to {out}")
     return 0
@@ -205,24 +141,21 @@ def _offline_status(resource: str | None, folder: Path | None, name: str) -> str
 
 
 def cmd_sft_train(args: argparse.Namespace) -> int:
-    from lsllm.sft.config import SFTRunConfig
     from lsllm.sft.training import train_sft
 
-    cfg, _ = config_from_args(args, SFTRunConfig, SFT_SECTIONS)
-    _yaml_threads(cfg)
+    cfg, _ = config_from_args(args, "sft")
     if not cfg.data.data and not cfg.train.resume:
         raise ConfigError("--data is required: a built-in name (lsllm datasets), a folder or a file")
     run = train_sft(cfg)
     from lsllm.runs import is_main_process
 
     if is_main_process():  # under torchrun only rank 0 writes and reports the run
-        _print_results(run / "metrics.json", run)
+        _print_results(run)
     return 0
 
 
 def cmd_sft_eval(args: argparse.Namespace) -> int:
-    from lsllm.files import atomic_write_json
-    from lsllm.reporting import metrics_table
+    from lsllm.run_outputs import metrics_table
     from lsllm.runs import RunDir
     from lsllm.sft.evaluation import evaluate_sft
 
@@ -231,8 +164,7 @@ def cmd_sft_eval(args: argparse.Namespace) -> int:
     sft_overrides = {dotted.split(".", 1)[1]: value for dotted, value in vars(args).items() if dotted.startswith("sft.")}
     metrics = evaluate_sft(args.run_dir, overrides, args.split, eval_limit, sft_overrides=sft_overrides,
                            show_progress=_progress("generating") is not None)
-    out = RunDir(Path(args.run_dir)).eval_file(args.split)
-    atomic_write_json(out, {args.split: metrics})
+    out = RunDir(Path(args.run_dir)).write_eval(args.split, {args.split: metrics})
     print(metrics_table({args.split: metrics}, "seq") + f"\nirregular outputs: {metrics['irregular']}")
     print(f"written to {out}")
     return 0
@@ -252,77 +184,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-METHOD_FLAGS = {"ls": [], "unls": ["--bidirectional"], "repeat": ["--attention", "repeat"], "sft": []}
-
-
 def cmd_study(args: argparse.Namespace) -> int:
-    """`lsllm study`: every size x method x seed cell, through the flags of `train` / `sft train`."""
+    """`lsllm study`: every size x method x seed cell, through the flags of `train` / `sft train` (lsllm.study)."""
     from lsllm import study
-    from lsllm.data import load_data
 
     output = Path(args.output or f"studies/{Path(args.data or 'study').name}")
-    saved = output / study.STUDY_JSON
-    if args.resume and saved.is_file():
-        spec = {k: v for k, v in json.loads(saved.read_text()).items() if k not in ("cells", "summary")}
-    else:
-        if args.resume:
-            raise ConfigError(f"--resume: {output} holds no study ({study.STUDY_JSON}); start it without --resume")
-        if not args.data:
-            raise ConfigError("--data is required: a built-in name (lsllm datasets), a folder or a file")
-        flags = [*args.passthrough, "--data", args.data] + (["--data-dir", args.data_dir] if args.data_dir else [])
-        ls_parser, sft_parser = _study_parsers()
-        unknown = set(_unknown_flags(ls_parser, flags)) & set(_unknown_flags(sft_parser, flags))
-        if unknown:
-            raise ConfigError(f"lsllm study: {', '.join(sorted(unknown))} is a flag of neither `lsllm train` nor `lsllm sft train`")
-        task = load_data(_data_only(ls_parser, flags), splits=("validation",)).task
-        study.check_methods(task, args.methods)
-        spec = {"data": args.data, "task": task, "metric": study.metric_for(task), "sizes": sorted(set(args.sizes)),
-                "methods": list(args.methods), "seeds": args.seeds, "flags": flags}
-    cells = study.plan(spec["sizes"], spec["methods"], spec["seeds"])
-
-    def train_cell(cell, root: Path, resume: bool) -> Path:
-        from lsllm.sft.config import SFTRunConfig
-        from lsllm.sft.training import train_sft
-        from lsllm.training import train
-
-        sft = cell.method == "sft"
-        parser = _study_parsers()[1 if sft else 0]
-        if resume:
-            argv = ["--output", str(root), "--resume"]
-        else:
-            argv = [*spec["flags"], *METHOD_FLAGS[cell.method], "--train-limit", str(cell.size),
-                    "--subset-seed", str(cell.seed), "--seed", str(cell.seed), "--output", str(root)]
-        parsed, _ = parser.parse_known_args(argv)  # LS-only flags are not SFT's: dropped for SFT cells
-        if sft:
-            cfg, _ = config_from_args(parsed, SFTRunConfig, SFT_SECTIONS)
-            return train_sft(cfg)
-        cfg, explicit = config_from_args(parsed)
-        return train(cfg, explicit)
-
-    result = study.run_study(output, cells, train_cell, spec, resume=args.resume)
+    spec = None if args.resume else study.new_spec(args.data, args.methods, args.sizes, args.seeds, args.passthrough,
+                                                    data_dir=args.data_dir)
+    result = study.study(output, spec, resume=args.resume)
     print(study.study_markdown(result))
     print(f"study written to {output} (study.json, study.md, study.png)")
     return 0
-
-
-def _study_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
-    """Stand-alone parsers with exactly the flags of `lsllm train` and of `lsllm sft train`."""
-    ls = argparse.ArgumentParser(prog="lsllm study (train flags)", add_help=False)
-    add_config_flags(ls)
-    sft = argparse.ArgumentParser(prog="lsllm study (sft train flags)", add_help=False)
-    add_config_flags(sft, SFT_SECTIONS, classes=_sft_classes(), skip=SFT_SKIPPED)
-    return ls, sft
-
-
-def _unknown_flags(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
-    """The flags in ``argv`` that ``parser`` does not know (and values that follow them)."""
-    _, extra = parser.parse_known_args(argv)
-    return [a for a in extra if a.startswith("--")]
-
-
-def _data_only(parser: argparse.ArgumentParser, flags: list[str]) -> DataConfig:
-    parsed, _ = parser.parse_known_args(flags)
-    return DataConfig(**{k.split(".", 1)[1]: v for k, v in vars(parsed).items() if k.startswith("data.")})
 
 
 def _progress(desc: str) -> Callable | None:
@@ -337,7 +209,7 @@ def _progress(desc: str) -> Callable | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lsllm import __version__
+    from lsllm.version import __version__
 
     parser = argparse.ArgumentParser(prog="lsllm", description="Label-supervised finetuning of decoder LLMs for classification.")
     parser.add_argument("--version", action="version", version=f"lsllm {__version__}")
@@ -377,13 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     sft_commands = sft.add_subparsers(dest="sft_command", required=True)
     sft_train = sft_commands.add_parser("train", help="SFT with TRL (LoRA, or QLoRA on CUDA)")
     sft_train.add_argument("--config", help="YAML with sections model/lora/data/train/sft")
-    add_config_flags(sft_train, SFT_SECTIONS, classes=_sft_classes(), skip=SFT_SKIPPED)
+    add_config_flags(sft_train, method="sft")
     sft_train.set_defaults(handler=cmd_sft_train)
     sft_eval = sft_commands.add_parser("eval", help="evaluate an SFT run by generation or label likelihood (accuracy, F1, irregular outputs)")
     sft_eval.add_argument("run_dir")
     sft_eval.add_argument("--split", default="test", choices=["train", "validation", "test"])
     add_config_flags(sft_eval, ["data"], skip={"train-limit", "labels", "max-length", "label-all-subtokens", "task", "split-seed"})
-    add_config_flags(sft_eval, ["sft"], classes=_sft_classes(),  # how to answer; the prompt stays the run's
+    add_config_flags(sft_eval, ["sft"], method="sft",  # how to answer; the prompt stays the run's
                      skip={"template", "system-prompt", "gradient-checkpointing", "eval-splits"})
     add_threads_flag(sft_eval)
     sft_eval.set_defaults(handler=cmd_sft_eval)
@@ -417,31 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SFT_SECTIONS = ("model", "lora", "data", "train", "sft")
-# LS-only settings: `lsllm sft train` has no such flags (SFTRunConfig refuses them from YAML too)
-SFT_SKIPPED = {"bidirectional", "unmask-layers", "attention", "pooling", "class-weights", "early-stopping", "eval-steps", "preset",
-               "pack", "prompt", "head-init", "label-words", "head-lr"}
-THREADED_COMMANDS = ("train", "eval", "predict", "serve", "sft")
-"""Commands that compute with torch: `--threads N` applies, and without it a busy machine is warned about."""
-
-
 def add_threads_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: one per core; fewer when other processes share the cores)")
-
-
-def _yaml_threads(cfg) -> None:
-    """`threads` from a --config YAML (a --threads flag was already applied by main)."""
-    if cfg.train.threads is not None:
-        from lsllm.hardware import configure_threads
-
-        configure_threads(cfg.train.threads)
-
-
-def _sft_classes() -> dict[str, type]:
-    from lsllm.sft.config import SFTConfig
-
-    return {**SECTIONS, "sft": SFTConfig}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -458,11 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        if args.command in THREADED_COMMANDS:
+        if hasattr(args, "threads"):  # eval, predict, serve, sft eval; training applies cfg.train.threads itself
             from lsllm.hardware import configure_threads
 
-            threads = getattr(args, "threads", None)
-            configure_threads(getattr(args, "train.threads", None) if threads is None else threads)
+            configure_threads(args.threads)
         return args.handler(args)
     except LsllmError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from lsllm import describe
 from lsllm.errors import ConfigError
+from lsllm.runs import RunDir
 
 # Settings that name a run but do not change what it learns.
 _NOT_IN_GROUP = {("train", "seed"), ("train", "output"), ("train", "resume")}
@@ -40,27 +40,6 @@ class RunSummary:
     group: str
 
 
-def _read(path: Path, kind: str) -> dict[str, Any]:
-    """config.yaml or metrics.json as a mapping; anything else is a one-line ConfigError."""
-    damaged = "was the run interrupted while writing? retrain or restore the run"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        what = "not a run directory" if kind == "config" else "no results yet (training not finished?)"
-        raise ConfigError(f"{path.parent}: {what}: {path.name} is missing") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; {damaged}") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read it ({err.strerror})") from None
-    try:
-        data = yaml.safe_load(text) if kind == "config" else json.loads(text)
-    except (yaml.YAMLError, ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
-        raise ConfigError(f"{path}: unreadable ({type(err).__name__}); {damaged}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping, got {type(data).__name__}; {damaged}")
-    return data
-
-
 def _mapping(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
     """`data[key]` when it is a mapping ({} when absent), else a ConfigError naming the file."""
     value = data.get(key)
@@ -71,27 +50,16 @@ def _mapping(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
     return value
 
 
-def method_of(config: dict[str, Any]) -> str:
-    """SFT (with its template), LS-unLLM or LS-LLM, from a config.yaml mapping."""
-    if config.get("sft"):
-        sft = config["sft"]
-        return f"SFT ({sft.get('template', '?') if isinstance(sft, dict) else '?'})"
-    model = config.get("model") if isinstance(config.get("model"), dict) else {}
-    if model.get("attention") == "repeat":
-        return "LS-LLM (repeat)"
-    return "LS-unLLM" if model.get("bidirectional") else "LS-LLM"
-
-
 def summarize_run(run_dir: str | Path) -> RunSummary:
     """Read one run directory's config.yaml and metrics.json.
 
     Raises:
         ConfigError: a file is missing or unreadable, or metrics.json has neither test nor validation.
     """
-    run_dir = Path(run_dir)
-    config_path, metrics_path = run_dir / "config.yaml", run_dir / "metrics.json"
-    config = _read(config_path, "config")
-    metrics = _read(metrics_path, "metrics")
+    run = RunDir(Path(run_dir))
+    run_dir, config_path, metrics_path = run.root, run.config, run.metrics
+    config = run.read_config()
+    metrics = run.read_metrics()
     split = "test" if "test" in metrics else "validation"
     if split not in metrics:
         raise ConfigError(f"{metrics_path}: no test or validation metrics")
@@ -107,7 +75,7 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
     group["_split"] = split
     return RunSummary(
         path=run_dir,
-        method=method_of(config),
+        method=describe.method_name(config),
         model=_short(str(_mapping(config, "model", config_path).get("name", "?"))),
         data=_short(str(data_cfg.get("data", "?"))),
         train_examples=trained,

@@ -8,6 +8,7 @@ run directory stores it as `config.yaml`, and `--config` reads it back. Every fi
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import yaml
 
 from lsllm.errors import ConfigError
 from lsllm.files import atomic_write_text
+from lsllm.version import __version__
 
 FORMAT_VERSION = 1
 POOLINGS = ("last", "mean", "max")
@@ -28,9 +30,21 @@ ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flex_attention")
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt")
 
 
-def help_field(text: str, **kwargs: Any) -> Any:
-    """A dataclass field with the help text the CLI shows for its flag."""
-    return field(metadata={"help": text}, **kwargs)
+def help_field(text: str, ls_only: str | None = None, **kwargs: Any) -> Any:
+    """A dataclass field with the help text the CLI shows for its flag.
+
+    ``ls_only``: the setting means something only to label-supervised runs (a head, pooling,
+    attention that a generator cannot use); the text says what an SFT user does instead. This
+    one mark decides both that `lsllm sft train` has no such flag and that an SFT config
+    setting it is refused (`ls_only_settings`).
+    """
+    metadata = {"help": text} if ls_only is None else {"help": text, "ls_only": ls_only}
+    return field(metadata=metadata, **kwargs)
+
+
+def ls_only_settings(section: Any) -> dict[str, str]:
+    """{field name: what to do instead} for the settings of a config section that SFT runs do not take."""
+    return {f.name: f.metadata["ls_only"] for f in dataclasses.fields(section) if "ls_only" in f.metadata}
 
 
 _help = help_field
@@ -41,20 +55,27 @@ class ModelConfig:
     """Which backbone, how it attends, and how hidden states become one vector."""
 
     name: str = _help("hub id, local directory, .gguf file or alias (smollm2-135m, gemma3-270m, 7b, 13b)", default="smollm2-135m")
-    bidirectional: bool = _help("remove the causal mask (LS-unLLM); padding stays masked", default=False)
-    unmask_layers: int | None = _help("with --bidirectional: only the top K layers attend both ways (default all)", default=None)
+    bidirectional: bool = _help("remove the causal mask (LS-unLLM); padding stays masked",
+        ls_only='SFT generates left to right; use `lsllm train --bidirectional`', default=False)
+    unmask_layers: int | None = _help("with --bidirectional: only the top K layers attend both ways (default all)",
+        ls_only='SFT generates left to right; drop --unmask-layers', default=None)
     attention: str = _help("causal | bidirectional (= --bidirectional) | repeat: feed the input twice and read the "
-                           "second copy, so a causal model sees the whole text (2x tokens)", default="causal")
-    pooling: str | None = _help("seq pooling: last | mean | max (default last when causal, mean when bidirectional)", default=None)
+                           "second copy, so a causal model sees the whole text (2x tokens)",
+        ls_only='SFT generates left to right; use `lsllm train --attention ...`', default="causal")
+    pooling: str | None = _help("seq pooling: last | mean | max (default last when causal, mean when bidirectional)",
+        ls_only='SFT has no pooled head; drop --pooling', default=None)
     dtype: str = _help("backbone weights: auto (bf16 where the CPU/GPU runs it fast) | float32 | bfloat16", default="auto")
     quantize: str | None = _help("4bit: QLoRA (bitsandbytes, needs CUDA)", default=None)
     attn_implementation: str = _help("sdpa | eager | flash_attention_2", default="sdpa")
     prompt: str | None = _help("seq: wrap every input, e.g. 'Review: {text}\\nSentiment:' (\\n is a newline); "
-                               "saved with the model and applied at eval/predict/serve time", default=None)
+                               "saved with the model and applied at eval/predict/serve time",
+        ls_only='SFT prompts come from --template / --system-prompt; drop --prompt', default=None)
     head_init: str = _help("seq: random | labels (score rows = the LM's output embeddings of the label words: "
-                           "step 0 is the zero-shot choice among the labels; use with --prompt)", default="random")
+                           "step 0 is the zero-shot choice among the labels; use with --prompt)",
+        ls_only='SFT has no classification head; drop --head-init', default="random")
     label_words: list[str] | None = _help("with --head-init labels: one word per label, in label order "
-                                          "(default: the labels themselves when they are words)", default=None)
+                                          "(default: the labels themselves when they are words)",
+        ls_only='SFT answers with the labels themselves; drop --label-words', default=None)
 
     def __post_init__(self) -> None:
         check_field_types(self, "model")
@@ -161,18 +182,23 @@ class TrainConfig:
     batch_size: int = _help("examples per step per device", default=16)
     grad_accum: int = _help("gradient accumulation steps", default=1)
     lr: float = _help("peak learning rate", default=2e-4)
-    head_lr: float | None = _help("learning rate of the head `score` (default: --lr)", default=None)
+    head_lr: float | None = _help("learning rate of the head `score` (default: --lr)",
+        ls_only='SFT has no classification head; drop --head-lr', default=None)
     weight_decay: float = _help("AdamW weight decay", default=0.01)
     warmup_ratio: float = _help("linear warm-up fraction", default=0.0)
     scheduler: str = _help("learning-rate schedule (HF names: linear, cosine, constant)", default="linear")
-    eval_steps: int | None = _help("evaluate every N steps (default: once per epoch)", default=None)
-    early_stopping: int | None = _help("stop after N evaluations without improvement", default=None)
-    class_weights: str | None = _help("balanced: weight the loss by inverse class frequency", default=None)
+    eval_steps: int | None = _help("evaluate every N steps (default: once per epoch)",
+        ls_only='SFT evaluates once after training; drop --eval-steps', default=None)
+    early_stopping: int | None = _help("stop after N evaluations without improvement",
+        ls_only='SFT trains for --epochs/--max-steps; drop --early-stopping', default=None)
+    class_weights: str | None = _help("balanced: weight the loss by inverse class frequency",
+        ls_only="SFT's loss is over answer tokens; drop --class-weights", default=None)
     pack: bool = _help("padding-free packing of training batches (fast path)", default=True)
     seed: int = _help("random seed", default=42)
     output: str | None = _help("run directory (default runs/<data>-<timestamp>)", default=None)
     resume: bool = _help("continue the run in --output from its last checkpoint", default=False)
-    preset: str | None = _help("ls-llama | ls-unllama: the original paper's recipes; lsllm: ours (docs/accuracy.md)", default=None)
+    preset: str | None = _help("ls-llama | ls-unllama: the original paper's recipes; lsllm: ours (docs/accuracy.md)",
+        ls_only='presets are LS recipes; drop --preset', default=None)
     threads: int | None = _help("torch CPU threads (default: one per core; fewer when other processes share the cores)",
                                 default=None)
 
@@ -220,8 +246,6 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        from lsllm import __version__
-
         out = dataclasses.asdict(self)
         out["lsllm_version"] = __version__
         out["format_version"] = FORMAT_VERSION
@@ -253,29 +277,50 @@ class RunConfig:
         return cls.from_dict(read_yaml_mapping(path))
 
 
-def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """A config file's top-level mapping, with one-line errors for a missing file or bad YAML."""
+def read_mapping(path: str | Path, fmt: str = "yaml", missing: str = "no such file", empty: str = "empty",
+                 fix: str = "") -> dict[str, Any]:
+    """A YAML or JSON file's top-level mapping, or one ConfigError line naming the file (and line) and the fix.
+
+    The one strict reader of lsllm's own files (configs, a run folder's JSON): every reason a
+    file cannot be used (missing, unreadable, not UTF-8, not YAML/JSON, nested too deeply,
+    empty, not a mapping) is one line, never a traceback.
+
+    Args:
+        fmt: "yaml" or "json".
+        missing / empty: what a missing / empty file is called, e.g. "no such config file".
+        fix: what the user does about a damaged one, appended after "; ".
+    """
     path = Path(path)
+    hint = f"; {fix}" if fix else ""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text) if fmt == "yaml" else json.loads(text)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        raise ConfigError(f"{path}: {missing}") from None
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); save the file as UTF-8") from None
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x}){hint or '; save the file as UTF-8'}") from None
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read it ({err.strerror})") from None
+        raise ConfigError(f"{path}: cannot read it ({err.strerror or type(err).__name__})") from None
     except RecursionError:
-        raise ConfigError(f"{path}: YAML nested too deeply to read; write sections model/lora/data/train") from None
+        raise ConfigError(f"{path}: nested too deeply to read{hint}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         reason = " ".join(str(getattr(err, "problem", None) or err).split())
-        raise ConfigError(f"{where}: not valid YAML ({reason})") from None
+        raise ConfigError(f"{where}: not valid YAML ({reason}){hint}") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}:{err.lineno}: not valid JSON ({err.msg}){hint}") from None
     if raw is None:
-        raise ConfigError(f"{path}: empty config file; it needs sections model/lora/data/train")
+        raise ConfigError(f"{path}: {empty}{hint}")
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with sections model/lora/data/train")
+        raise ConfigError(f"{path}: expected a mapping, got {type(raw).__name__}{hint}")
     return raw
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A config file's top-level mapping, with one-line errors for a missing file or bad YAML."""
+    return read_mapping(path, "yaml", missing="no such config file", empty="empty config file",
+                        fix="a config is a mapping with sections model/lora/data/train")
 
 
 def _build(factory: Any, values: dict[str, Any], section: str) -> Any:

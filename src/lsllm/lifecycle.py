@@ -1,23 +1,31 @@
-"""One run lifecycle for LS and SFT runs: our settings → the Trainer, then train with exact resume.
+"""The run sequence of LS and SFT training, written once: open → data → config → fit → save → results → record → report.
 
 Both methods train on the HF Trainer (SFT through TRL's `SFTTrainer`, a Trainer subclass), so
-the mapping from `TrainConfig` to `TrainingArguments`, the callbacks and the resume logic exist
-once, here. Each method states only its real difference:
+the sequence, the mapping from `TrainConfig` to `TrainingArguments`, the precision, the
+callbacks and the resume logic exist once, here (`run_training`). A `Method` states only what
+differs:
 
-- LS selects a checkpoint on validation (``select="accuracy"`` / ``"f1"``): evaluation and saving
-  every ``eval_steps`` (default once per epoch), the best one loaded at the end.
-- SFT selects nothing (answers are scored by generation after training): no evaluation during
-  training, a checkpoint at the same cadence for `--resume`, and TRL's own arguments
-  (completion-only loss, padding-free batches) passed through ``method_args``.
+- LS (`training.LSMethod`) resolves presets, builds the classifier, selects a checkpoint on
+  validation (``select="accuracy"`` / ``"f1"``: evaluation and saving every ``eval_steps``,
+  default once per epoch, the best one loaded at the end), saves adapter + head and evaluates
+  the selected model with the same `Classifier` as `eval` / `predict` / `serve`.
+- SFT (`sft.training.SFTMethod`) refuses token tasks, builds TRL's trainer (completion-only
+  loss, padding-free batches), selects nothing (a checkpoint at the same cadence for
+  `--resume`), saves the causal-LM adapter and scores answers from the saved run.
 
-The walk of a run, for either method: `runs.open_run` → data → model → `trainer_arguments` +
-`trainer_callbacks` → `fit` → `runs.save_model` → results → `runs.record_finished`.
+The walk of a run, for either method: `runs.open_run` → `--threads` → `load_data` →
+`Method.prepare` → config.yaml → `training_precision` → `Method.build_trainer` (which calls
+`trainer_arguments` + `trainer_callbacks`) → `fit` → logs/trainer_state.json → `Method.save`
+→ `Method.results` → `runs.record_finished` → report.html.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +36,11 @@ from transformers.integrations import TensorBoardCallback
 
 from lsllm import runs
 from lsllm.config import TrainConfig
+from lsllm.data import DatasetBundle, load_data
 from lsllm.errors import ConfigError
+from lsllm.hardware import configure_threads, default_device, training_dtype
+from lsllm.models.backbones import check_quantization
+from lsllm.report import write_report
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +52,34 @@ def planned_steps(t: TrainConfig, n_train: int) -> tuple[int, int]:
     return per_epoch, total
 
 
-def trainer_arguments(cfg: Any, run: runs.RunDir, n_train: int, select: str | None = None,
+@dataclass(frozen=True)
+class Precision:
+    """How a run computes: the dtype its weights are loaded in, and whether the Trainer runs bf16 autocast."""
+
+    weights: torch.dtype
+    bf16: bool
+
+
+def training_precision(cfg: Any, autocast_bf16_weights: bool) -> Precision:
+    """The run's precision, decided once for both methods (`hardware.training_dtype`).
+
+    ``autocast_bf16_weights`` is the one difference between the methods: SFT runs a bf16 (or
+    4-bit) backbone under the Trainer's bf16 autocast, so its fp32 LoRA matmuls run in bf16 too;
+    LS does not, because its head `score` and pooling must stay fp32 (the classifier casts to
+    them itself, and autocast would run the head in bf16).
+    """
+    weights, autocast = training_dtype(cfg.model.dtype, not cfg.lora.enabled, default_device())
+    low_precision = weights == torch.bfloat16 or cfg.model.quantize is not None
+    return Precision(weights, autocast or (autocast_bf16_weights and low_precision))
+
+
+def trainer_arguments(cfg: Any, run: runs.RunDir, n_train: int, precision: Precision, select: str | None = None,
                       args_cls: type = TrainingArguments, **method_args: Any) -> TrainingArguments:
     """The Trainer's arguments for a run of ``n_train`` training examples.
 
     Args:
         cfg: a RunConfig or SFTRunConfig (only ``cfg.train`` is read).
+        precision: from `training_precision`.
         select: the validation metric that picks the best checkpoint, or None (no evaluation).
         args_cls: TrainingArguments or a subclass (TRL's SFTConfig).
         method_args: the method's own extra arguments for ``args_cls``.
@@ -80,10 +114,20 @@ def trainer_arguments(cfg: Any, run: runs.RunDir, n_train: int, select: str | No
         data_seed=t.seed,
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
+        bf16=precision.bf16,
+        fp16=False,
         disable_tqdm=False,
         **selection,
         **method_args,
     )
+
+
+class CheckpointCompleted(TrainerCallback):
+    """Mark a checkpoint complete only once the Trainer has written all of it (safe --resume)."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            runs.mark_checkpoint_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
 
 class LogToLogger(TrainerCallback):
@@ -98,7 +142,7 @@ class LogToLogger(TrainerCallback):
 def trainer_callbacks(cfg: Any, run: runs.RunDir) -> list[TrainerCallback]:
     """Checkpoint completion markers (safe --resume), TensorBoard in run/logs, logs to `logging`, early stopping."""
     callbacks: list[TrainerCallback] = [
-        runs.CheckpointCompleted(),
+        CheckpointCompleted(),
         TensorBoardCallback(tb_writer=SummaryWriter(str(run.logs))),
         LogToLogger(),
     ]
@@ -125,5 +169,77 @@ def fit(trainer: Trainer, run: runs.RunDir, resume: bool) -> None:
     chosen = Path(trainer.state.best_model_checkpoint or checkpoint)
     if trainer.args.load_best_model_at_end and trainer.state.best_model_checkpoint and not chosen.is_dir():
         raise ConfigError(f"{chosen}: the selected checkpoint is missing; retrain the run without --resume")
-    model = trainer.model
-    model.load_adapter(str(chosen), adapter_name=model.active_adapter)  # as the Trainer's own load_best_model does
+    trainer._load_from_checkpoint(str(chosen))  # as the Trainer's own load_best_model does: adapter or every weight
+
+
+class Method:
+    """What one training method adds to the shared run sequence (`run_training`); subclasses fill it in."""
+
+    prefix = ""  # of the default run folder's name
+    command = "lsllm train"  # the command that reproduces a run from its config.yaml
+    autocast_bf16_weights = False  # see `training_precision`
+
+    def prepare(self, cfg: Any, bundle: DatasetBundle, explicit: set[str]) -> None:
+        """Check the data against the settings and resolve what depends on it, before config.yaml is saved (new runs)."""
+
+    def build_trainer(self, cfg: Any, run: runs.RunDir, bundle: DatasetBundle, precision: Precision) -> Trainer:
+        raise NotImplementedError
+
+    def before_fit(self, run: runs.RunDir, bundle: DatasetBundle) -> None:
+        """Anything measured before the first step of a new run (on the main process)."""
+
+    def save(self, run: runs.RunDir, cfg: Any, bundle: DatasetBundle, trainer: Trainer) -> None:
+        """Write model/ (through `runs.save_model`)."""
+        raise NotImplementedError
+
+    def results(self, run: runs.RunDir, cfg: Any, bundle: DatasetBundle, state: TrainerState, train_seconds: float) -> None:
+        """Evaluate the trained model and write metrics.json, predictions, the card (the trainer is gone by now)."""
+        raise NotImplementedError
+
+
+def run_training(cfg: Any, method: Method, explicit: set[str] | frozenset = frozenset()) -> Path:
+    """Train one run of ``method`` from ``cfg`` and write its run directory; the same sequence for LS and SFT.
+
+    Args:
+        cfg: a RunConfig or SFTRunConfig.
+        method: what the method adds (model, trainer, how the model is saved, how results are computed).
+        explicit: dotted config fields the user set explicitly (presets do not override them).
+
+    Returns:
+        The run directory (already finished: returned as is, with a warning, on --resume).
+    """
+    started = time.time()
+    configure_threads(cfg.train.threads)  # `--threads`, from the CLI, a YAML or Python alike
+    check_quantization(cfg.model.quantize, cfg.lora.enabled)  # refuse QLoRA without CUDA before any work is done
+    run, cfg = runs.open_run(cfg, prefix=method.prefix)
+    if cfg.train.resume and run.finished():
+        log.warning("%s finished already: nothing to resume", run.root)
+        return run.root
+    run.root.mkdir(parents=True, exist_ok=True)
+    bundle = load_data(cfg.data)
+    method.prepare(cfg, bundle, set(explicit))
+    main_process = runs.is_main_process()
+    if not cfg.train.resume and main_process:
+        cfg.save(run.config)
+    torch.manual_seed(cfg.train.seed)
+    trainer = method.build_trainer(cfg, run, bundle, training_precision(cfg, method.autocast_bf16_weights))
+    if not cfg.train.resume and main_process:
+        method.before_fit(run, bundle)
+    clock = time.perf_counter()
+    fit(trainer, run, cfg.train.resume)
+    train_seconds = time.perf_counter() - clock
+    if not trainer.is_world_process_zero():  # under torchrun only rank 0 writes the run
+        return run.root
+    trainer.state.save_to_json(str(run.trainer_state))
+    method.save(run, cfg, bundle, trainer)
+    state = trainer.state
+    del trainer  # the method keeps what its results need; SFT scores the saved run, with the training model freed
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    method.results(run, cfg, bundle, state, train_seconds)
+    runs.record_finished(run, started, reproduce=f"{method.command} --config {run.config} --output NEW_DIR",
+                         resumed=cfg.train.resume, steps=state.global_step,
+                         examples={split: len(examples) for split, examples in bundle.splits.items()})
+    write_report([run.root])
+    return run.root

@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
+from lsllm import runs
 from lsllm.data import SeqExample, TokenExample
-from lsllm.data.encoding import encode_sequences, encode_tokens
+from lsllm.data.encoding import apply_prompt, encode_sequences, encode_tokens
 from lsllm.errors import ConfigError, DataError
 from lsllm.evaluation import seq_metrics, token_metrics
 from lsllm.prediction import feature_probabilities, seq_records, split_words, token_records, word_predictions
-from lsllm import runs
 from lsllm.runs import RunDir
 
 
@@ -42,6 +42,21 @@ class Classifier:
         if self.task == "seq":
             return encode_sequences(examples, self.tokenizer, self.label2id, self.max_length, self.prompt)
         return encode_tokens(examples, self.tokenizer, self.label2id, self.max_length, self.label_all_subtokens)
+
+    def input_lengths(self, kind: str, inputs: Sequence, tokenizer: Any = None) -> list[int]:
+        """Tokens each input takes as this classifier encodes it: the run's --prompt included, special tokens not.
+
+        Args:
+            kind: "texts" (raw strings; a token classifier splits them into words) or "tokens" (word lists).
+            tokenizer: a copy of the classifier's tokenizer, for callers on other threads (default: its own).
+        """
+        if kind == "tokens":
+            texts = [" ".join(words) for words in inputs]
+        elif self.task == "token":  # raw text is split into words, then joined by spaces
+            texts = [" ".join(split_words(text)[0]) for text in inputs]
+        else:
+            texts = [apply_prompt(self.prompt, text) for text in inputs]
+        return [len(ids) for ids in (tokenizer or self.tokenizer)(texts, add_special_tokens=False)["input_ids"]]
 
     def probabilities(self, encoded, progress=None) -> list[torch.Tensor]:
         return feature_probabilities(self.model, encoded.features, self.tokenizer.pad_token_id, self.max_batch_tokens, progress=progress)

@@ -6,7 +6,7 @@
     <run>/predictions.jsonl   records of the test split (validation when there is no test)
     <run>/report.txt          classification report(s)
     <run>/confusion_matrix.png, learning_curve.png
-    <run>/logs/               TensorBoard
+    <run>/logs/               TensorBoard, trainer_state.json (the final Trainer state: loss and validation history)
     <run>/checkpoints/        Trainer checkpoints; a complete one holds COMPLETE_MARKER
     <run>/README.md           model card
     <run>/eval-<split>.json   written by `lsllm eval`
@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
-
+from lsllm.config import read_mapping
 from lsllm.errors import ConfigError
 from lsllm.files import atomic_replace_dir, atomic_write_json, atomic_write_text, remove_stale, staging_dir
+from lsllm.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ REPORT = "report.txt"
 CONFUSION = "confusion_matrix.png"
 CURVE = "learning_curve.png"
 LOGS = "logs"
+TRAINER_STATE = f"{LOGS}/trainer_state.json"
 CHECKPOINTS = "checkpoints"
 CARD = "README.md"
 RUN_RECORD = "run.json"  # command, start, wall-clock; written last: its presence means the run finished
@@ -67,13 +68,42 @@ class RunDir:
     def __getattr__(self, name: str) -> Path:
         names = {"config": CONFIG, "model": MODEL_DIR, "metrics": METRICS, "predictions": PREDICTIONS,
                  "report": REPORT, "confusion": CONFUSION, "curve": CURVE, "logs": LOGS,
-                 "checkpoints": CHECKPOINTS, "card": CARD, "record": RUN_RECORD}
+                 "checkpoints": CHECKPOINTS, "card": CARD, "record": RUN_RECORD, "trainer_state": TRAINER_STATE}
         if name in names:
             return self.root / names[name]
         raise AttributeError(name)
 
     def eval_file(self, split: str) -> Path:
         return self.root / f"eval-{split}.json"
+
+    def read_config(self) -> dict[str, Any]:
+        """config.yaml as a mapping (no dataclass: runs of any method and version), or a one-line ConfigError."""
+        return read_mapping(self.config, "yaml", missing=f"not a run directory ({CONFIG} is missing)", fix=DAMAGED_FIX)
+
+    def read_metrics(self) -> dict[str, Any]:
+        """metrics.json, or a one-line ConfigError (a run that has not finished has none)."""
+        return read_mapping(self.metrics, "json", missing=f"no results yet (training not finished?): {METRICS} is missing",
+                            fix=f"was the run interrupted while writing? {DAMAGED_FIX}")
+
+    def read_record(self) -> dict[str, Any]:
+        """run.json (written last: the run finished), or a one-line ConfigError."""
+        return read_mapping(self.record, "json", missing=f"{RUN_RECORD} is missing: the run has not finished", fix=DAMAGED_FIX)
+
+    def write_eval(self, split: str, payload: dict[str, Any]) -> Path:
+        """eval-<split>.json, as `lsllm eval` / `lsllm sft eval` write it; returns its path."""
+        atomic_write_json(self.eval_file(split), payload)
+        return self.eval_file(split)
+
+    def newest_trainer_state(self) -> Path | None:
+        """logs/trainer_state.json of a finished run, else the newest checkpoint's (an unfinished run)."""
+        if self.trainer_state.is_file():
+            return self.trainer_state
+        found = []
+        for path in self.checkpoints.glob("checkpoint-*/trainer_state.json"):
+            match = re.fullmatch(r"checkpoint-(\d+)", path.parent.name)
+            if match:
+                found.append((int(match.group(1)), path))
+        return max(found)[1] if found else None
 
     def exists(self) -> bool:
         return (self.root / CONFIG).is_file()
@@ -129,15 +159,46 @@ def model_files(info_name: str, info: dict[str, Any], folder: Path) -> tuple[str
 
 def read_json_object(path: Path) -> dict[str, Any]:
     """A JSON object from a run's file, or a one-line ConfigError naming the file."""
+    return read_mapping(path, "json", missing=f"missing; {DAMAGED_FIX}", fix=DAMAGED_FIX)
+
+
+def read_json_noting(path: Path, notes: list[str] | None, missing: str = "") -> Any:
+    """A run's JSON file read tolerantly (for reports of unfinished or damaged runs): None, with a note, when it cannot be."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: missing; {DAMAGED_FIX}") from None
+        if notes is not None and missing:
+            notes.append(f"{path.name}: {missing}")
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
-        raise ConfigError(f"{path}: damaged ({type(err).__name__}); {DAMAGED_FIX}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: damaged (not a JSON object); {DAMAGED_FIX}")
-    return data
+        if notes is not None:
+            notes.append(f"{path.name}: unreadable ({type(err).__name__})")
+    return None
+
+
+def read_jsonl_noting(path: Path, notes: list[str], missing: str) -> list[dict[str, Any]]:
+    """A run's JSONL file read tolerantly: the records that parse, a note for a missing file or skipped lines."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        notes.append(f"{path.name}: {missing}")
+        return []
+    except (OSError, UnicodeDecodeError) as err:
+        notes.append(f"{path.name}: unreadable ({type(err).__name__})")
+        return []
+    records, bad = [], 0
+    for line in lines:
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError):
+                record = None
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                bad += 1
+    if bad:
+        notes.append(f"{path.name}: {bad} unreadable line(s) skipped")
+    return records
 
 
 def check_model_dir(folder: Path, required: tuple[str, ...]) -> None:
@@ -213,14 +274,6 @@ def mark_checkpoint_complete(checkpoint: Path) -> None:
     atomic_write_text(Path(checkpoint) / COMPLETE_MARKER, "ok\n")
 
 
-class CheckpointCompleted(TrainerCallback):
-    """Mark a checkpoint complete only once the Trainer has written all of it (safe --resume)."""
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            mark_checkpoint_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}")
-
-
 def last_complete_checkpoint(checkpoints: Path) -> Path | None:
     """The newest checkpoint that finished saving; incomplete ones (killed mid-save) are removed."""
     found = []
@@ -257,8 +310,6 @@ def training_finished_at(checkpoint: Path | None) -> dict[str, Any] | None:
 def versions(*extra: str) -> dict[str, str]:
     """lsllm and library versions for a saved model (plus the ``extra`` packages, e.g. trl)."""
     import importlib
-
-    from lsllm import __version__
 
     found = {"lsllm": __version__}
     for name in ("torch", "transformers", "peft", *extra):

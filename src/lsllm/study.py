@@ -21,19 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lsllm import runs
+from lsllm import flags, runs
+from lsllm.data import load_data
+from lsllm.describe import METHODS
 from lsllm.errors import ConfigError
 from lsllm.files import atomic_save_figure, atomic_write_json, atomic_write_text
+from lsllm.report import write_report
 
 log = logging.getLogger(__name__)
 
 STUDY_JSON = "study.json"
-METHODS = {
-    "ls": "LS-LLM (causal, label-supervised head)",
-    "unls": "LS-unLLM (causal mask removed)",
-    "repeat": "LS-LLM with the input repeated (read on the second copy)",
-    "sft": "SFT (instruction tuning, answers generated)",
-}
+# Each method is an ordinary `lsllm train` / `lsllm sft train` run with these flags added.
+METHOD_FLAGS = {"ls": [], "unls": ["--bidirectional"], "repeat": ["--attention", "repeat"], "sft": []}
 
 
 @dataclass
@@ -57,6 +56,81 @@ def plan(sizes: list[int], methods: list[str], seeds: int) -> list[Cell]:
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     return [Cell(size, method, seed) for size in sorted(set(sizes)) for seed in range(seeds) for method in methods]
+
+
+def new_spec(data: str, methods: list[str], sizes: list[int], seeds: int, cell_flags: list[str] = (),
+             data_dir: str | None = None) -> dict[str, Any]:
+    """What a new study is (saved in study.json): data, task, metric, sizes, methods, seeds and each cell's flags.
+
+    ``cell_flags`` are flags of `lsllm train` / `lsllm sft train` passed to every cell (each
+    method takes its own: LS-only flags are dropped for SFT cells).
+
+    Raises:
+        ConfigError: no data, an unknown method or flag, SFT on a token task.
+    """
+    if not data:
+        raise ConfigError("--data is required: a built-in name (lsllm datasets), a folder or a file")
+    cell_flags = [*cell_flags, "--data", data] + (["--data-dir", data_dir] if data_dir else [])
+    unknown = set(flags.unknown_flags("ls", cell_flags)) & set(flags.unknown_flags("sft", cell_flags))
+    if unknown:
+        raise ConfigError(f"lsllm study: {', '.join(sorted(unknown))} is a flag of neither `lsllm train` nor `lsllm sft train`")
+    cfg, _ = flags.config_from_flags(cell_flags)
+    task = load_data(cfg.data, splits=("validation",)).task
+    check_methods(task, methods)
+    plan(sizes, methods, seeds)  # refuse bad sizes / methods / seeds before anything is written
+    return {"data": data, "task": task, "metric": metric_for(task), "sizes": sorted(set(sizes)),
+            "methods": list(methods), "seeds": seeds, "flags": cell_flags}
+
+
+def load_spec(output: Path) -> dict[str, Any]:
+    """The spec of the study in ``output`` (for --resume)."""
+    saved = Path(output) / STUDY_JSON
+    if not saved.is_file():
+        raise ConfigError(f"--resume: {output} holds no study ({STUDY_JSON}); start it without --resume")
+    return {k: v for k, v in runs.read_json_object(saved).items() if k not in ("cells", "summary")}
+
+
+def cell_config(spec: dict[str, Any], cell: Cell, root: Path, resume: bool) -> tuple[Any, set[str]]:
+    """The run config of one cell: the study's flags, the method's, the cell's size and seed (or --resume of its folder)."""
+    method = "sft" if cell.method == "sft" else "ls"
+    if resume:
+        argv = ["--output", str(root), "--resume"]
+    else:
+        argv = [*spec["flags"], *METHOD_FLAGS[cell.method], "--train-limit", str(cell.size),
+                "--subset-seed", str(cell.seed), "--seed", str(cell.seed), "--output", str(root)]
+    return flags.config_from_flags(argv, method)
+
+
+def train_cell(spec: dict[str, Any], cell: Cell, root: Path, resume: bool) -> Path:
+    """Train (or continue) one cell's run directory through `lsllm train` / `lsllm sft train`'s library functions."""
+    cfg, explicit = cell_config(spec, cell, root, resume)
+    if cell.method == "sft":
+        from lsllm.sft.training import train_sft
+
+        return train_sft(cfg)
+    from lsllm.training import train
+
+    return train(cfg, explicit)
+
+
+def study(output: str | Path, spec: dict[str, Any] | None = None, resume: bool = False) -> dict[str, Any]:
+    """Run a study from Python as `lsllm study` does: ``spec`` from `new_spec`, or None with ``resume`` (read from ``output``).
+
+    Example::
+
+        from lsllm import study
+        spec = study.new_spec("sst2", ["ls", "sft"], [64, 256], seeds=3, cell_flags=["--epochs", "2"])
+        result = study.study("studies/sst2", spec)
+    """
+    output = Path(output)
+    if resume and (output / STUDY_JSON).is_file():
+        spec = load_spec(output)
+    elif resume:
+        load_spec(output)  # the one-line error
+    if spec is None:
+        raise ConfigError("a new study needs its spec (study.new_spec)")
+    cells = plan(spec["sizes"], spec["methods"], spec["seeds"])
+    return run_study(output, cells, lambda cell, root, again: train_cell(spec, cell, root, again), spec, resume=resume)
 
 
 def run_study(output: Path, cells: list[Cell], train_cell: Callable[[Cell, Path, bool], Path], spec: dict[str, Any],
@@ -85,15 +159,12 @@ def run_study(output: Path, cells: list[Cell], train_cell: Callable[[Cell, Path,
         results.append(_cell_result(cell, run, spec["metric"]))
         study = summarise(spec, results)
         write_study(output, study)  # after every cell: a killed study still shows what it has
-    from lsllm.report import write_report
-
     write_report([output])
     return study
 
 
 def _cell_result(cell: Cell, run: runs.RunDir, metric: str) -> dict[str, Any]:
-    metrics = json.loads(run.metrics.read_text())
-    record = json.loads(run.record.read_text())
+    metrics, record = run.read_metrics(), run.read_record()
     return {"size": cell.size, "method": cell.method, "seed": cell.seed, "run": cell.name, "status": "done",
             "test": metrics.get("test", {}).get(metric), "validation": metrics.get("validation", {}).get(metric),
             "step0": (metrics.get("step0") or {}).get(metric), "seconds": record.get("seconds")}

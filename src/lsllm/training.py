@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
 import torch
@@ -19,18 +18,17 @@ from transformers import Trainer
 
 from lsllm import lifecycle, runs
 from lsllm.config import RunConfig, apply_preset
-from lsllm.data import Collator, DatasetBundle, class_weights, encode_split, load_data
+from lsllm.data import Collator, DatasetBundle, class_weights, encode_split
 from lsllm.data.packing import PackingCollator
 from lsllm.errors import ConfigError, ModelError
 from lsllm.files import atomic_write_json
-from lsllm.hardware import default_device, training_dtype
+from lsllm.hardware import default_device
 from lsllm.models.adapters import apply_lora, merged_for_inference
-from lsllm.models.backbones import check_quantization, load_tokenizer, resolve_model
+from lsllm.models.backbones import load_tokenizer, resolve_model
 from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
 from lsllm.models.head_init import init_from_label_words, label_words
 from lsllm.pipeline import Classifier
-from lsllm.report import write_report
-from lsllm.reporting import write_reports
+from lsllm.run_outputs import write_reports
 
 log = logging.getLogger(__name__)
 MAX_BAD_STEPS = 10
@@ -44,8 +42,10 @@ def selection_metric(task: str) -> str:
 class LSTrainer(Trainer):
     """Trainer with our loss (class weights, non-finite guard) and evaluation by `Classifier`."""
 
-    def __init__(self, *args, classifier: Classifier, loss_weights: torch.Tensor | None = None, **kwargs):
+    def __init__(self, *args, classifier: Classifier, loss_weights: torch.Tensor | None = None, head_lr: float | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
+        self.head_lr = head_lr
         self.model_accepts_loss_kwargs = False  # we compute the loss; the model must not rescale it
         self.classifier = classifier
         self.loss_weights = loss_weights
@@ -69,7 +69,7 @@ class LSTrainer(Trainer):
 
     def create_optimizer(self, model=None):
         """The Trainer's AdamW, with the head `score` in its own group when --head-lr is set."""
-        head_lr = getattr(self.args, "lsllm_head_lr", None)
+        head_lr = self.head_lr
         if head_lr is None or self.optimizer is not None:
             return super().create_optimizer(model)
         head, body = [], []
@@ -92,7 +92,7 @@ class LSTrainer(Trainer):
         return flat
 
 
-def build_model(cfg: RunConfig, labels: list[str], task: str):
+def build_model(cfg: RunConfig, labels: list[str], task: str, dtype: torch.dtype):
     """Backbone + attention mode + pooling + head, with LoRA (or all weights trainable: --no-lora).
 
     Returns:
@@ -101,7 +101,6 @@ def build_model(cfg: RunConfig, labels: list[str], task: str):
     resolved = resolve_model(cfg.model.name)
     tokenizer = load_tokenizer(resolved.path)
     device = default_device()
-    dtype, _ = training_dtype(cfg.model.dtype, not cfg.lora.enabled, device)
     cls = LSForSequenceClassification if task == "seq" else LSForTokenClassification
     if task == "token" and cfg.model.pooling is not None:
         raise ConfigError("--pooling applies to sequence tasks only (token tasks classify every word)")
@@ -133,6 +132,67 @@ def build_model(cfg: RunConfig, labels: list[str], task: str):
     return apply_lora(model, cfg.lora, quantized=cfg.model.quantize is not None), tokenizer, resolved.source
 
 
+class LSMethod(lifecycle.Method):
+    """Label supervision's part of the run sequence: presets, the classifier, selection on validation, our loss."""
+
+    def __init__(self) -> None:
+        self.classifier: Classifier | None = None
+        self.source: dict = {}
+        self.step0: dict | None = None
+
+    def prepare(self, cfg: RunConfig, bundle: DatasetBundle, explicit: set[str]) -> None:
+        if cfg.data.task is not None and cfg.data.task != bundle.task:
+            raise ConfigError(f"--task {cfg.data.task} but {bundle.name} is a {bundle.task} dataset")
+        cfg.data.task = bundle.task
+        if not cfg.train.resume:
+            apply_preset(cfg, bundle.task, explicit)
+        if cfg.model.prompt is not None and bundle.task != "seq":
+            raise ConfigError("--prompt applies to sequence tasks (NER reads every word); drop it")
+
+    def build_trainer(self, cfg: RunConfig, run: runs.RunDir, bundle: DatasetBundle, precision: lifecycle.Precision) -> LSTrainer:
+        model, tokenizer, self.source = build_model(cfg, bundle.labels, bundle.task, precision.weights)
+        self.classifier = Classifier(model, tokenizer, bundle.labels, bundle.task, cfg.data.max_length,
+                                     cfg.data.label_all_subtokens, prompt=cfg.model.prompt)
+        self.head_from_label_words = cfg.model.head_init == "labels"
+        train_features = encode_split(bundle, "train", tokenizer, cfg.data.max_length, cfg.data.label_all_subtokens,
+                                      prompt=cfg.model.prompt).features
+        args = lifecycle.trainer_arguments(cfg, run, len(train_features), precision, select=selection_metric(bundle.task),
+                                           remove_unused_columns=False)
+        collator = PackingCollator(bundle.task) if cfg.train.pack else Collator(tokenizer.pad_token_id)
+        weights = None
+        if cfg.train.class_weights == "balanced":
+            if bundle.task != "seq":
+                raise ConfigError("--class-weights balanced applies to sequence tasks")
+            weights = torch.tensor(class_weights([f["labels"] for f in train_features], len(bundle.labels)), dtype=torch.float32)
+        return LSTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_features,
+            data_collator=collator,
+            callbacks=lifecycle.trainer_callbacks(cfg, run),
+            classifier=self.classifier,
+            eval_dataset=bundle.splits["validation"],
+            loss_weights=weights,
+            head_lr=cfg.train.head_lr,
+        )
+
+    def before_fit(self, run: runs.RunDir, bundle: DatasetBundle) -> None:
+        """--head-init labels: validation before any training (the zero-shot choice among the labels), logs/step0.json."""
+        if self.head_from_label_words:
+            assert self.classifier is not None
+            self.step0 = _step0(self.classifier, bundle)
+            atomic_write_json(run.logs / STEP0, self.step0)
+
+    def save(self, run: runs.RunDir, cfg: RunConfig, bundle: DatasetBundle, trainer: Trainer) -> None:
+        assert self.classifier is not None
+        self.classifier.model = trainer.model  # the selected checkpoint's weights
+        save_classifier(run, self.classifier, cfg, self.source, bundle)
+
+    def results(self, run: runs.RunDir, cfg: RunConfig, bundle: DatasetBundle, state, train_seconds: float) -> None:
+        assert self.classifier is not None
+        finish_run(run, cfg, bundle, self.classifier, self.source, state.log_history, self.step0)
+
+
 def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset()) -> Path:
     """Train, select on validation, evaluate validation and test, and write the run directory.
 
@@ -143,70 +203,7 @@ def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset()) -> Path:
     Returns:
         The run directory.
     """
-    started = time.time()
-    check_quantization(cfg.model.quantize, cfg.lora.enabled)  # refuse QLoRA without CUDA before any work is done
-    run, cfg = runs.open_run(cfg)
-    if cfg.train.resume and run.finished():
-        log.warning("%s finished already: nothing to resume", run.root)
-        return run.root
-    run.root.mkdir(parents=True, exist_ok=True)
-    bundle = load_data(cfg.data)
-    if cfg.data.task is not None and cfg.data.task != bundle.task:
-        raise ConfigError(f"--task {cfg.data.task} but {bundle.name} is a {bundle.task} dataset")
-    cfg.data.task = bundle.task
-    if not cfg.train.resume:
-        apply_preset(cfg, bundle.task, set(explicit))
-        if runs.is_main_process():
-            cfg.save(run.config)
-    torch.manual_seed(cfg.train.seed)
-
-    if cfg.model.prompt is not None and bundle.task != "seq":
-        raise ConfigError("--prompt applies to sequence tasks (NER reads every word); drop it")
-    model, tokenizer, source = build_model(cfg, bundle.labels, bundle.task)
-    classifier = Classifier(model, tokenizer, bundle.labels, bundle.task, cfg.data.max_length, cfg.data.label_all_subtokens,
-                            prompt=cfg.model.prompt)
-    train_features = encode_split(bundle, "train", tokenizer, cfg.data.max_length, cfg.data.label_all_subtokens,
-                                  prompt=cfg.model.prompt).features
-    trainer = _make_trainer(cfg, run, bundle, classifier, train_features)
-    step0 = None
-    if cfg.model.head_init == "labels" and not cfg.train.resume and trainer.is_world_process_zero():
-        step0 = _step0(classifier, bundle)
-        atomic_write_json(run.logs / STEP0, step0)
-    lifecycle.fit(trainer, run, cfg.train.resume)
-
-    if trainer.is_world_process_zero():
-        classifier.model = trainer.model
-        finish_run(run, cfg, bundle, classifier, source, trainer.state.log_history, step0)
-        runs.record_finished(run, started, reproduce=f"lsllm train --config {run.config} --output NEW_DIR",
-                             resumed=cfg.train.resume, steps=trainer.state.global_step,
-                             examples={split: len(examples) for split, examples in bundle.splits.items()})
-        write_report([run.root])
-    return run.root
-
-
-def _make_trainer(cfg: RunConfig, run: runs.RunDir, bundle: DatasetBundle, classifier: Classifier, train_features: list[dict]) -> LSTrainer:
-    """LS's difference from SFT: select on validation, packed batches, our loss (class weights)."""
-    _, autocast = training_dtype(cfg.model.dtype, not cfg.lora.enabled, default_device())
-    args = lifecycle.trainer_arguments(cfg, run, len(train_features), select=selection_metric(bundle.task),
-                                       remove_unused_columns=False, bf16=autocast)
-    args.lsllm_head_lr = cfg.train.head_lr  # read by LSTrainer.create_optimizer
-    collator = PackingCollator(bundle.task) if cfg.train.pack else Collator(classifier.tokenizer.pad_token_id)
-    weights = None
-    if cfg.train.class_weights == "balanced":
-        if bundle.task != "seq":
-            raise ConfigError("--class-weights balanced applies to sequence tasks")
-        weights = torch.tensor(class_weights([f["labels"] for f in train_features], len(bundle.labels)), dtype=torch.float32)
-    trainer = LSTrainer(
-        model=classifier.model,
-        args=args,
-        train_dataset=train_features,
-        data_collator=collator,
-        callbacks=lifecycle.trainer_callbacks(cfg, run),
-        classifier=classifier,
-        eval_dataset=bundle.splits["validation"],
-        loss_weights=weights,
-    )
-    return trainer
+    return lifecycle.run_training(cfg, LSMethod(), explicit)
 
 
 def save_classifier(run: runs.RunDir, classifier: Classifier, cfg: RunConfig, source: dict, bundle: DatasetBundle) -> None:
@@ -248,7 +245,7 @@ def _step0(classifier: Classifier, bundle: DatasetBundle) -> dict:
 
 def finish_run(run: runs.RunDir, cfg: RunConfig, bundle: DatasetBundle, classifier: Classifier, source: dict,
                history: list[dict], step0: dict | None = None) -> dict[str, dict]:
-    """Evaluate the selected model on validation and test and write every run file.
+    """Evaluate the selected model on validation and test and write the result files (model/ is saved already).
 
     ``step0``: validation metrics before training (--head-init labels), kept in metrics.json.
     """
@@ -259,6 +256,5 @@ def finish_run(run: runs.RunDir, cfg: RunConfig, bundle: DatasetBundle, classifi
     for split in ("validation", "test"):
         if split in bundle.splits:
             results[split], records[split] = classifier.evaluate(bundle.splits[split])
-    save_classifier(run, classifier, cfg, source, bundle)
     write_reports(run, cfg, bundle, classifier, results, records, history, source, extra={"step0": step0} if step0 else None)
     return results

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import string
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lsllm.config import DataConfig
+from lsllm.data import load_data, read_predict_inputs
 from lsllm.data.examples import SeqExample, TokenExample
 from lsllm.data.readers import (
     read_conll,
@@ -20,6 +23,7 @@ from lsllm.data.readers import (
     read_table,
     sniff_task,
 )
+from lsllm.data.text import has_visible_text
 from lsllm.errors import DataError
 
 
@@ -164,7 +168,7 @@ def test_conll_round_trip(tmp_path, sentences, sep, blank):
             assert lines[int(rs.where(i, j).rsplit(":", 1)[1]) - 1].split()[0] == token
 
 
-_cell = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=30).filter(str.strip)
+_cell = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=30).filter(has_visible_text)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -173,7 +177,7 @@ _cell = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "
 def test_table_round_trip(tmp_path, rows, fmt):
     if fmt == "tsv":
         rows = [(t.replace("\t", " "), label) for t, label in rows]
-        rows = [(t, label) for t, label in rows if t.strip()]
+        rows = [(t, label) for t, label in rows if has_visible_text(t)]
         if not rows:
             return
     path = tmp_path / f"rt.{fmt}"
@@ -188,3 +192,212 @@ def test_table_round_trip(tmp_path, rows, fmt):
             writer.writerows(rows)
     got = read_file(path, "seq").examples
     assert got == [SeqExample(t.strip(), label) for t, label in rows]
+
+
+def _error(call, *args, **kwargs) -> str:
+    with pytest.raises(DataError) as err:
+        call(*args, **kwargs)
+    return str(err.value)
+
+
+# ----- unpaired surrogates -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "task", "line", "what"), [
+    ("d.jsonl", "seq", '{"text": "\\ud800", "label": "pos"}', "text"),
+    ("d.jsonl", "seq", '{"text": "fine", "label": "po\\udc00s"}', "label"),
+    ("d.jsonl", "token", '{"tokens": ["a", "\\ud83d"], "tags": ["O", "O"]}', "'tokens'"),
+    ("d.jsonl", "token", '{"tokens": ["a"], "tags": ["B-\\udfff"]}', "tags[0]"),
+])  # fmt: skip
+def test_a_json_escaped_lone_surrogate_is_refused_at_its_line(write, name, task, line, what):
+    good = '{"text": "fine", "label": "pos", "tokens": ["a"], "tags": ["O"]}\n'
+    path = write(name, good * 2 + line + "\n")
+    message = _error(read_file, path, task)
+    assert message.startswith(f"{path}:3: {what} holds an unpaired surrogate (\\u")
+    assert "not valid Unicode text" in message
+    if what in ("text", "'tokens'"):  # the same line as prediction input
+        assert _error(read_predict_inputs, path, task=task).startswith(f"{path}:3: {what} holds an unpaired surrogate")
+
+
+def test_a_json_escaped_surrogate_pair_is_one_character(write):
+    path = write("d.jsonl", '{"text": "ok \\ud83d\\ude00", "label": "pos"}\n')
+    assert read_file(path, "seq").examples == [SeqExample("ok \U0001f600", "pos")]
+    assert read_predict_inputs(path) == [SeqExample("ok \U0001f600", "pos")]
+
+
+@pytest.mark.parametrize(("name", "good", "task"), [
+    ("d.tsv", "text\tlabel\nfine\tpos\n", "seq"), ("d.csv", "text,label\nfine,pos\n", "seq"),
+    ("d.conll", "EU B-ORG\nsays O\n", "token"), ("d.txt", "EU B-ORG\nsays O\n", "token"),
+])  # fmt: skip
+def test_an_encoded_surrogate_in_a_text_file_is_refused_at_its_line(write, name, good, task):
+    bad = "x\ud800y\tpos\n" if name == "d.tsv" else "x\ud800y,pos\n" if name == "d.csv" else "x\ud800y O\n"
+    path = write(name, (good + bad).encode("utf-8", errors="surrogatepass"))
+    message = _error(read_file, path, task)
+    assert message.startswith(f"{path}:3: not UTF-8 text (byte 0xed: text holds an unpaired surrogate (\\ud800)")
+    assert _error(read_predict_inputs, path, task=task).startswith(f"{path}:3: ")
+
+
+# ----- CSV: a quote that is never closed -----------------------------------------------------
+
+
+def test_a_quote_swallowing_the_next_row_is_an_error_at_its_start_not_a_merge(write):
+    # Read as one example "a gorgeous comedy,positive\rinexpressible and drab wannabe\"" with
+    # label negative, and a row lost, before.
+    path = write("d.csv", 'text,label\nfine,positive\n"a gorgeous comedy,positive\rinexpressible "and drab wannabe",negative\n'
+                          "ok,negative\n")
+    message = _error(read_table, path)
+    assert message.startswith(f"{path}:3: a quote opens a field on this line that runs on to line 4")
+    assert "'a gorgeous comedy,positive'" in message and "close or remove that quote" in message
+
+
+@pytest.mark.parametrize("after", range(1, 10))
+def test_an_unclosed_quote_is_reported_on_the_line_it_opens(write, after):
+    rows = "".join(f"row {i},negative\n" for i in range(after))
+    path = write("d.csv", 'text,label\nfine,positive\n"broken, with a comma,positive\n' + rows)
+    assert _error(read_table, path).startswith(f"{path}:3: ")
+    assert _error(read_predict_inputs, path).startswith(f"{path}:3: ")
+
+
+def test_a_quoted_line_break_that_holds_no_row_is_text(write):
+    path = write("d.csv", 'text,label\nfine,positive\n"line one, positively\nline two, no",negative\nok,negative\n')
+    rs = read_table(path)
+    assert rs.examples[1] == SeqExample("line one, positively\nline two, no", "negative")
+    assert rs.lines == [2, 3, 5]
+
+
+# ----- ambiguous files -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "content"), [("d.csv", "text,label,label\na,pos,neg\n"), ("d.tsv", "text\tlabel\ttext\na\tpos\tb\n")])
+def test_a_duplicate_column_is_an_error_naming_it(write, name, content):
+    path = write(name, content)
+    column = "label" if name == "d.csv" else "text"
+    assert _error(read_table, path) == (f"{path}:1: column {column!r} appears twice in the header; "
+                                        "rename or remove one, so that it is clear which one to read")
+
+
+def test_a_duplicate_json_key_is_an_error_naming_it(write):
+    path = write("d.jsonl", '{"text": "a", "label": "pos"}\n{"text": "b", "label": "pos", "label": "neg"}\n')
+    message = _error(read_file, path, "seq")
+    assert message.startswith(f"{path}:2: key 'label' appears twice in one object")
+    assert _error(read_predict_inputs, path).startswith(f"{path}:2: key 'label' appears twice")
+
+
+def _folder(write, tmp_path, train: str, test: str, suffix: str) -> DataConfig:
+    write(f"d/train{suffix}", train)
+    write(f"d/validation{suffix}", test)
+    write(f"d/test{suffix}", test)
+    return DataConfig(data=str(tmp_path / "d"))
+
+
+def test_a_tag_with_an_invisible_character_is_warned_about_with_both_forms(write, tmp_path, caplog):
+    cfg = _folder(write, tmp_path, "Peter B-PER\nsaid O\n\nAnna B-PER\u200b\n", "Peter B-PER\n", ".txt")
+    with caplog.at_level(logging.WARNING, logger="lsllm.data.labels"):
+        load_data(cfg)
+    [message] = [r.getMessage() for r in caplog.records]
+    train = tmp_path / "d" / "train.txt"
+    assert message.startswith(f"{train}:4: entity type 'PER\\u200b' differs from 'PER' ({train}:1) only by case or invisible")
+    caplog.clear()
+    cfg = _folder(write, tmp_path, "Anna B-PER\u200b\nsaid O\n", "Anna B-PER\u200b\n", ".txt")
+    with caplog.at_level(logging.WARNING, logger="lsllm.data.labels"):
+        load_data(cfg)
+    [message] = [r.getMessage() for r in caplog.records]
+    assert message.startswith(f"{train}:1: entity type 'PER\\u200b' holds invisible character(s) (\\u200b), so it is not 'PER'")
+
+
+def test_labels_differing_only_by_case_are_warned_about(write, tmp_path, caplog):
+    rows = "text\tlabel\n" + "good\tpositive\nbad\tnegative\n" * 3 + "great\tPositive\n"
+    cfg = _folder(write, tmp_path, rows, "text\tlabel\nfine\tpositive\n", ".tsv")
+    with caplog.at_level(logging.WARNING, logger="lsllm.data.labels"):
+        assert load_data(cfg).labels == ["Positive", "negative", "positive"]
+    [message] = [r.getMessage() for r in caplog.records]
+    train = tmp_path / "d" / "train.tsv"
+    assert message.startswith(f"{train}:2: label 'positive' differs from 'Positive' ({train}:8) only by case")
+
+
+# ----- texts without a visible character ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "visible"), [
+    ("a", True), (" x ", True), ("é", True), ("e\u0301", True), ("😀", True), ("\U0001fae8", True), ("\ue000", True),
+    ("中", True), ("", False), (" \t\n", False), ("\u200b", False), ("\ufeff", False), ("\x00", False),
+    ("\u0301", False), ("\u200b\u0301 \u00a0\u2028", False), ("\u3164", False), ("\u2800", False), ("\u200e\u2060", False),
+])  # fmt: skip
+def test_has_visible_text(text, visible):
+    assert has_visible_text(text) is visible
+
+
+@pytest.mark.parametrize("text", ["\u200b", "\ufeff", "\x00", " \u0301 ", "\u2060\u200b"])
+def test_a_text_without_a_visible_character_is_empty_everywhere(write, text):
+    escaped = json.dumps(text)
+    files = [
+        write("d.jsonl", '{"text": "fine", "label": "pos"}\n{"text": "ok", "label": "pos"}\n{"text": ' + escaped + ', "label": "pos"}\n'),
+        write("d.tsv", f"text\tlabel\nfine\tpos\n{text}\tpos\n"),
+        write("d.csv", f"text,label\nfine,pos\n{text},pos\n"),
+    ]
+    for path in files:
+        assert _error(read_file, path, "seq").startswith(f"{path}:3: empty text"), path
+        assert _error(read_predict_inputs, path, task="seq").startswith(f"{path}:3: empty text"), path
+    path = write("l.tsv", f"text\tlabel\nfine\tpos\nfine\t{text}\n")
+    assert _error(read_file, path, "seq").startswith(f"{path}:3: empty label")
+    path = write("l.jsonl", '{"text": "a", "label": ' + escaped + "}\n")
+    assert _error(read_file, path, "seq").startswith(f"{path}:1: label must be a non-empty string")
+
+
+def test_predict_txt_skips_lines_without_a_visible_character_like_blank_ones(write):
+    path = write("p.txt", "first\n\u200b\n\n\ufeff \x00\nsecond\n")
+    assert read_predict_inputs(path) == [SeqExample("first"), SeqExample("second")]
+    path = write("q.txt", "\u200b\n\u0301\n")
+    assert _error(read_predict_inputs, path).startswith(f"{path}: no inputs")
+
+
+# ----- TSV written by pandas ----------------------------------------------------------------------
+
+PANDAS_ROWS = [
+    ("\nHow do I unblock my PIN?", "pin_blocked"),
+    ('She said "hi"\tand left', "greeting"),
+    ('"quoted" start', "quote"),
+    ("plain text", "plain"),
+]
+
+
+def _pandas_tsv(path) -> None:
+    pandas = pytest.importorskip("pandas")
+    pandas.DataFrame(PANDAS_ROWS, columns=["text", "label"]).to_csv(path, sep="\t", index=False)
+
+
+def test_a_tsv_written_by_pandas_reads_back(tmp_path):
+    path = tmp_path / "d.tsv"
+    _pandas_tsv(path)
+    assert path.read_text().startswith('text\tlabel\n"\nHow do I unblock my PIN?"\tpin_blocked\n')
+    rs = read_table(path)
+    assert rs.examples == [SeqExample(t.strip(), label) for t, label in PANDAS_ROWS]
+    assert rs.lines == [2, 4, 5, 6]
+    assert read_predict_inputs(path) == [SeqExample(t.strip()) for t, _ in PANDAS_ROWS]
+
+
+def test_a_tsv_with_csv_escapes_and_no_breaks_reads_quoted(write):
+    path = write("d.tsv", 'text\tlabel\n"A dog in a ""superman"" shirt"\tpos\nplain\tneg\n')
+    assert read_table(path).examples == [SeqExample('A dog in a "superman" shirt', "pos"), SeqExample("plain", "neg")]
+
+
+@pytest.mark.parametrize("line", ['"quoted" start\tpos', '"wrapped text"\tpos', '"never closed\tpos', 'he said "no"\tpos'])
+def test_glue_style_tsv_quotes_stay_text(write, line):
+    path = write("d.tsv", f"text\tlabel\nplain\tneg\n{line}\nlast\tneg\n")
+    assert read_table(path).examples[1] == SeqExample(line.split("\t")[0], "pos")
+
+
+def test_a_tsv_field_count_error_names_the_quoting_fix(write):
+    path = write("d.tsv", 'text\tlabel\nfine\tpos\n"a\ttab\tpos\nok\tneg\n')
+    message = _error(read_table, path)
+    assert message.startswith(f"{path}:3: 3 fields, the header has 2; check the delimiter and quoting")
+    assert 'CSV-quoted when every field that starts with a quote is closed ("..." with "" for a quote' in message
+
+
+def test_shared_glue_files_read_as_before(shared_data):
+    stsb = read_table(shared_data / "stsb" / "train.tsv", ["sentence1", "sentence2"], "score")
+    assert len(stsb.examples) == 5749 and not any('""' in ex.text for ex in stsb.examples)
+    assert sum(ex.text.startswith('A dog in a "superman" shirt sleeps on a blanket. ') for ex in stsb.examples) == 1
+    fin = read_table(shared_data / "twitterfin" / "train.tsv")  # fields start with a quote they never close
+    assert len(fin.examples) == 9543 and sum(ex.text.startswith('"') for ex in fin.examples) == 51
+    assert len(read_table(shared_data / "sst2" / "validation.tsv").examples) == 872

@@ -25,6 +25,7 @@ from lsllm.config import DataConfig
 from lsllm.data import load_data, read_predict_inputs
 from lsllm.data.examples import SeqExample, TokenExample
 from lsllm.data.readers import read_file, read_label_names
+from lsllm.data.text import has_visible_text
 from lsllm.errors import DataError, LsllmError
 from tests.fuzz.conftest import FUZZ, assert_clean
 
@@ -92,7 +93,7 @@ def test_mangled_files_load_or_fail_cleanly(new_path, suffix, task, data):
         assert len(read.examples) == len(read.lines)
         for example in read.examples:
             if task == "seq":
-                assert isinstance(example, SeqExample) and example.text.strip() and example.label
+                assert isinstance(example, SeqExample) and has_visible_text(example.text) and has_visible_text(example.label)
             else:
                 assert isinstance(example, TokenExample) and len(example.tokens) == len(example.tags)
                 assert all(tok and not any(c.isspace() for c in tok) or suffix == ".jsonl" for tok in example.tokens)
@@ -103,12 +104,9 @@ def test_mangled_files_load_or_fail_cleanly(new_path, suffix, task, data):
         assert_clean(err, path, raw)
 
 
-@given(texts=st.lists(TEXT.filter(str.strip), min_size=1, max_size=6), labels=st.lists(st.sampled_from(["pos", "neg", 7]), min_size=6, max_size=6))
+@given(texts=st.lists(TEXT.filter(has_visible_text), min_size=1, max_size=6), labels=st.lists(st.sampled_from(["pos", "neg", 7]), min_size=6, max_size=6))
 @FUZZ
 def test_jsonl_round_trip_keeps_line_separators_inside_strings(new_path, texts, labels):
-    texts = [t for t in texts if t.strip()]
-    if any("\ud800" <= c <= "\udfff" for t in texts for c in t):
-        return
     path = new_path(".jsonl")
     path.write_text("".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n" for t, lab in zip(texts, labels, strict=False)),
                     encoding="utf-8")
@@ -123,7 +121,7 @@ def test_jsonl_round_trip_keeps_line_separators_inside_strings(new_path, texts, 
 @FUZZ
 def test_csv_round_trip_with_quotes_newlines_and_long_fields(new_path, rows, newline, long):
     rows = [(("y" * 140_000 if long and i == 0 else "") + t, lab) for i, (t, lab) in enumerate(rows)]
-    rows = [(t, lab) for t, lab in rows if t.strip() and "\x00" not in t and not any("\ud800" <= c <= "\udfff" for c in t)]
+    rows = [(t, lab) for t, lab in rows if has_visible_text(t) and "\x00" not in t and not any("\ud800" <= c <= "\udfff" for c in t)]
     if not rows:
         return
     buffer = io.StringIO(newline="")
@@ -161,10 +159,13 @@ def test_conll_round_trip_and_line_numbers(new_path, sentences, newline, sep, bo
 GOOD_LINE = {".tsv": "fine\tpos", ".jsonl": '{"text": "fine", "label": "pos"}', ".conll": "fine O"}
 HEADER = {".tsv": ["text\tlabel"], ".jsonl": [], ".conll": []}
 BAD_LINE = {
-    ".tsv": ["one\ttwo\tthree", "x" * 140_000 + "\tpos\textra"],
+    ".tsv": ["one\ttwo\tthree", "x" * 140_000 + "\tpos\textra", "\u200b\tpos", "\x00 \u0301\tpos", "fine\t\ufeff",
+             '"a\ttab\tpos'],
     ".jsonl": ['{"text": "a", "label": 1.0}', '{"text": "a", "label": true}', '{"text": "a", "label": NaN}',
                '{"text": "a", "label": null}', "[" * 5000 + "]" * 5000, '{"text": "a", "label": ' + "9" * 5000 + "}",
-               '{"text": "a", "label": "pos"', '{"text": "a\u2028b", "label": ["pos"]}'],
+               '{"text": "a", "label": "pos"', '{"text": "a\u2028b", "label": ["pos"]}',
+               '{"text": "\\ud800", "label": "pos"}', '{"text": "a", "label": "\\udfff"}', '{"text": "a", "label": "pos", "label": "neg"}',
+               '{"text": "\\u200b\\u0000", "label": "pos"}', '{"text": " \\u0301", "label": "pos"}', '{"text": "a", "label": "\\u2060"}'],
     ".conll": ["New York\tB-LOC", "lost", "New York B-LOC O"],
 }
 
@@ -292,6 +293,9 @@ def test_long_digit_labels_are_names_not_a_traceback(write, tmp_path):
     ("EU B-ORG\nNew York\tB-LOC\n", 2),  # a token with a space in a tab-separated file
     ("EU NNP B-NP B-ORG\nrejects VBZ B-VP O\ncall NN I-NP\n", 3),  # the NER column is lost: I-NP must not be read as a tag
     ("EU B-ORG\n\nrejects\n", 3),
+    ("New York\tB-LOC\nis\tO\n", 1),  # the same on the file's first token line, which fixes the column count
+    ("New York\tB-LOC\n\nis\tO\n", 1),
+    ("-DOCSTART-\tO\n\nNew York\tB-LOC\nis\tO\n", 3),
 ])
 def test_conll_lines_with_the_wrong_columns_are_errors(write, content, line):
     path = write("c.conll", content)
@@ -319,3 +323,55 @@ def test_predict_jsonl_checks_tokens_and_tags(write):
         with pytest.raises(DataError) as err:
             read_predict_inputs(path)
         assert assert_clean(err.value, path) == 2, bad
+
+
+# ------------------------------------------------------------------------- planted: errors that used to name another line
+
+@given(data=st.data(), newline=NEWLINES, bom=st.booleans())
+@FUZZ
+def test_a_token_with_a_space_is_reported_at_its_line_wherever_it_is(new_path, data, newline, bom):
+    """"New York<TAB>B-LOC" in a tab-separated file, also on the first token line (which sets the column count)."""
+    sentences = data.draw(st.lists(st.lists(st.sampled_from(["EU\tB-ORG", "rejects\tO", "call\tO"]), min_size=1, max_size=4),
+                                   min_size=2, max_size=4))
+    i = data.draw(st.integers(0, len(sentences) - 1))
+    j = data.draw(st.integers(0, len(sentences[i])))
+    sentences[i].insert(j, data.draw(st.sampled_from(["New York\tB-LOC", "New York\tI-LOC", "a b c\tO"])))
+    lines = ["-DOCSTART-\tO", ""] if data.draw(st.booleans()) else []
+    for sentence in sentences:
+        lines += [*sentence, ""]
+    bad = next(n for n, line in enumerate(lines, 1) if " " in line)
+    path = new_path(".conll")
+    raw = (b"\xef\xbb\xbf" if bom else b"") + newline.join(lines).encode("utf-8")
+    path.write_bytes(raw)
+    for read in (lambda: read_file(path, "token"), lambda: read_predict_inputs(path)):
+        with pytest.raises(DataError) as err:
+            read()
+        assert assert_clean(err.value, path, raw) == bad, str(err.value)
+
+
+@given(data=st.data(), newline=NEWLINES, bom=st.booleans(), suffix=st.sampled_from([".csv", ".tsv"]))
+@FUZZ
+def test_an_unclosed_quote_is_reported_where_its_record_starts(new_path, data, newline, bom, suffix):
+    """A row opening a quote it never closes swallows the rows after it: never a merge, and the
+    error names the row with the quote, not the end of the swallowed lines."""
+    sep = "," if suffix == ".csv" else "\t"
+    good = [f"text{sep}label"] + data.draw(st.lists(st.sampled_from([f"fine{sep}positive", f"bad{sep}negative", ""]), max_size=4))
+    good.append(f"ok{sep}negative")  # a label of the file: what the swallowed rows are recognised by
+    label = data.draw(st.sampled_from(["positive", "negative"]))
+    if suffix == ".csv":
+        broken = data.draw(st.sampled_from([f'"a gorgeous comedy{sep}{label}', f'"a, b{sep}{label}', f'x "y{sep}{label}'.replace('x "', '"x ')]))
+    else:  # CSV-quoted TSV (a pandas file: a quoted tab) with one quote left open
+        good.append(f'"a\ttab"{sep}positive')
+        broken = data.draw(st.sampled_from([f'"a gorgeous comedy{sep}{label}', f'"a ""b{sep}{label}']))
+    after = data.draw(st.lists(st.sampled_from([f"row{sep}positive", f"row two{sep}negative", ""]), min_size=0, max_size=9))
+    lines = good + [broken] + after
+    path = new_path(suffix)
+    raw = (b"\xef\xbb\xbf" if bom else b"") + newline.join(lines).encode("utf-8")
+    path.write_bytes(raw)
+    for read in (lambda: read_file(path, "seq"), lambda: read_predict_inputs(path)):
+        try:
+            got = read()
+        except DataError as err:
+            assert assert_clean(err, path, raw) == len(good) + 1, str(err)
+        else:  # only a TSV read as-is, where the quote is text and nothing merges
+            assert suffix == ".tsv" and len(got if isinstance(got, list) else got.examples) == sum(1 for x in lines[1:] if x), got

@@ -4,13 +4,15 @@ tests/serve/test_fuzz.py generates requests from the published schema; here the 
 bytes and JSON text built from the pieces that broke the server before (nesting deeper than the
 parser's recursion limit, 5000-digit integers, NaN, invalid UTF-8, U+2028). Each answer must be
 a 2xx or a 4xx whose detail is one line that says what is wrong, never a 5xx. The API key must
-keep the model, labels and run name out of /docs and /openapi.json, and a client that declares
-a body and stops sending must get a 408 instead of holding its connection.
+keep the model, labels and run name out of /docs and /openapi.json, a client that declares
+a body and stops sending must get a 408 instead of holding its connection, and one that stops
+in the middle of its request line or headers must be disconnected (--header-timeout).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -138,3 +140,80 @@ def test_a_stalled_client_gets_408_and_the_server_keeps_answering(seq_classifier
         server.should_exit = True
         thread.join(timeout=10)
         listener.close()
+
+
+@contextlib.contextmanager
+def serving(app, serve_settings: ServeSettings):
+    """`app` on a free loopback port under uvicorn as `lsllm serve` configures it; yields the port."""
+    import uvicorn
+
+    from lsllm.serve.cli import uvicorn_config
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn_config(app, serve_settings))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        yield listener.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()
+
+
+def _closed_after(sock: socket.socket) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and how long that took."""
+    start, answer = time.monotonic(), b""
+    while chunk := sock.recv(4096):
+        answer += chunk
+    return answer, time.monotonic() - start
+
+
+def test_clients_that_stall_before_their_headers_end_are_disconnected(seq_classifier):
+    serve_settings = ServeSettings(header_timeout_s=0.6, body_timeout_s=2.0)
+    with serving(create_app(seq_classifier, serve_settings), serve_settings) as port:
+        address = ("127.0.0.1", port)
+        with contextlib.ExitStack() as stack:
+            stalled = [stack.enter_context(socket.create_connection(address, timeout=10)) for _ in range(6)]
+            stalled[0].sendall(b"GET /hea")  # a partial request line
+            stalled[1].sendall(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-")  # a partial header block
+            # nothing at all on stalled[2]; one byte every 0.2 s on stalled[3] (in time each, not in total)
+            stalled[4].sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\nGET /hea")  # an answer, then a partial second request
+            stalled[5].sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")  # an answer, then an idle keep-alive
+            start = time.monotonic()
+            for byte in b"GET /health HT":
+                with contextlib.suppress(OSError):
+                    stalled[3].send(bytes([byte]))
+                time.sleep(0.2)
+                if time.monotonic() - start > 2:
+                    break
+            with socket.create_connection(address, timeout=10) as other:  # the server keeps answering others
+                other.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+                assert other.recv(1000).startswith(b"HTTP/1.1 200")
+            for i, sock in enumerate(stalled):
+                answer, _ = _closed_after(sock)
+                waited = time.monotonic() - start
+                assert waited < 4, (i, waited)  # 0.6 s (--header-timeout) plus slack; uvicorn alone keeps them forever
+                assert answer == b"" if i < 4 else answer.startswith(b"HTTP/1.1 200") and answer.count(b"HTTP/1.1") == 1, (i, answer)
+
+
+def test_the_header_timeout_does_not_cut_bodies_or_slow_answers(seq_classifier):
+    serve_settings = ServeSettings(header_timeout_s=0.3, body_timeout_s=1.5)
+    app = create_app(seq_classifier, serve_settings)
+    with serving(app, serve_settings) as port, socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+        answer, waited = _closed_after(client)  # the headers were in time: the body's own deadline answers, not the header one
+        assert answer.startswith(b"HTTP/1.1 408") and b"--body-timeout" in answer and 1.2 < waited < 5, (waited, answer[:100])
+    with serving(app, serve_settings) as port, socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        body = json.dumps({"texts": ["a great movie"] * 4}).encode()
+        request = (b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        for _ in range(3):  # keep-alive requests, each sent 0.2 s after the previous answer: all in time
+            client.sendall(request)
+            assert client.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(0.2)

@@ -85,7 +85,7 @@ def test_curves_come_from_trainer_state_or_tensorboard_alike(report_seq_run, tmp
     assert from_state.source.endswith("trainer_state.json") and from_state.selected_step is not None
     assert [step for step, _ in from_state.loss] == list(range(1, 7)) and [s for s, _ in from_state.validation] == [3, 6]
     run = tmp_path / "run"
-    shutil.copytree(report_seq_run, run, ignore=shutil.ignore_patterns("checkpoints", "model"))
+    shutil.copytree(report_seq_run, run, ignore=shutil.ignore_patterns("checkpoints", "model", "trainer_state.json"))
     from_events = collect.read_run(run).curves
     assert from_events.source == "logs/ (TensorBoard)"
     for events, state in ((from_events.loss, from_state.loss), (from_events.validation, from_state.validation)):

@@ -34,7 +34,7 @@ def test_health_info_and_docs(seq_client, seq_classifier):
     assert seq_client.get("/health").json() == {"status": "ok"}
     info = seq_client.get("/info").json()
     assert info["task"] == "seq" and info["labels"] == seq_classifier.labels == ["negative", "positive"]
-    assert info["attention"] == "causal" and info["pooling"] == "last"
+    assert info["attention"] == "causal (LS-LLM)" and info["pooling"] == "last"  # as the model card and report.html say it
     assert info["max_length"] == seq_classifier.max_length and info["model"]
     assert info["max_batch_tokens"] == seq_classifier.max_batch_tokens
     assert info["batching"] == {"max_batch_size": 32, "max_wait_ms": 5.0}
@@ -129,6 +129,23 @@ def test_oversized_text_is_truncated_or_rejected(seq_classifier):
         assert client.post("/predict", json={"texts": ["a great movie"]}).status_code == 200
 
 
+def test_token_counts_include_the_runs_prompt(seq_classifier):
+    """A run trained with --prompt encodes the prompt too: --oversize and `truncated` count it, as the encoder does."""
+    from lsllm.data import SeqExample
+
+    prompt = ("Read the following movie review carefully, then decide whether the writer liked the film or not, "
+              "and answer with one word only.\nReview: {text}\nSentiment:")
+    prompted = dataclasses.replace(seq_classifier, max_length=24, prompt=prompt)
+    text = "a great movie"
+    assert prompted.input_lengths("texts", [text])[0] > 24 > len(prompted.tokenizer(text)["input_ids"])
+    assert prompted.encode([SeqExample(text)]).n_truncated == 1
+    with TestClient(create_app(prompted)) as client:
+        response = client.post("/predict", json={"texts": [text]})
+        assert response.status_code == 200 and response.json()["truncated"] == [0]
+    with TestClient(create_app(prompted, ServeSettings(oversize="reject"))) as client:
+        assert client.post("/predict", json={"texts": [text]}).status_code == 413
+
+
 def test_api_key_guards_predict_and_info_but_not_health(seq_classifier, monkeypatch):
     with TestClient(create_app(seq_classifier, ServeSettings(api_key="s3cret"))) as client:
         body = {"texts": ["a great movie"]}
@@ -140,6 +157,38 @@ def test_api_key_guards_predict_and_info_but_not_health(seq_classifier, monkeypa
         good = {"Authorization": "Bearer s3cret"}
         assert client.post("/predict", json=body, headers=good).status_code == 200
         assert client.get("/info", headers=good).json()["auth"] is True
+
+
+def test_api_key_is_checked_before_anything_else_on_every_protected_path(seq_classifier):
+    with TestClient(create_app(seq_classifier, ServeSettings(api_key="s3cret", max_body_bytes=4000))) as client:
+        good = {"Authorization": "Bearer s3cret"}
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer"}):
+            for method, path, kwargs in [("POST", "/predict", {"content": b"{not json"}),  # 422 with the key
+                                         ("POST", "/predict", {"json": {"texts": []}}),  # 422
+                                         ("POST", "/predict", {"content": b"x" * 5000}),  # 413
+                                         ("POST", "/predict", {"content": b'{"texts": ["caf\xe9"]}'}),  # 400
+                                         ("GET", "/predict", {}), ("HEAD", "/info", {}), ("POST", "/info", {}),  # 405
+                                         ("GET", "/nowhere", {}), ("POST", "/health/x", {})]:  # 404
+                response = client.request(method, path, headers={**headers, "Content-Type": "application/json"}, **kwargs)
+                assert response.status_code == 401, (headers, method, path, response.status_code)
+                assert response.headers["WWW-Authenticate"] == "Bearer"
+                if method != "HEAD":
+                    assert "Authorization: Bearer" in response.json()["detail"]
+        malformed = {"content": b"{not json", "headers": {**good, "Content-Type": "application/json"}}
+        assert client.post("/predict", **malformed).status_code == 422
+        assert client.post("/predict", content=b"x" * 5000, headers=good).status_code == 413
+        assert client.get("/predict", headers=good).status_code == 405
+        assert client.get("/nowhere", headers=good).status_code == 404
+        assert client.get("/info", headers={"Authorization": "bearer s3cret"}).status_code == 200  # the scheme is case-free
+        for path in ("/health", "/", "/docs", "/openapi.json"):  # open, as docs/serving.md says
+            assert client.get(path).status_code == 200, path
+
+
+def test_head_health_answers_200_without_a_body(seq_classifier):
+    for settings in (ServeSettings(), ServeSettings(api_key="s3cret")):  # open with or without a key
+        with TestClient(create_app(seq_classifier, settings)) as client:
+            response = client.head("/health")
+            assert response.status_code == 200 and response.content == b""
 
 
 def test_token_model_takes_texts_and_tokens(token_client, token_classifier):

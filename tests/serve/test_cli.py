@@ -12,7 +12,7 @@ import sys
 import httpx
 import pytest
 
-from lsllm.serve.cli import API_KEY_ENV, bind_warning, cmd_serve, is_loopback, main, register
+from lsllm.serve.cli import API_KEY_ENV, bind_warning, cmd_serve, is_loopback, main, register, settings_from_args
 from tests.conftest import wait_until_healthy
 
 
@@ -59,11 +59,47 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     assert "--max-texts must be >= 1" in capsys.readouterr().err
     assert main([str(tmp_path), "--threads", "0"]) == 2
     assert "--threads must be >= 1" in capsys.readouterr().err
+    assert main([str(tmp_path), "--header-timeout", "0"]) == 2
+    assert "--header-timeout must be a positive number of seconds" in capsys.readouterr().err
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         assert main([str(tmp_path), "--port", str(taken.getsockname()[1])]) == 2
     assert "cannot bind 127.0.0.1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flags", "env", "message"), [
+    (["--api-key", ""], None, "--api-key is empty"),
+    (["--api-key", " \t"], None, "--api-key is empty"),
+    (["--api-key", ""], "k3y", "--api-key is empty"),  # an explicit empty flag is not "use the variable"
+    ([], "", f"{API_KEY_ENV} is set but empty"),
+    ([], "   ", f"{API_KEY_ENV} is set but empty"),
+])
+def test_an_empty_api_key_is_refused_before_any_work(tmp_path, capsys, monkeypatch, flags, env, message):
+    from lsllm.cli import main as lsllm_main
+
+    if env is None:
+        monkeypatch.delenv(API_KEY_ENV, raising=False)
+    else:
+        monkeypatch.setenv(API_KEY_ENV, env)
+    # tmp_path is no run: a check after loading would say "not a finished lsllm run" instead.
+    assert lsllm_main(["serve", str(tmp_path), "--host", "0.0.0.0", "--port", str(free_port()), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
+    assert "Traceback" not in err and "not a finished" not in err
+
+
+def test_api_key_sources(monkeypatch):
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    assert settings_from_args(parser.parse_args(["serve", "r"])).api_key is None  # neither: no auth, as before
+    assert settings_from_args(parser.parse_args(["serve", "r", "--api-key", "a"])).api_key == "a"
+    monkeypatch.setenv(API_KEY_ENV, "b")
+    assert settings_from_args(parser.parse_args(["serve", "r"])).api_key == "b"
+    assert settings_from_args(parser.parse_args(["serve", "r", "--api-key", "a"])).api_key == "a"  # the flag wins
+    args = parser.parse_args(["serve", "r", "--header-timeout", "2.5", "--body-timeout", "4"])
+    assert (settings_from_args(args).header_timeout_s, settings_from_args(args).body_timeout_s) == (2.5, 4.0)
 
 
 def test_model_limits_beyond_the_model_are_refused(seq_run, capsys):

@@ -18,6 +18,7 @@ from typing import Any
 from lsllm.data.encoding import EncodedSplit, encode_sequences, encode_tokens
 from lsllm.data.examples import DatasetBundle
 from lsllm.files import atomic_write_text, cache_root
+from lsllm.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +37,6 @@ def tokenizer_hash(tokenizer: Any) -> str:
 
 def cache_key(bundle: DatasetBundle, split: str, tokenizer: Any, max_length: int, label_all_subtokens: bool, stride: int | None,
               prompt: str | None = None) -> str:
-    from lsllm import __version__
-
     parts = {
         "cache_version": CACHE_VERSION,
         "lsllm": __version__,

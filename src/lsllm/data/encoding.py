@@ -109,7 +109,7 @@ def encode_sequences(
     if budget < 1:
         raise ValueError(f"max_length {max_length} leaves no room after {len(prefix)} special tokens")
     texts = [ex.text for ex in examples]
-    wrap = (lambda text: prompt.replace("{text}", text)) if prompt else (lambda text: text)
+    wrap = lambda text: apply_prompt(prompt, text)  # noqa: E731
     ids = tokenizer([wrap(t) for t in texts], add_special_tokens=False)["input_ids"] if examples else []
     features, truncated = [], 0
     for ex, text, content in zip(examples, texts, ids, strict=True):
@@ -123,6 +123,11 @@ def encode_sequences(
     if truncated:
         logger.warning("%d of %d inputs are longer than max_length %d and were truncated", truncated, len(examples), max_length)
     return EncodedSplit(features, "seq", len(examples), n_truncated=truncated)
+
+
+def apply_prompt(prompt: str | None, text: str) -> str:
+    """``text`` put in the run's --prompt template (``{text}``), or as it is without one."""
+    return prompt.replace("{text}", text) if prompt else text
 
 
 def _cut_inside_prompt(tokenizer: Any, text: str, wrap, over: int) -> list[int]:

@@ -15,6 +15,7 @@ from typing import Any
 from lsllm.data.examples import SeqExample, TokenExample
 from lsllm.data.readers import LABEL_COLUMNS, TAG_KEYS, TEXT_COLUMNS, TOKEN_KEYS, ReadSplit, pick_column
 from lsllm.data.source import SPLIT_ALIASES, Source
+from lsllm.data.text import has_visible_text
 from lsllm.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -125,8 +126,9 @@ def _reader(ds: Any, origin: str, task: str, texts: list[str], labels: list) -> 
             columns = [list(ds[c]) for c in texts]
             for row, (parts, label) in enumerate(zip(zip(*columns, strict=True), labels, strict=True), 1):
                 text = " ".join(str(p).strip() for p in parts if p is not None).strip()
-                if not text:
-                    raise DataError(f"{origin} row {row}: empty text")
+                if not has_visible_text(text):
+                    raise DataError(f"{origin} row {row}: empty text (no visible character); "
+                                    "filter the row out of the dataset, or pick another --text-column")
                 if label is None:
                     raise DataError(f"{origin} row {row}: no label; every training/evaluation row needs one")
                 examples.append(SeqExample(text, str(label)))

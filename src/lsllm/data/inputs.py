@@ -12,6 +12,8 @@ from lsllm.data.readers import (
     TAG_KEYS,
     TEXT_COLUMNS,
     TOKEN_KEYS,
+    check_unicode,
+    check_visible,
     jsonl_records,
     label_name,
     read_conll,
@@ -19,6 +21,7 @@ from lsllm.data.readers import (
     read_text,
     split_lines,
 )
+from lsllm.data.text import has_visible_text
 from lsllm.errors import DataError
 
 
@@ -28,7 +31,8 @@ def read_predict_inputs(
     """Read inputs for prediction; labels are kept when present (to score), else None.
 
     Formats:
-        .txt   one input per line (blank lines skipped); token tasks split each line on whitespace.
+        .txt   one input per line (lines without a visible character skipped, like blank ones);
+               token tasks split each line on whitespace.
         .jsonl objects with "text" (seq) or "tokens" (token); "label" / "tags" optional.
         .tsv/.csv  a header row with a text column (seq).
         .conll one token per line (first column), blank line between sentences (token).
@@ -48,9 +52,10 @@ def _read(path: Path, suffix: str, task: str | None, text_column: list[str] | No
     if suffix == ".txt":
         text, _ = read_text(path)
         lines = [line.strip() for line in split_lines(text)]
+        lines = [line for line in lines if has_visible_text(line)]  # blank, or only U+200B, NUL, ...
         if task == "token":
-            return [TokenExample(line.split()) for line in lines if line]
-        return [SeqExample(line) for line in lines if line]
+            return [TokenExample(line.split()) for line in lines]
+        return [SeqExample(line) for line in lines]
     if suffix in JSONL_SUFFIXES:
         records, _ = jsonl_records(path)
         return [_record(obj, f"{path}:{line}", task, text_column) for line, obj in records]
@@ -68,6 +73,7 @@ def _record(obj: dict, where: str, task: str | None, text_column: list[str] | No
         tokens = obj[key]
         if not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
             raise DataError(f"{where}: {key!r} must be a non-empty list of non-empty strings")
+        check_unicode("".join(tokens), where, repr(key))
         tag_key = next((k for k in TAG_KEYS if obj.get(k) is not None), None)
         tags = None
         if tag_key is not None:
@@ -80,7 +86,7 @@ def _record(obj: dict, where: str, task: str | None, text_column: list[str] | No
         present = ", ".join(k if k.isprintable() else repr(k) for k in obj) or "(none)"  # a key may hold a line break
         raise DataError(f"{where}: no text field {keys[0]!r}; fields present: {present}")
     text = " ".join(obj[k].strip() for k in keys).strip()
-    if not text:
-        raise DataError(f"{where}: empty text; remove the line or fill it in")
+    check_unicode(text, where, "text")
+    check_visible(text, where, "text", "remove the line or fill it in")
     label = obj.get("label")
     return SeqExample(text, None if label is None else label_name(label, where))

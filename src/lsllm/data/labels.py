@@ -8,7 +8,9 @@ Work is done on the set of distinct labels; sentences are rewritten only when a 
 Without an explicit label set, train defines it, so a typo ("positve") would silently become a
 class: a label of validation/test that train lacks is an error, and a train label (entity type)
 seen once while the median one is seen at least RARE_MEDIAN times is a loud warning. Both name
-the file:line and `--labels`, which makes any label outside the given set an error.
+the file:line and `--labels`, which makes any label outside the given set an error. So is a
+train label (entity type) that holds an invisible character ("B-PER\u200b") or differs from
+another only by case or invisible characters ("Positive" / "positive").
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from lsllm.config import DataConfig
 from lsllm.data.readers import ReadSplit
 from lsllm.data.schemes import bio_labels, entity_types, scan_scheme, split_tag, to_bio
 from lsllm.data.source import Source
+from lsllm.data.text import escaped, invisible_characters, label_key
 from lsllm.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -65,7 +68,11 @@ def seq_labels(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> l
         train = read["train"]
         counts = Counter(ex.label for ex in train.examples)
         labels = sorted(counts, key=_label_sort_key)
-        _warn_rare(counts, lambda label: train.where(next(i for i, ex in enumerate(train.examples) if ex.label == label)), "label")
+        def where(label: str) -> str:
+            return train.where(next(i for i, ex in enumerate(train.examples) if ex.label == label))
+
+        _warn_rare(counts, where, "label")
+        _warn_lookalikes(labels, where, "label")
     allowed = set(labels)
     for rs in read.values():
         for i, ex in enumerate(rs.examples):
@@ -95,6 +102,33 @@ def _warn_rare(counts: Counter, where, what: str) -> None:
             "Fix the file, or pass --labels with the full set so that any other label is an error",
             where(label), what, label, n, what, median,
         )
+
+
+def _warn_lookalikes(labels: Sequence[str], where, what: str) -> None:
+    """Warn about labels that look like another one or hold characters nobody sees.
+
+    "B-PER\u200b" next to "B-PER", or "Positive" next to "positive", are two classes that a
+    reader of the file takes for one: a warning names both forms and the line of each.
+    """
+    seen: dict[str, str] = {}
+    for label in labels:
+        key = label_key(label)
+        other = seen.setdefault(key, label)
+        if other != label:
+            logger.warning(
+                "%s: %s %r differs from %r (%s) only by case or invisible characters, so they are two classes: "
+                "a typo? Fix the file, or pass --labels with the full set so that any other label is an error",
+                where(label), what, label, other, where(other),
+            )
+            continue
+        hidden = invisible_characters(label)
+        if hidden:
+            shown = "".join(" " if c.isspace() else c for c in label if c not in hidden or c.isspace())
+            logger.warning(
+                "%s: %s %r holds invisible character(s) (%s), so it is not %r; fix the file, "
+                "or pass --labels with the full set so that any other label is an error",
+                where(label), what, label, ", ".join(map(escaped, hidden)), shown,
+            )
 
 
 def _types_from(labels: Sequence[str]) -> list[str]:
@@ -154,7 +188,11 @@ def token_labels(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) ->
     else:
         types = sorted(entity_types(ex.tags for ex in read["train"].examples))
         entities = Counter(t[2:] for ex in read["train"].examples for t in ex.tags if t[0] == "B")  # BIO: one B- per entity
-        _warn_rare(entities, lambda kind: _locate({"train": read["train"]}, {f"B-{kind}"})[0], "entity type")
+        def where(kind: str) -> str:
+            return _locate({"train": read["train"]}, {f"B-{kind}"})[0]
+
+        _warn_rare(entities, where, "entity type")
+        _warn_lookalikes(types, where, "entity type")
     labels = bio_labels(types)
     unknown = set(chain.from_iterable(ex.tags for rs in read.values() for ex in rs.examples)) - set(labels)
     if unknown:

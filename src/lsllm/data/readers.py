@@ -19,14 +19,18 @@ import gc
 import hashlib
 import io
 import json
+import logging
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsllm.data.examples import SeqExample, TokenExample
+from lsllm.data.text import escaped, has_visible_text, lone_surrogate
 from lsllm.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 TEXT_COLUMNS = ("text", "sentence")
 LABEL_COLUMNS = ("label",)
@@ -124,15 +128,42 @@ def read_text(path: Path) -> tuple[str, str]:
         text = data[skip:].decode("utf-8")
     except UnicodeDecodeError as err:
         pos = skip + err.start
-        raise DataError(
-            f"{path}:{line_of(data, pos)}: not UTF-8 text (byte 0x{data[pos]:02x}); save the file as UTF-8"
-        ) from None
+        what = f"byte 0x{data[pos]:02x}"
+        if data[pos] == 0xED and pos + 2 < len(data) and 0xA0 <= data[pos + 1] <= 0xBF and 0x80 <= data[pos + 2] <= 0xBF:
+            char = data[pos : pos + 3].decode("utf-8", errors="surrogatepass")
+            what += f": text holds an unpaired surrogate ({escaped(char)}), as CESU-8/WTF-8 write it"
+        raise DataError(f"{path}:{line_of(data, pos)}: not UTF-8 text ({what}); save the file as UTF-8") from None
     return text, hashlib.sha256(data).hexdigest()
+
+
+def check_unicode(value: str, where: str, what: str) -> None:
+    """Refuse a string holding an unpaired surrogate (JSON's "\\ud800" escape decodes to one).
+
+    Raises:
+        DataError: `where: what holds an unpaired surrogate (\\ud800); ...` with the fix.
+    """
+    char = lone_surrogate(value)
+    if char is not None:
+        raise DataError(f"{where}: {what} holds an unpaired surrogate ({escaped(char)}); "
+                        "the file is not valid Unicode text, re-encode it (or fix that \\u escape)")
+
+
+def check_visible(value: str, where: str, what: str, fix: str) -> None:
+    """Refuse a text with no visible character (empty, spaces, U+200B, NUL, lone marks) as empty."""
+    if not has_visible_text(value):
+        shown = "".join(dict.fromkeys(escaped(c) for c in value.strip()))[:60]
+        detail = f" (only invisible characters: {shown})" if shown else ""
+        raise DataError(f"{where}: empty {what}{detail}; {fix}")
+
+
+def _name(name: str) -> str:
+    """A column or key name for a one-line message (quoted when it holds a line break or the like)."""
+    return name if name.isprintable() else repr(name)
 
 
 def pick_column(columns: Sequence[str], wanted: str | None, defaults: Sequence[str], what: str, flag: str, where: str) -> str:
     """The requested column, or the first default present; a one-line error listing what is."""
-    present = ", ".join(columns) or "(none)"
+    present = ", ".join(map(_name, columns)) or "(none)"
     if wanted is not None:
         if wanted not in columns:
             raise DataError(f"{where}: no {what} column {wanted!r}; columns present: {present}; pass {flag} NAME")
@@ -151,7 +182,9 @@ def label_name(value: object, where: str, what: str = "label") -> str:
     Floats (1.0, NaN), booleans, null, lists and objects are refused: `1.0` and `1` would be two
     classes, and `true` is almost always a column that is not the label.
     """
-    if isinstance(value, str) and value.strip():
+    if isinstance(value, str):
+        check_unicode(value, where, what)
+    if isinstance(value, str) and has_visible_text(value):
         return value.strip()
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
@@ -164,67 +197,225 @@ def read_table(
 ) -> ReadSplit:
     """Read a CSV or TSV file with a header row into SeqExamples.
 
-    TSV is read without quote handling (GLUE-style: a field may start with a quote); CSV uses
-    standard quoting. Several text columns are joined with one space; text is stripped.
+    CSV uses standard quoting. TSV is read as-is, without quote handling (GLUE-style: a field
+    may start with a quote), unless the file is CSV-quoted TSV as pandas' `to_csv(sep="\\t")`
+    writes it (see `_tsv_records`). Several text columns are joined with one space; text is
+    stripped. Errors name the line where the record starts, also when a quoted field runs on
+    over several lines.
 
     Raises:
-        DataError: missing column (lists the columns present), ragged row, empty text or label.
+        DataError: missing or duplicate column (lists the columns present), ragged row, empty
+            text or label, or a quoted field that swallows what reads as a row of its own.
     """
     text, digest = read_text(path)
     tsv = path.suffix.lower() == ".tsv"
-    reader = csv.reader(
-        io.StringIO(text, newline=""),
-        delimiter="\t" if tsv else ",",
-        quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
-    )
-    with _csv_errors(path, reader):
-        return _read_rows(path, reader, digest, text_columns, label_column, labelled)
+    with _field_limit():
+        if tsv:
+            records, quoted = _tsv_records(path, text)
+        else:
+            records, quoted = _records(path, text, ",", csv.QUOTE_MINIMAL), True
+    return _read_rows(path, records, digest, text_columns, label_column, labelled, "\t" if tsv else ",", quoted)
 
 
 @contextlib.contextmanager
-def _csv_errors(path: Path, reader) -> Iterator[None]:
-    """Lift the csv module's 128 KiB field limit while reading; its errors become DataErrors."""
+def _field_limit() -> Iterator[None]:
+    """Lift the csv module's 128 KiB field limit while reading."""
     limit = csv.field_size_limit(CSV_FIELD_LIMIT)
     try:
         yield
-    except csv.Error as err:
-        raise DataError(f"{path}:{reader.line_num or 1}: unreadable {path.suffix.lstrip('.').upper()} ({err}); "
-                        "check the quoting of this row") from None
     finally:
         csv.field_size_limit(limit)
 
 
-def _read_rows(path: Path, reader, digest: str, text_columns, label_column, labelled) -> ReadSplit:
-    header = next(reader, None)
-    if header is None:
+Record = tuple[int, int, list[str]]  # (first line, last line, fields) of one CSV record
+
+
+def _records(path: Path, text: str, delimiter: str, quoting: int, strict: bool = False) -> list[Record]:
+    """All records of a CSV/TSV text with the lines each spans (a quoted field may hold breaks).
+
+    Raises:
+        csv.Error: with `strict` (a probe); otherwise a DataError naming the record's first line.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=strict)
+    records: list[Record] = []
+    end = 0
+    try:
+        for row in reader:
+            records.append((end + 1, reader.line_num, row))
+            end = reader.line_num
+    except csv.Error as err:
+        if strict:
+            raise
+        raise DataError(f"{path}:{end + 1}: unreadable {path.suffix.lstrip('.').upper()} ({err}); "
+                        "check the quoting of the row that starts here") from None
+    return records
+
+
+def _blank(row: list[str]) -> bool:
+    return not row or (len(row) == 1 and not row[0].strip())
+
+
+def _consistent(records: list[Record]) -> bool:
+    """Every non-blank record has as many fields as the first (the header)."""
+    return bool(records) and all(len(r) == len(records[0][2]) for _, _, r in records[1:] if not _blank(r))
+
+
+_CSV_QUOTED = re.compile(r'"(?:[^"]|"")*""(?:[^"]|"")*"', re.DOTALL)  # "..." holding a "" escape
+
+
+def _tsv_records(path: Path, text: str) -> tuple[list[Record], bool]:
+    """A TSV's records, read as-is (GLUE) or CSV-quoted (pandas); and whether quoted.
+
+    As-is is the default: GLUE files start fields with a quote they never close ('"quoted"
+    start'). The file is read CSV-quoted (tab delimiter, "" for a quote) only when a strict
+    quoted parse succeeds (every field that starts with a quote is closed right before a tab or
+    line end) with the header's field count on every row, and either the as-is reading has the
+    wrong field count somewhere, or a quoted field holds what only a CSV writer produces: a ""
+    escape, a tab or a line break. A field merely wrapped in quotes ('"a b"') stays as it is.
+    A quote opened in one GLUE row and closed in a later one reads as one quoted field; the
+    rows it swallowed are then an error (`_Merges`), not a silent merge.
+    """
+    raw = _records(path, text, "\t", csv.QUOTE_NONE)
+    if '"' not in text:
+        return raw, False
+    try:
+        quoted = _records(path, text, "\t", csv.QUOTE_MINIMAL, strict=True)
+    except csv.Error:
+        return raw, False
+    if not _consistent(quoted) or quoted == raw:
+        return raw, False
+    if _consistent(raw) and not (
+        any(_CSV_QUOTED.fullmatch(f) for _, _, row in raw for f in row if f.startswith('"'))
+        or any("\t" in f or "\n" in f or "\r" in f for _, _, row in quoted for f in row)
+    ):
+        return raw, False
+    logger.info('%s: read as CSV-quoted TSV (fields in "..." with "" for a quote, as pandas writes them)', path)
+    return quoted, True
+
+
+def _read_rows(path: Path, records: list[Record], digest: str, text_columns, label_column, labelled, delimiter: str,
+               quoted: bool) -> ReadSplit:
+    if not records:
         raise DataError(f"{path}: empty file; expected a header row naming the columns, e.g. text and label")
+    header_line, _, header = records[0]
     header = [h.strip() for h in header]
+    seen: set[str] = set()
+    for name in header:
+        if name and name in seen:
+            raise DataError(f"{path}:{header_line}: column {_name(name)!r} appears twice in the header; "
+                            "rename or remove one, so that it is clear which one to read")
+        seen.add(name)
     text_idx = [header.index(pick_column(header, c, TEXT_COLUMNS, "text", "--text-column", str(path))) for c in (text_columns or [None])]
     label_idx = None
     if labelled:
         label_idx = header.index(pick_column(header, label_column, LABEL_COLUMNS, "label", "--label-column", str(path)))
+    # The label column, also when unlabelled (prediction inputs), to recognise rows swallowed by a quote.
+    check_idx = label_idx if label_idx is not None else next((header.index(c) for c in LABEL_COLUMNS if c in header), None)
+    merges = _Merges(path, header, delimiter, check_idx) if quoted and check_idx is not None else None
     examples, lines = [], []
-    for row in reader:
-        line = reader.line_num
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue  # blank line
+    for start, end, row in records[1:]:
+        if _blank(row):
+            continue
+        where = f"{path}:{start}"
+        if merges is not None and end > start:
+            merges.suspects.append((start, end, row))
         if len(row) != len(header):
-            raise DataError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}; check the delimiter and quoting")
+            if merges is not None:
+                merges.check()  # an earlier row swallowed by a quote explains more than this count
+            raise DataError(_ragged(path, start, end, len(row), len(header), delimiter, quoted))
         sentence = " ".join(row[i].strip() for i in text_idx).strip()
-        if not sentence:
-            raise DataError(f"{path}:{line}: empty text; remove the row or fill it in")
+        check_visible(sentence, where, "text", "remove the row or fill it in")
         label = None
         if label_idx is not None:
             label = row[label_idx].strip()
-            if not label:
-                raise DataError(f"{path}:{line}: empty label; every training/evaluation row needs one")
+            check_visible(label, where, "label", "every training/evaluation row needs one")
+        if merges is not None:
+            merges.labels.add(row[check_idx].strip())
         examples.append(SeqExample(sentence, label))
-        lines.append(line)
+        lines.append(start)
+    if merges is not None:
+        merges.check()
     return ReadSplit(examples, str(path), lines, digest)
+
+
+def _ragged(path: Path, start: int, end: int, n: int, width: int, delimiter: str, quoted: bool) -> str:
+    """The one-line error for a record with the wrong field count, naming the line it starts on."""
+    message = f"{path}:{start}: {n} fields, the header has {width}"
+    if end > start:
+        return (message + f": a quote opens a field on this line that runs on to line {end}; close the quote "
+                'where the field ends, and double a quote inside a quoted field ("")')
+    if delimiter == "\t" and not quoted:
+        return (message + "; check the delimiter and quoting: a TSV is read as-is, or CSV-quoted when every field "
+                'that starts with a quote is closed ("..." with "" for a quote, as pandas writes it)')
+    return message + "; check the delimiter and quoting"
+
+
+@dataclass
+class _Merges:
+    """Multi-line records of a quoted table, checked for rows that an unclosed quote swallowed.
+
+    A quoted field may hold a line break. It is a broken row, not text, when a line inside the
+    field (or the part of its first line after the opening quote) reads on its own as a complete
+    row whose label column holds a label of this file: `"a comedy,positive<break>next,negative`.
+    """
+
+    path: Path
+    header: list[str]
+    delimiter: str
+    label_idx: int
+    suspects: list[Record] = field(default_factory=list)
+    labels: set[str] = field(default_factory=set)
+
+    def check(self) -> None:
+        """Raise for the first suspect record that swallowed a row (labels seen so far)."""
+        for start, end, row in self.suspects:
+            for line, fields in self._rows_inside(start, row):
+                if len(fields) == len(self.header) and fields[self.label_idx].strip().strip('"').strip() in self.labels:
+                    shown = self.delimiter.join(fields)
+                    inside = "the rest of this line" if line == start else f"line {line}"
+                    raise DataError(
+                        f"{self.path}:{start}: a quote opens a field on this line that runs on to line {end}, but "
+                        f"{inside} reads as a row of its own ({shown[:60]!r}); close or remove that quote, and "
+                        'double a quote inside a quoted field ("")'
+                    )
+
+    def _rows_inside(self, start: int, row: list[str]) -> Iterator[tuple[int, list[str]]]:
+        """(line, fields) of what sits inside multi-line fields and could be a whole row."""
+        first = next(k for k, f in enumerate(row) if "\n" in f or "\r" in f)
+        line = start
+        for k in range(first, len(row)):
+            pieces = split_lines(row[k])
+            for i, piece in enumerate(pieces):
+                if k == first and i == 0:
+                    yield line, row[:first] + self._parse(piece)
+                elif 0 < i < len(pieces) - 1 or (i == len(pieces) - 1 and k == len(row) - 1 and piece):
+                    yield line + i, self._parse(piece)
+            line += len(pieces) - 1
+
+    def _parse(self, piece: str) -> list[str]:
+        try:
+            return next(csv.reader([piece], delimiter=self.delimiter), [])
+        except csv.Error:
+            return []
 
 
 def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
+
+
+class _DuplicateKey(Exception):
+    """A JSON object names the same key twice (json.loads would silently keep the last)."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
 
 
 def jsonl_records(path: Path) -> tuple[list[tuple[int, dict]], str]:
@@ -232,7 +423,8 @@ def jsonl_records(path: Path) -> tuple[list[tuple[int, dict]], str]:
 
     Lines are split at line breaks only (not at U+2028 inside a string). NaN/Infinity,
     integers over Python's 4300-digit limit and nesting deeper than the parser's recursion
-    limit are one-line DataErrors like any other invalid JSON.
+    limit are one-line DataErrors like any other invalid JSON; so is an object that names a
+    key twice (which value would be meant?).
     """
     text, digest = read_text(path)
     if text.lstrip().startswith("["):
@@ -242,7 +434,10 @@ def jsonl_records(path: Path) -> tuple[list[tuple[int, dict]], str]:
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw, parse_constant=_no_constant)
+            obj = json.loads(raw, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+        except _DuplicateKey as err:
+            raise DataError(f"{path}:{line_no}: key {_name(err.args[0])!r} appears twice in one object; "
+                            "keep one of them (JSON readers silently take the last)") from None
         except json.JSONDecodeError as err:
             raise DataError(f"{path}:{line_no}: not valid JSON ({err.msg}); write one JSON object per line") from None
         except RecursionError:
@@ -268,8 +463,8 @@ def read_jsonl_seq(
         if not all(isinstance(p, str) for p in parts):
             raise DataError(f"{path}:{line}: text field must be a string; for token lists use a token task (tokens/tags)")
         sentence = " ".join(p.strip() for p in parts).strip()
-        if not sentence:
-            raise DataError(f"{path}:{line}: empty text; remove the line or fill it in")
+        check_unicode(sentence, f"{path}:{line}", "text")
+        check_visible(sentence, f"{path}:{line}", "text", "remove the line or fill it in")
         label = None
         if labelled:
             key = pick_column(keys, label_column, LABEL_COLUMNS, "label", "--label-column", f"{path}:{line}")
@@ -303,6 +498,7 @@ def read_conll(path: Path, tag_column: int = -1, labelled: bool = True) -> ReadS
     lines: list[int] = []
     line_no, pos = 1, 0
     width = first = 0  # columns of the file's first token line, and that line
+    first_row = ""
     for match in _BLOCK.finditer(text):
         line_no += text.count("\n", pos, match.start())
         pos = match.start()
@@ -319,9 +515,15 @@ def read_conll(path: Path, tag_column: int = -1, labelled: bool = True) -> ReadS
                     f"(tag column {tag_column}), blank lines between sentences"
                 )
             if not width:
-                width, first = len(cols[0]), start
+                width, first, first_row = len(cols[0]), start, rows[0]
             if lens != {width}:
                 bad = next(j for j, c in enumerate(cols) if len(c) != width)
+                if _spaced(first_row):  # the line that set the column count is the odd one
+                    raise DataError(
+                        f"{path}:{first}: {width} columns in {first_row.strip()[:60]!r}, a tab-separated line with a space "
+                        f"inside a column, while line {start + bad} has {len(cols[bad])}; write one word per line "
+                        "(a token with a space?) with the same columns on every line"
+                    )
                 raise DataError(
                     f"{path}:{start + bad}: {len(cols[bad])} columns in {rows[bad].strip()[:60]!r}, but line {first} has {width}; "
                     "write one word per line with the same columns on every line (a token with a space? a lost tag?)"
@@ -330,6 +532,11 @@ def read_conll(path: Path, tag_column: int = -1, labelled: bool = True) -> ReadS
             examples.append(TokenExample([c[0] for c in cols], tags))
             lines.append(start)
     return ReadSplit(examples, str(path), lines, digest, token_lines=True)
+
+
+def _spaced(row: str) -> bool:
+    """A tab-separated line with a space inside a column ("New York\tB-LOC")."""
+    return "\t" in row and len(row.split()) > sum(1 for f in row.split("\t") if f.strip())
 
 
 def _sentences(block: list[str]) -> list[tuple[int, list[str]]]:
@@ -364,6 +571,7 @@ def read_jsonl_tokens(
         tokens = obj[tok_key]
         if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
             raise DataError(f"{path}:{line}: {tok_key!r} must be a non-empty list of non-empty strings")
+        check_unicode("".join(tokens), where, f"{tok_key!r}")
         tags = None
         if labelled:
             tag_key = pick_column(keys, tags_key, TAG_KEYS, "tags", "--label-column", where)

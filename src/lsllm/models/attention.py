@@ -30,6 +30,7 @@ saved or merged model loads with plain ``sdpa`` anywhere.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -140,11 +141,29 @@ def set_attention_mode(backbone: nn.Module, bidirectional: bool, unmask_layers: 
     for module in modules:
         module.is_causal = module.layer_idx < first_bidirectional
     config.is_causal = k == 0
-    implementation = config._attn_implementation
+    implementation = attn_implementation(config)
     if implementation == "sdpa":
         backbone.set_attn_implementation(LSLLM_SDPA)
     elif 0 < k < n_layers and implementation != LSLLM_SDPA:
         raise ConfigError(f"unmask_layers needs attn_implementation=sdpa, got {implementation!r}")
+
+
+def attn_implementation(model_or_config: Any) -> str:
+    """The attention implementation a model runs (transformers keeps it in a private config field: read it here only)."""
+    config = getattr(model_or_config, "config", model_or_config)
+    return config._attn_implementation
+
+
+def attend_per_example(model: nn.Module) -> bool:
+    """Switch a model on plain SDPA to `lsllm_sdpa`, so packed padding-free rows attend per example on CPU.
+
+    Not saved with the model: an adapter reloads onto plain sdpa. Returns False (and changes
+    nothing) when the model runs another kernel.
+    """
+    if attn_implementation(model) != "sdpa":
+        return False
+    model.set_attn_implementation(LSLLM_SDPA)
+    return True
 
 
 def bidirectional_layers(backbone: nn.Module) -> list[int]:

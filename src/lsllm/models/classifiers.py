@@ -30,7 +30,13 @@ from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassif
 
 from lsllm.config import POOLINGS
 from lsllm.errors import ConfigError
-from lsllm.models.attention import LSLLM_SDPA, packed_attention_mask, packed_segments, set_attention_mode
+from lsllm.models.attention import (
+    LSLLM_SDPA,
+    attn_implementation,
+    packed_attention_mask,
+    packed_segments,
+    set_attention_mode,
+)
 from lsllm.models.backbones import quantization_config, resolve_model
 from lsllm.models.pooling import pool, seq_index_from_mask
 from lsllm.models.repetition import repeat_layout, repeat_tokens, second_copy
@@ -107,12 +113,11 @@ class _LabelSupervised(PreTrainedModel):
                 attention_mask = (layout.seq_index >= 0).to(attention_mask.dtype)
         if seq_index is not None:
             dtype = self.model.get_input_embeddings().weight.dtype
-            attention_mask = packed_attention_mask(
-                seq_index, bool(self.model.config.is_causal), dtype, self.model.config._attn_implementation
-            )
+            implementation = attn_implementation(self.model)
+            attention_mask = packed_attention_mask(seq_index, bool(self.model.config.is_causal), dtype, implementation)
             if position_ids is None:
                 raise ConfigError("packed batches need position_ids (restart at 0 for every example)")
-            if self.model.config._attn_implementation == LSLLM_SDPA and seq_index.device.type == "cpu":
+            if implementation == LSLLM_SDPA and seq_index.device.type == "cpu":
                 kwargs["lsllm_segments"] = packed_segments(seq_index)  # GPUs keep the mask: many tiny calls are launch-bound there
         for key in ("output_attentions", "output_hidden_states", "return_dict", "use_cache", "num_items_in_batch"):
             kwargs.pop(key, None)

@@ -14,6 +14,7 @@ from typing import Any
 
 from seqeval.metrics.sequence_labeling import get_entities
 
+from lsllm import describe
 from lsllm.report.collect import Run
 
 MAX_ERRORS = 2000  # wrong examples listed per run (sorted by confidence, most confident first)
@@ -42,16 +43,6 @@ def duration(seconds: Any) -> str:
 # ----------------------------------------------------------------------------- header
 
 
-def attention(run: Run) -> str:
-    if run.kind == "sft":
-        return "causal (generation)"
-    bidirectional = run.info.get("bidirectional", (run.config.get("model") or {}).get("bidirectional"))
-    unmask = run.info.get("unmask_layers", (run.config.get("model") or {}).get("unmask_layers"))
-    if not bidirectional:
-        return "causal (LS-LLM)"
-    return "bidirectional (LS-unLLM)" + (f", top {unmask} layers unmasked" if unmask else "")
-
-
 def weights(run: Run) -> str:
     source = run.info.get("weights") or {}
     if not source:
@@ -73,19 +64,6 @@ def sizes(run: Run) -> str:
             n = f"≤ {run.config['data']['train_limit']}"
         counts[split] = n
     return " · ".join(f"{split} {n if n is not None else '-'}" for split, n in counts.items())
-
-
-def recipe(run: Run) -> str:
-    lora, train, data = (run.config.get(k) or {} for k in ("lora", "train", "data"))
-    length = f"{train.get('max_steps')} steps" if (train.get("max_steps") or 0) > 0 else f"{train.get('epochs', '-')} epochs"
-    parts = [f"template {run.config['sft'].get('template')}"] if run.kind == "sft" else []
-    targets = " ".join(lora.get("target_modules") or []) or "-"
-    adapted = (f"LoRA r={lora.get('r')} alpha={lora.get('alpha')} dropout={lora.get('dropout')} on {targets}"
-               if lora.get("enabled", True) else "full fine-tuning (no LoRA)")
-    parts += [adapted,
-              f"lr {train.get('lr')}", f"batch {train.get('batch_size')}×{train.get('grad_accum', 1)}", length,
-              f"max_length {data.get('max_length')}", f"seed {train.get('seed')}"]
-    return "; ".join(parts)
 
 
 def reproduce(run: Run) -> str:
@@ -115,12 +93,12 @@ def header_facts(run: Run) -> list[tuple[str, str]]:
         ("method", f"{run.method} — {task}"),
         ("model", str(model.get("name") or run.info.get("base_model") or "-")),
         ("weights", weights(run)),
-        ("attention", attention(run)),
+        ("attention", describe.attention(run.config, run.info)),
         ("pooling", str(run.info.get("pooling") or model.get("pooling") or "last") if run.task == "seq" and run.kind == "ls" else "-"),
         ("data", f"{data.get('data', '-')}" + (f" ({run.info['data']})" if run.info.get("data") else "")),
         ("labels", f"{len(labels)}: {', '.join(labels)}" if labels else "-"),
         ("examples", sizes(run)),
-        ("recipe", recipe(run)),
+        ("recipe", describe.recipe(run.config)),
         ("command", shlex.join(command) if isinstance(command, list) else (str(command) if command else "-")),
         ("reproduce", reproduce(run)),
         ("wall-clock", duration(run.record.get("seconds")) + (f", started {started}" if started != "-" else "")),

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from lsllm import describe
+from lsllm.config import read_mapping
 from lsllm.errors import ConfigError
+from lsllm.runs import RUN_INFO, SFT_INFO, RunDir, read_json_noting, read_jsonl_noting
 
 STUDY = "study.json"
 
@@ -94,19 +95,14 @@ def read(path: str | Path) -> Run | Study:
         raise ConfigError(f"{path}: no such directory; pass a run directory (config.yaml) or a study directory ({STUDY})")
     if (path / STUDY).is_file():
         return read_study(path)
-    if (path / "config.yaml").is_file():
+    if RunDir(path).exists():
         return read_run(path)
     raise ConfigError(f"{path}: neither a run (no config.yaml) nor a study (no {STUDY}); pass the folder `lsllm train`, "
                       "`lsllm sft train` or `lsllm study` wrote")
 
 
 def read_study(root: Path) -> Study:
-    try:
-        spec = json.loads((root / STUDY).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{root / STUDY}: unreadable ({type(err).__name__}); was the study interrupted while writing?") from None
-    if not isinstance(spec, dict):
-        raise ConfigError(f"{root / STUDY}: expected a JSON object with cells and summary")
+    spec = read_mapping(root / STUDY, "json", fix="was the study interrupted while writing? run it again with --resume")
     spec.setdefault("cells", [])
     spec.setdefault("summary", [])
     return Study(root, spec)
@@ -114,38 +110,31 @@ def read_study(root: Path) -> Study:
 
 def read_run(root: Path) -> Run:
     notes: list[str] = []
-    try:
-        config = yaml.safe_load((root / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{root / 'config.yaml'}: unreadable ({type(err).__name__})") from None
+    run = RunDir(root)
+    config = run.read_config()
     kind = "sft" if config.get("sft") else "ls"
-    info = _json(root / "model" / ("lsllm-sft.json" if kind == "sft" else "lsllm.json"), notes, "the model is not saved yet") or {}
-    record = _json(root / "run.json", None) or {}
-    metrics = _json(root / "metrics.json", notes, "no results yet (training not finished?)") or {}
+    info = read_json_noting(run.model / (SFT_INFO if kind == "sft" else RUN_INFO), notes, "the model is not saved yet")
+    record = read_json_noting(run.record, None)
+    metrics = read_json_noting(run.metrics, notes, "no results yet (training not finished?)")
+    info, record, metrics = (value if isinstance(value, dict) else {} for value in (info, record, metrics))
     task = info.get("task") or (config.get("data") or {}).get("task") or "seq"
     split = "test" if "test" in metrics else "validation"
-    predictions = _jsonl(root / "predictions.jsonl", notes)
+    predictions = read_jsonl_noting(run.predictions, notes, "absent, so no error analysis")
     curves = read_curves(root, kind, task)
     before = (metrics.get("step0") or {}).get(curves.metric)  # validation before training (--head-init labels)
     if isinstance(before, (int, float)) and not any(step == 0 for step, _ in curves.validation):
         curves.validation.insert(0, (0, float(before)))
     if not curves.loss and not curves.validation:
         notes.append("no training log found (checkpoints/*/trainer_state.json, logs/): no curves")
-    return Run(root=root, kind=kind, method=method_of(config), task=task, config=config, info=info, record=record,
+    return Run(root=root, kind=kind, method=describe.method_name(config), task=task, config=config, info=info, record=record,
                metrics=metrics, predictions=predictions, predictions_split=split, curves=curves, notes=notes)
-
-
-def method_of(config: dict[str, Any]) -> str:
-    from lsllm.compare import method_of as compare_method
-
-    return compare_method(config)
 
 
 def read_curves(root: Path, kind: str, task: str) -> Curves:
     """The curves from the newest trainer_state.json, else from the TensorBoard events in logs/."""
     metric = "accuracy" if task == "seq" else "f1"
     curves = Curves(metric)
-    state_file = _newest_state(root, kind)
+    state_file = RunDir(root).newest_trainer_state()
     if state_file is not None:
         try:
             state = json.loads(state_file.read_text())
@@ -159,17 +148,6 @@ def read_curves(root: Path, kind: str, task: str) -> Curves:
             curves.selected_step, curves.selected_reason = _selected(state, kind, metric)
             return curves
     return _tensorboard_curves(root / "logs", curves, kind)
-
-
-def _newest_state(root: Path, kind: str) -> Path | None:
-    if (root / "logs" / "trainer_state.json").is_file():
-        return root / "logs" / "trainer_state.json"
-    found = []
-    for path in (root / "checkpoints").glob("checkpoint-*/trainer_state.json"):
-        match = re.fullmatch(r"checkpoint-(\d+)", path.parent.name)
-        if match:
-            found.append((int(match.group(1)), path))
-    return max(found)[1] if found else None
 
 
 def _selected(state: dict[str, Any], kind: str, metric: str) -> tuple[int | None, str]:
@@ -207,33 +185,3 @@ def _tensorboard_curves(logs: Path, curves: Curves, kind: str) -> Curves:
         best = max(curves.validation, key=lambda p: (p[1], -p[0]))
         curves.selected_step, curves.selected_reason = best[0], f"best validation {curves.metric}"
     return curves
-
-
-def _json(path: Path, notes: list[str] | None, missing: str = "") -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        if notes is not None and missing:
-            notes.append(f"{path.name}: {missing}")
-    except (OSError, json.JSONDecodeError) as err:
-        if notes is not None:
-            notes.append(f"{path.name}: unreadable ({type(err).__name__})")
-    return None
-
-
-def _jsonl(path: Path, notes: list[str]) -> list[dict[str, Any]]:
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        notes.append(f"{path.name}: absent, so no error analysis")
-        return []
-    records, bad = [], 0
-    for line in lines:
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                bad += 1
-    if bad:
-        notes.append(f"{path.name}: {bad} unreadable line(s) skipped")
-    return records

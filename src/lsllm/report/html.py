@@ -17,9 +17,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from lsllm import __version__
+from lsllm.describe import METHODS
 from lsllm.report import analysis, plots
 from lsllm.report.collect import Run, Study
+from lsllm.version import __version__
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -71,8 +72,6 @@ def study_context(study: Study, number: int, output: Path) -> dict[str, Any]:
         shown = {split: value.get(metric) if isinstance(value, dict) else value
                  for split in ("validation", "test") for value in [cell.get(split)]}
         cells.append({**cell, **shown, "link": link})
-    from lsllm.study import METHODS
-
     methods = [f"{m} = {METHODS[m]}" if m in METHODS else str(m) for m in spec.get("methods", [])]
     return {"study": study, "anchor": f"study-{number}", "metric": metric, "cells": cells, "methods": methods,
             "step0": any(isinstance(c.get("step0"), (int, float)) for c in cells),

@@ -2,7 +2,7 @@
 
     POST /predict  {"texts": [...]} or, for token models, {"tokens": [[word, ...], ...]}
                    -> {"predictions": [record, ...], "truncated": [input index, ...]}
-    GET  /health   liveness, never behind the API key
+    GET  /health   liveness, never behind the API key (HEAD /health too: 200, no body)
     GET  /info     model, labels, task, attention mode, pooling, max_length, limits
     GET  /docs     OpenAPI UI (FastAPI's)
     GET  /         a page to try the model in a browser (serve/page.html; calls /info and /predict)
@@ -18,7 +18,8 @@ within `body_timeout_s` is a 408, so a client that declares a size and stops sen
 hold the server. Valid requests go through the `MicroBatcher`, which shares model calls
 between concurrent requests.
 
-With an API key, /docs and /openapi.json stay open (a client needs the API's shape, and the
+With an API key, every path but /health, / and the docs needs it, checked (`ApiKey`) before
+the body is read, validated or routed. /docs and /openapi.json stay open (a client needs the API's shape, and the
 docs' Authorize button takes the key) but name neither the run, the model, the task nor the
 labels: those are behind the key, at /info.
 
@@ -39,16 +40,16 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lsllm import __version__
+from lsllm.version import __version__
+from lsllm import describe
 from lsllm.data.encoding import special_tokens
 from lsllm.errors import ConfigError, DataError
-from lsllm.prediction import split_words
 from lsllm.serve.batching import MicroBatcher
 from lsllm.serve.page import page as try_page_html
 from lsllm.serve.settings import ServeSettings
@@ -200,6 +201,45 @@ class BodyLimit:
         await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
 
 
+UNAUTHORIZED = "missing or wrong API key: send the header 'Authorization: Bearer <key>'"
+
+
+class ApiKey:
+    """ASGI middleware, outermost: every path but `open_paths` needs `Authorization: Bearer <key>`.
+
+    It answers 401 before anything reads the body or routes the request, so without the key no
+    request learns more than "401": not a 422 or 400 from body validation, not a 413, and not a
+    404/405 that would tell which paths and methods exist. The key is compared in constant time
+    with the header's raw bytes (a UTF-8 key matches what curl sends).
+    """
+
+    def __init__(self, app: Any, api_key: str, open_paths: frozenset[str]) -> None:
+        self.app = app
+        self.expected = api_key.encode("utf-8")
+        self.open_paths = open_paths
+
+    def authorized(self, scope: dict) -> bool:
+        value = next((v for k, v in scope["headers"] if k.lower() == b"authorization"), b"")
+        scheme, _, credentials = value.partition(b" ")
+        return scheme.lower() == b"bearer" and secrets.compare_digest(credentials, self.expected)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket") or self.authorized(scope):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root + "/"):
+            path = path[len(root):]
+        if path in self.open_paths:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            await JSONResponse({"detail": UNAUTHORIZED}, status_code=401,
+                               headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -233,15 +273,7 @@ def validation_message(errors: Sequence[dict], limit: int = 3) -> str:
     return "; ".join(lines)
 
 
-def attention_mode(bidirectional: bool, unmask_layers: int | None, repeat: bool = False) -> str:
-    if repeat:
-        return "causal, input repeated (read on the second copy)"
-    if not bidirectional:
-        return "causal"
-    return f"bidirectional (top {unmask_layers} layers)" if unmask_layers else "bidirectional"
-
-
-def describe(classifier: Any, run_info: dict | None = None) -> dict[str, Any]:
+def served_run(classifier: Any, run_info: dict | None = None) -> dict[str, Any]:
     """What /info reports: read from the loaded model's config, the run's lsllm.json beside it."""
     info = run_info or {}
     config = getattr(classifier.model, "config", None)
@@ -252,7 +284,8 @@ def describe(classifier: Any, run_info: dict | None = None) -> dict[str, Any]:
         "model": info.get("base_model"),
         "task": classifier.task,
         "labels": list(classifier.labels),
-        "attention": attention_mode(bidirectional, unmask, bool(getattr(config, "lsllm_repeat", False))),
+        "attention": describe.attention({"model": {"bidirectional": bidirectional, "unmask_layers": unmask,
+                                                   "attention": "repeat" if getattr(config, "lsllm_repeat", False) else None}}),
         "bidirectional": bidirectional,
         "unmask_layers": unmask,
         "pooling": pooling,
@@ -264,7 +297,7 @@ def describe(classifier: Any, run_info: dict | None = None) -> dict[str, Any]:
 
 
 class _Lengths:
-    """Token counts exactly as the classifier will encode each input (special tokens excluded).
+    """Token counts exactly as the classifier will encode each input (its --prompt included, special tokens excluded).
 
     Runs in request threads while the model thread tokenizes too; its own copy of the tokenizer
     keeps a Rust tokenizer from ever being borrowed by both (transformers mutates it when a call
@@ -277,14 +310,7 @@ class _Lengths:
         self.prefix = len(special_tokens(self.tokenizer))
 
     def __call__(self, kind: str, inputs: list) -> list[int]:
-        if kind == "tokens":
-            texts = [" ".join(words) for words in inputs]
-        elif self.classifier.task == "token":  # raw text is split into words, then joined by spaces
-            texts = [" ".join(split_words(text)[0]) for text in inputs]
-        else:
-            texts = list(inputs)
-        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return [len(x) for x in ids]
+        return self.classifier.input_lengths(kind, inputs, self.tokenizer)
 
 
 # ----------------------------------------------------------------------------- the app
@@ -307,7 +333,7 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
     settings = settings or ServeSettings()
     lengths = _Lengths(classifier)
     batcher = MicroBatcher(_predictor(classifier), settings.max_batch_size, settings.max_wait_ms)
-    info = {**describe(classifier, run_info),
+    info = {**served_run(classifier, run_info),
             "limits": {"max_texts": settings.max_texts, "max_body_bytes": settings.max_body_bytes, "oversize": settings.oversize},
             "batching": {"max_batch_size": settings.max_batch_size, "max_wait_ms": settings.max_wait_ms},
             "auth": settings.api_key is not None}
@@ -324,6 +350,10 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
                        f"labels {', '.join(classifier.labels)}")
     app = FastAPI(title=title, version=__version__, lifespan=lifespan, description=description)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    if settings.api_key:  # added last, so it runs first: before the body is read, validated or routed
+        open_paths = frozenset(p for p in ("/", "/health", app.docs_url, app.redoc_url, app.openapi_url,
+                                           app.swagger_ui_oauth2_redirect_url) if p)
+        app.add_middleware(ApiKey, api_key=settings.api_key, open_paths=open_paths)
     app.state.batcher = batcher
 
     @app.exception_handler(RequestValidationError)
@@ -364,6 +394,11 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
     async def health() -> dict:
         """Liveness: the model is loaded and the server answers (no API key needed)."""
         return {"status": "ok"}
+
+    @app.head("/health", include_in_schema=False)
+    async def health_head() -> Response:
+        """The same for load balancers that probe with HEAD: 200, no body."""
+        return Response(status_code=200)
 
     @app.get("/info", dependencies=guarded, responses={k: v for k, v in errors.items() if k == 401})
     async def model_info() -> dict:
@@ -415,13 +450,15 @@ def _predictor(classifier: Any):
 
 
 def _api_key_check(api_key: str):
+    """The route-level check: `ApiKey` answers first; this puts the scheme in the OpenAPI schema
+    (the Authorize button of /docs) and checks again where the route runs."""
     bearer = HTTPBearer(auto_error=False, description="the server's --api-key / LSLLM_API_KEY")
-    expected = api_key.encode()
+    expected = api_key.encode("utf-8")
 
     async def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), expected):
-            raise HTTPException(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
-                                headers={"WWW-Authenticate": "Bearer"})
+        # Starlette decodes headers as latin-1: encoding back gives the bytes sent, as ApiKey compares them.
+        if credentials is None or not secrets.compare_digest(credentials.credentials.encode("latin-1"), expected):
+            raise HTTPException(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
 
     return check
 

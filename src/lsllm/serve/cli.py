@@ -5,18 +5,21 @@
     lsllm serve runs/sst2-... --max-batch-size 64 --max-wait-ms 10 --oversize reject
 
 The socket is bound here, before the model loads, so a taken port is a one-line error instead
-of a traceback after a minute of loading; uvicorn then serves on that socket.
+of a traceback after a minute of loading; uvicorn then serves on that socket, with a deadline for
+each request's line and headers (`header_timeout_protocol`: uvicorn itself has none).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import logging
 import os
 import socket
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from lsllm.errors import ConfigError, LsllmError
 from lsllm.serve.settings import OVERSIZE, ServeSettings
@@ -56,6 +59,9 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
                        help=f"largest request body, more is a 413 (default {_DEFAULTS.max_body_bytes})")
     serve.add_argument("--body-timeout", type=float, default=_DEFAULTS.body_timeout_s,
                        help=f"seconds a request body may take to arrive, slower is a 408 (default {_DEFAULTS.body_timeout_s:g})")
+    serve.add_argument("--header-timeout", type=float, default=_DEFAULTS.header_timeout_s,
+                       help="seconds a connection may take to send a request's line and headers, from its opening or "
+                            f"its previous answer; slower is disconnected (default {_DEFAULTS.header_timeout_s:g})")
     serve.add_argument("--api-key", default=None,
                        help=f"require 'Authorization: Bearer KEY' on /predict and /info (prefer env {API_KEY_ENV}: "
                             "command lines are visible to other users)")
@@ -104,19 +110,101 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def api_key_from(args: argparse.Namespace) -> str | None:
+    """--api-key, else $LSLLM_API_KEY, else None (no auth); an empty or blank one is an error, never "no key"."""
+    if args.api_key is not None:
+        if not args.api_key.strip():
+            raise ConfigError('--api-key is empty (an unset variable in --api-key "$KEY"?); give a non-empty key, '
+                              "or leave --api-key out to serve without one")
+        return args.api_key
+    key = os.environ.get(API_KEY_ENV)
+    if key is not None and not key.strip():
+        raise ConfigError(f"{API_KEY_ENV} is set but empty; set it to a non-empty key, "
+                          f"or unset it (unset {API_KEY_ENV}) to serve without one")
+    return key
+
+
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     return ServeSettings(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_texts=args.max_texts,
                          max_body_bytes=args.max_body_bytes, oversize=args.oversize, body_timeout_s=args.body_timeout,
-                         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None)
+                         header_timeout_s=args.header_timeout, api_key=api_key_from(args))
+
+
+def header_timeout_protocol(timeout_s: float, base: type[asyncio.Protocol] | None = None) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (`base`, default the one uvicorn picks: httptools or h11) with a
+    deadline for request heads: a connection that has not sent a complete request line and headers
+    within `timeout_s` of opening, or of its previous answer, is closed.
+
+    uvicorn has no such deadline: its keep-alive timer stops at the first byte, so a client that
+    sends "GET /hea" (or nothing, or a header a byte at a time) holds its connection forever. The
+    body has its own deadline in the app (`BodyLimit`, --body-timeout), and a request being
+    answered is never cut: the timer runs only while no request is in progress.
+    """
+    if base is None:
+        from uvicorn.protocols.http.auto import AutoHTTPProtocol as base
+
+    class HeaderTimeout(base):  # type: ignore[misc, valid-type]
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._watch_head()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._watch_head()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._watch_head()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_head_timer()
+            super().connection_lost(exc)
+
+        def _awaiting_head(self) -> bool:
+            # uvicorn makes a new cycle once a request's headers are complete; the last one answered: none in progress
+            return (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing() \
+                and self.transport.get_protocol() is self  # a websocket upgrade replaces this protocol
+
+        def _watch_head(self) -> None:
+            if not self._awaiting_head():
+                self._stop_head_timer()
+            elif self._head_timer is None:  # not re-armed by more bytes: trickling a header does not extend it
+                self._head_timer = self.loop.call_later(timeout_s, self._head_timed_out)
+
+        def _stop_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if self._awaiting_head():
+                logger.info("closing %s: no complete request line and headers within %g s (--header-timeout)",
+                            "%s:%d" % self.client if self.client else "a connection", timeout_s)
+                self.transport.close()
+
+    HeaderTimeout.__name__ = HeaderTimeout.__qualname__ = f"HeaderTimeout{base.__name__}"
+    return HeaderTimeout
+
+
+def uvicorn_config(app: Any, settings: ServeSettings, verbose: bool = False) -> Any:
+    """The `uvicorn.Config` of `lsllm serve` for `app`: quiet unless verbose, the header deadline, graceful stop."""
+    import uvicorn
+
+    return uvicorn.Config(app, log_level="info" if verbose else "warning", access_log=verbose, timeout_graceful_shutdown=10,
+                          http=header_timeout_protocol(settings.header_timeout_s))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)  # first: a bad flag (an empty --api-key) is an error before any work
+
     import uvicorn
 
     from lsllm.hardware import configure_threads
     from lsllm.serve.app import app_from_run
 
-    settings = settings_from_args(args)
     configure_threads(args.threads)  # before binding: a bad --threads is a one-line error, a busy machine a warning
     warning = bind_warning(args.host, settings.api_key)
     if warning:
@@ -125,9 +213,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         app = app_from_run(args.run_dir, settings, max_length=args.max_length, dtype=args.dtype, device=args.device,
                            max_batch_tokens=args.max_batch_tokens)
-        verbose = bool(getattr(args, "verbose", False))
-        config = uvicorn.Config(app, log_level="info" if verbose else "warning", access_log=verbose,
-                                timeout_graceful_shutdown=10)
+        config = uvicorn_config(app, settings, verbose=bool(getattr(args, "verbose", False)))
         host = f"[{args.host}]" if ":" in args.host else args.host
         sys.stderr.write(f"serving {args.run_dir} on http://{host}:{args.port} (API docs at /docs; Ctrl+C stops)\n")
         try:

@@ -27,13 +27,17 @@ class ServeSettings:
     """When set, /predict and /info need `Authorization: Bearer <key>`."""
     body_timeout_s: float = 30.0
     """Longest a request body may take to arrive; slower is a 408 (a stalled client frees its connection)."""
+    header_timeout_s: float = 10.0
+    """Longest a connection may take to send a complete request line and headers, counted from its opening
+    or its previous answer; slower is closed. Enforced by `lsllm serve`'s uvicorn setup, not by the app."""
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_texts", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if not 0 < self.body_timeout_s < float("inf"):
-            raise ConfigError(f"--body-timeout must be a positive number of seconds, got {self.body_timeout_s}")
+        for name, flag in (("body_timeout_s", "--body-timeout"), ("header_timeout_s", "--header-timeout")):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise ConfigError(f"{flag} must be a positive number of seconds, got {getattr(self, name)}")
         if not 0 <= self.max_wait_ms < float("inf"):
             raise ConfigError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
         if self.oversize not in OVERSIZE:

@@ -20,6 +20,7 @@ from lsllm.config import (
     RunConfig,
     TrainConfig,
     check_field_types,
+    ls_only_settings,
     read_yaml_mapping,
 )
 from lsllm.config import help_field as _help
@@ -101,21 +102,12 @@ class SFTRunConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
 
     def __post_init__(self) -> None:
-        refused = {
-            "model.bidirectional": (self.model.bidirectional, "SFT generates left to right; use `lsllm train --bidirectional`"),
-            "model.pooling": (self.model.pooling is not None, "SFT has no pooled head; drop --pooling"),
-            "model.attention": (self.model.attention == "repeat", "SFT generates left to right; use `lsllm train --attention repeat`"),
-            "model.prompt": (self.model.prompt is not None, "SFT prompts come from --template / --system-prompt; drop model.prompt"),
-            "model.head_init": (self.model.head_init != "random", "SFT has no classification head; drop --head-init"),
-            "train.head_lr": (self.train.head_lr is not None, "SFT has no classification head; drop --head-lr"),
-            "train.class_weights": (self.train.class_weights is not None, "SFT's loss is over answer tokens; drop --class-weights"),
-            "train.early_stopping": (self.train.early_stopping is not None, "SFT trains for --epochs/--max-steps; drop --early-stopping"),
-            "train.eval_steps": (self.train.eval_steps is not None, "SFT evaluates once after training; drop --eval-steps"),
-            "train.preset": (self.train.preset is not None, "presets are LS recipes; drop --preset"),
-        }
-        for name, (is_set, fix) in refused.items():
-            if is_set:
-                raise ConfigError(f"{name} is not used by SFT: {fix}")
+        for section in ("model", "lora", "data", "train"):
+            values = getattr(self, section)
+            defaults = type(values)()
+            for name, fix in ls_only_settings(type(values)).items():
+                if getattr(values, name) != getattr(defaults, name):
+                    raise ConfigError(f"{section}.{name} is not used by SFT: {fix}")
         if self.data.task == "token":
             raise ConfigError("SFT is not offered for token tasks (NER): use `lsllm train` for those")
 

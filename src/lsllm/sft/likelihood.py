@@ -22,6 +22,7 @@ import torch
 from transformers import PreTrainedModel
 
 from lsllm.errors import ConfigError
+from lsllm.models.attention import attn_implementation
 from lsllm.sft.generation import (
     DEFAULT_BATCH_TOKENS,
     PrefixCache,
@@ -108,8 +109,7 @@ def label_log_likelihoods(
     Raises:
         ConfigError: flash attention (it ignores custom masks), or an empty answer.
     """
-    implementation = getattr(model.config, "_attn_implementation", "sdpa")
-    if "flash" in str(implementation):
+    if "flash" in str(attn_implementation(model)):
         raise ConfigError("--scoring likelihood needs --attn-implementation sdpa or eager (flash attention ignores the branch mask)")
     if any(not a for per_label in answers for a in per_label):
         raise ConfigError("a label's answer has no tokens: label likelihood needs non-empty answers")

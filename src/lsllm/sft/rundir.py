@@ -19,7 +19,7 @@ from typing import Any
 from lsllm import runs
 from lsllm.errors import ConfigError
 from lsllm.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
-from lsllm.reporting import card_facts
+from lsllm.run_outputs import card_facts
 from lsllm.sft.config import SFTRunConfig
 
 SFT_INFO = runs.SFT_INFO
@@ -74,7 +74,7 @@ def model_card(run: runs.RunDir, cfg: SFTRunConfig, bundle, metrics: dict[str, A
         f"Instruction-tuned with TRL's SFTTrainer ({'LoRA' if cfg.lora.enabled else 'full fine-tuning'}) to answer with the label word, loss on the answer",
         "only; scored by greedy generation. An answer that names no label is irregular and counts as wrong.",
         "",
-        *card_facts(cfg, bundle, source, method=f"template `{cfg.sft.template}`; "),
+        *card_facts(cfg, bundle, source),
         f"- steps trained: {train.get('steps')}",
         f"- training loss: {_loss(train.get('train_loss_start'))} at the first step, {_loss(train.get('train_loss_end'))} at the end",
         "",

@@ -19,27 +19,21 @@ Example (the original study: Llama-2-13b-chat, QLoRA, SST-2, 1,000 examples)::
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from datasets import Dataset
 from peft import LoraConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig as TRLSFTConfig
 from trl import SFTTrainer
 
-from lsllm import lifecycle, runs
-from lsllm.data import load_data
+from lsllm import lifecycle
 from lsllm.errors import ConfigError, DataError
-from lsllm.hardware import default_device, training_dtype
-from lsllm.models.attention import LSLLM_SDPA, packed_segments
-from lsllm.models.backbones import check_quantization
+from lsllm.models.attention import attend_per_example, packed_segments
 from lsllm.models.dropout import use_fast_dropout
-from lsllm.report import write_report
 from lsllm.runs import RunDir
 from lsllm.sft import rundir
 from lsllm.sft.answers import AnswerParser
@@ -74,12 +68,10 @@ def build_train_dataset(template: PromptTemplate, examples: list, max_length: in
 CHECKPOINTING = "activation_checkpointing" if "activation_checkpointing" in TRLSFTConfig.__dataclass_fields__ else "gradient_checkpointing"
 
 
-def trl_config(cfg: SFTRunConfig, run: RunDir, n_train: int, bf16: bool) -> TRLSFTConfig:
+def trl_config(cfg: SFTRunConfig, run: RunDir, n_train: int, precision: lifecycle.Precision) -> TRLSFTConfig:
     """TRL's SFTConfig: the shared mapping (`lifecycle.trainer_arguments`) plus what only SFT sets."""
     return lifecycle.trainer_arguments(
-        cfg, run, n_train, select=None, args_cls=TRLSFTConfig,
-        bf16=bf16,
-        fp16=False,
+        cfg, run, n_train, precision, select=None, args_cls=TRLSFTConfig,
         **{CHECKPOINTING: cfg.sft.gradient_checkpointing},
         # Our prompt-completion rows: loss on the answer (and its EOS) only.
         completion_only_loss=True,
@@ -148,20 +140,16 @@ def _with_segments(collate):
 
 
 def build_trainer(cfg: SFTRunConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train_dataset: Dataset,
-                  run: RunDir):
+                  run: RunDir, precision: lifecycle.Precision | None = None):
     """The TRL SFTTrainer for this run (LoRA applied by TRL from `cfg.lora`; --no-lora: none), TensorBoard logs in run/logs.
 
     On CPU the padding-free rows of --pack attend per example, as LS training does: transformers
     turns their restarting positions into one block-diagonal mask and SDPA pays for the whole row
     (T^2 for 16 examples of ~48 tokens, a fifth of a step). LoRA dropout uses LS's cheaper mask.
     """
-    _, autocast = training_dtype(cfg.model.dtype, not cfg.lora.enabled, default_device())  # --no-lora: fp32 weights
-    bf16 = autocast or next(model.parameters()).dtype == torch.bfloat16 or cfg.model.quantize is not None
-    args = trl_config(cfg, run, len(train_dataset), bf16=bf16)
-    per_example = (cfg.train.pack and next(model.parameters()).device.type == "cpu"
-                   and model.config._attn_implementation == "sdpa")
-    if per_example:
-        model.set_attn_implementation(LSLLM_SDPA)  # not saved: the adapter reloads onto plain sdpa
+    precision = precision or lifecycle.training_precision(cfg, SFTMethod.autocast_bf16_weights)
+    args = trl_config(cfg, run, len(train_dataset), precision)
+    per_example = cfg.train.pack and next(model.parameters()).device.type == "cpu" and attend_per_example(model)
     trainer = FastSFTTrainer(
         model=model,
         args=args,
@@ -182,6 +170,73 @@ def loss_summary(log_history: list[dict[str, Any]]) -> dict[str, float | None]:
     return {"train_loss_start": losses[0] if losses else None, "train_loss_end": losses[-1] if losses else None}
 
 
+class SFTMethod(lifecycle.Method):
+    """SFT's part of the run sequence: refuse token tasks, TRL's trainer, the causal-LM adapter, answers scored after training."""
+
+    prefix = "sft-"
+    command = "lsllm sft train"
+    autocast_bf16_weights = True
+
+    def __init__(self) -> None:
+        self.source: dict = {}
+        self.template: PromptTemplate | None = None
+        self.n_cut = 0
+
+    def prepare(self, cfg: SFTRunConfig, bundle, explicit: set[str]) -> None:
+        if bundle.task != "seq":
+            raise ConfigError(f"{bundle.name} is a token task: SFT is not offered for token tasks (NER), use `lsllm train`")
+        if not bundle.splits.get("train"):
+            raise DataError(f"{bundle.name}: no training examples")
+        AnswerParser(bundle.labels)  # refuse label sets whose answers cannot be told apart, before training
+        if not cfg.train.resume:
+            cfg.data.labels = list(bundle.labels)  # saved: evaluation scores against exactly these
+            cfg.data.task = bundle.task
+
+    def build_trainer(self, cfg: SFTRunConfig, run: RunDir, bundle, precision: lifecycle.Precision):
+        model, tokenizer, self.source = load_base_model(cfg.model, dtype=precision.weights)
+        self.template = build_template(cfg.sft, tokenizer, bundle.labels)
+        train_examples = bundle.splits["train"]  # load_data applied train_limit / eval_limit
+        train_dataset, self.n_cut = build_train_dataset(self.template, train_examples, cfg.data.max_length)
+        log.info("SFT on %s: %d training examples (%d inputs cut to %d tokens), template %s",
+                 bundle.name, len(train_examples), self.n_cut, cfg.data.max_length, cfg.sft.template)
+        return build_trainer(cfg, model, tokenizer, train_dataset, run, precision)
+
+    def save(self, run: RunDir, cfg: SFTRunConfig, bundle, trainer) -> None:
+        rundir.save_model(run, trainer.model, trainer.processing_class, cfg, bundle.labels, self.source)
+
+    def results(self, run: RunDir, cfg: SFTRunConfig, bundle, state, train_seconds: float) -> None:
+        """Score the splits by generation (or likelihood) from the saved run, exactly as `evaluate_sft` will load it."""
+        assert self.template is not None
+        train_examples = bundle.splits["train"]
+        metrics: dict[str, Any] = {
+            "train": {
+                **loss_summary(state.log_history),
+                "n_examples": len(train_examples),
+                "n_truncated": self.n_cut,
+                "steps": state.global_step,
+                "seconds": round(train_seconds, 1),
+            }
+        }
+        model, tokenizer, _ = load_trained(cfg.model, run.model)
+        template = build_template(cfg.sft, tokenizer, bundle.labels)
+        results: dict[str, SplitResult] = {}
+        splits = [split for split in cfg.sft.eval_splits if bundle.splits.get(split)]
+        if not splits and bundle.splits.get("validation"):  # no labelled test split: report validation instead
+            splits = ["validation"]
+        for split in splits:
+            examples = bundle.splits[split]
+            started = time.perf_counter()
+            results[split] = evaluate_examples(model, tokenizer, template, bundle.labels, examples, cfg.sft, cfg.data.max_length,
+                                               show_progress=True)
+            metrics[split] = {**results[split].metrics, "seconds": round(time.perf_counter() - started, 1)}
+            log.info("%s: accuracy %.4f, f1_macro %.4f, irregular %d/%d", split, metrics[split]["accuracy"],
+                     metrics[split]["f1_macro"], metrics[split]["irregular"], len(examples))
+        reported = "test" if "test" in results else "validation"
+        rundir.write_results(run, metrics, results[reported].predictions if reported in results else [])
+        first = train_examples[0]
+        rundir.write_model_card(run, cfg, bundle, metrics, self.source, template.render(first.text, first.label))
+
+
 def train_sft(cfg: SFTRunConfig) -> Path:
     """Train an SFT run and evaluate it; returns the run directory.
 
@@ -194,73 +249,4 @@ def train_sft(cfg: SFTRunConfig) -> Path:
             an --output that already holds a run (without --resume).
         DataError / ModelError: from loading data or weights.
     """
-    started_at = time.time()
-    check_quantization(cfg.model.quantize, cfg.lora.enabled)
-    run, cfg = runs.open_run(cfg, prefix="sft-")
-    if cfg.train.resume and run.finished():
-        log.warning("%s finished already: nothing to resume", run.root)
-        return run.root
-    run.root.mkdir(parents=True, exist_ok=True)
-    bundle = load_data(cfg.data)
-    if bundle.task != "seq":
-        raise ConfigError(f"{bundle.name} is a token task: SFT is not offered for token tasks (NER), use `lsllm train`")
-    if not bundle.splits.get("train"):
-        raise DataError(f"{bundle.name}: no training examples")
-    AnswerParser(bundle.labels)  # refuse label sets whose answers cannot be told apart, before training
-    if not cfg.train.resume:
-        cfg.data.labels = list(bundle.labels)  # saved: evaluation scores against exactly these
-        cfg.data.task = bundle.task
-        if runs.is_main_process():
-            cfg.save(run.config)
-
-    model, tokenizer, source = load_base_model(cfg.model, dtype=training_dtype(cfg.model.dtype, not cfg.lora.enabled, default_device())[0])
-    template = build_template(cfg.sft, tokenizer, bundle.labels)
-    train_examples = bundle.splits["train"]  # load_data applied train_limit / eval_limit
-    train_dataset, n_cut = build_train_dataset(template, train_examples, cfg.data.max_length)
-    log.info("SFT on %s: %d training examples (%d inputs cut to %d tokens), template %s",
-             bundle.name, len(train_examples), n_cut, cfg.data.max_length, cfg.sft.template)
-
-    trainer = build_trainer(cfg, model, tokenizer, train_dataset, run)
-    started = time.perf_counter()
-    lifecycle.fit(trainer, run, cfg.train.resume)
-    train_seconds = time.perf_counter() - started
-    if not trainer.is_world_process_zero():
-        return run.root
-    rundir.save_model(run, trainer.model, tokenizer, cfg, bundle.labels, source)
-    trainer.state.save_to_json(str(run.logs / "trainer_state.json"))
-    metrics: dict[str, Any] = {
-        "train": {
-            **loss_summary(trainer.state.log_history),
-            "n_examples": len(train_examples),
-            "n_truncated": n_cut,
-            "steps": trainer.state.global_step,
-            "seconds": round(train_seconds, 1),
-        }
-    }
-    del trainer, model  # scored below from the run directory, exactly as `evaluate_sft` will load it
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-    model, tokenizer, _ = load_trained(cfg.model, run.model)
-    results: dict[str, SplitResult] = {}
-    splits = [split for split in cfg.sft.eval_splits if bundle.splits.get(split)]
-    if not splits and bundle.splits.get("validation"):  # no labelled test split: report validation instead
-        splits = ["validation"]
-    for split in splits:
-        examples = bundle.splits[split]
-        started = time.perf_counter()
-        results[split] = evaluate_examples(model, tokenizer, template, bundle.labels, examples, cfg.sft, cfg.data.max_length,
-                                           show_progress=True)
-        metrics[split] = {**results[split].metrics, "seconds": round(time.perf_counter() - started, 1)}
-        log.info("%s: accuracy %.4f, f1_macro %.4f, irregular %d/%d", split, metrics[split]["accuracy"],
-                 metrics[split]["f1_macro"], metrics[split]["irregular"], len(examples))
-    reported = "test" if "test" in results else "validation"
-    rundir.write_results(run, metrics, results[reported].predictions if reported in results else [])
-    first = train_examples[0]
-    rundir.write_model_card(run, cfg, bundle, metrics, source, template.render(first.text, first.label))
-    runs.record_finished(run, started_at, reproduce=f"lsllm sft train --config {run.config} --output NEW_DIR",
-                         resumed=cfg.train.resume, steps=metrics["train"]["steps"],
-                         examples={split: len(examples) for split, examples in bundle.splits.items()})
-    write_report([run.root])
-    return run.root
+    return lifecycle.run_training(cfg, SFTMethod())

@@ -1,4 +1,9 @@
-"""Human-facing outputs of a run: metrics.json, predictions, reports, plots and the model card."""
+"""The result files a finished LS run writes beside model/: metrics.json, predictions, report.txt, plots, the model card.
+
+Not to be confused with `lsllm.report` (report.html, the page that reads any run or study
+folder): these files are written once, at the end of `lsllm train`; SFT runs share the card's
+facts and `metrics_table` (sft/rundir.py).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from lsllm import runs  # noqa: E402
+from lsllm import describe, runs  # noqa: E402
 from lsllm.evaluation import classification_report_text  # noqa: E402
 from lsllm.files import atomic_save_figure, atomic_write_json, atomic_write_jsonl, atomic_write_text  # noqa: E402
 
@@ -83,44 +88,27 @@ def plot_learning_curve(history: list[dict], path: Path, metric: str) -> None:
     plt.close(fig)
 
 
-def card_facts(cfg, bundle, source: dict, method: str = "") -> list[str]:
-    """The model card's bullet lines shared by LS and SFT runs: weights, labels, data, recipe.
-
-    ``method`` is the method's own part of the recipe line (e.g. the SFT template).
-    """
+def card_facts(cfg, bundle, source: dict) -> list[str]:
+    """The model card's bullet lines shared by LS and SFT runs: weights, labels, data, recipe (`describe.recipe`)."""
     weights = source.get("id") or source.get("file") or source.get("path")
     detail = f"revision {source['revision']}" if "revision" in source else f"sha256 {source.get('sha256', '-')}"
-    length = f"{cfg.train.max_steps} steps" if cfg.train.max_steps > 0 else f"{cfg.train.epochs:g} epochs"
     return [
-        f"- base model: `{cfg.model.name}` — weights `{weights}` ({source.get('kind')}, {detail})"
-        + (", QLoRA 4-bit" if cfg.model.quantize else ""),
+        f"- base model: `{cfg.model.name}` — weights `{weights}` ({source.get('kind')}, {detail})",
         f"- labels ({len(bundle.labels)}): {', '.join(bundle.labels)}",
         f"- data: {cfg.data.data} — " + ", ".join(f"{k}: {len(v)}" for k, v in bundle.splits.items()),
         *[f"  - {note}" for note in bundle.notes],
-        f"- recipe: {method}{adaptation(cfg.lora)}; lr {cfg.train.lr}, batch {cfg.train.batch_size}x{cfg.train.grad_accum}, "
-        f"{length}, max_length {cfg.data.max_length}, seed {cfg.train.seed}",
+        f"- recipe: {describe.recipe(cfg.to_dict())}",
     ]
-
-
-def adaptation(lora) -> str:
-    """How the backbone was adapted, for the model card: the LoRA settings, or full fine-tuning."""
-    if not lora.enabled:
-        return "full fine-tuning (--no-lora: every weight trained)"
-    return f"LoRA r={lora.r} alpha={lora.alpha} dropout={lora.dropout} on {', '.join(lora.target_modules)}"
 
 
 def model_card(cfg, bundle, results: dict[str, dict], source: dict, root: Path) -> str:
     task_name = "sequence classification" if bundle.task == "seq" else "token classification (NER)"
-    attention = "bidirectional (LS-unLLM)" if cfg.model.bidirectional else "causal (LS-LLM)"
-    if cfg.model.attention == "repeat":
-        attention = "causal, input repeated and read on the second copy (LS-LLM, repeat)"
-    if cfg.model.unmask_layers:
-        attention += f", top {cfg.model.unmask_layers} layers unmasked"
+    config = cfg.to_dict()
     lines = [
         f"# lsllm run: {bundle.name} ({task_name})",
         "",
         *card_facts(cfg, bundle, source),
-        f"- attention: {attention}" + (f"; pooling: {cfg.model.resolved_pooling}" if bundle.task == "seq" else ""),
+        f"- attention: {describe.attention(config)}" + (f"; pooling: {cfg.model.resolved_pooling}" if bundle.task == "seq" else ""),
         "- selection: best checkpoint on the validation split; test reported once, never used to select",
         "",
         "## Metrics",
