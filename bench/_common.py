@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,26 +156,15 @@ def flops_per_token(sizes: dict, mode: str) -> float:
 
 # ----------------------------------------------------------------------------- hardware
 def cpu_info() -> dict:
-    """CPU model and the bf16 features that decide the fast dtype."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        m = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-        if m:
-            model = m.group(1).strip()
-        f = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
-        if f:
-            flags = set(f.group(1).split())
-    except OSError:
-        pass
-    amx = "amx_bf16" in flags
-    avx512_bf16 = "avx512_bf16" in flags
+    """CPU model and the bf16 features that decide the fast dtype (read by lsllm.hardware, as training reads them)."""
+    from lsllm.hardware import cpu_bf16_kind, cpu_flags, cpu_name
+
     return {
-        "model": model,
+        "model": cpu_name(),
         "logical_cpus": os.cpu_count(),
-        "amx_bf16": amx,
-        "avx512_bf16": avx512_bf16,
-        "fast_dtype": "bfloat16" if (amx or avx512_bf16) else "float32",
+        "amx_bf16": "amx_bf16" in cpu_flags(),
+        "avx512_bf16": "avx512_bf16" in cpu_flags(),
+        "fast_dtype": "bfloat16" if cpu_bf16_kind() else "float32",
     }
 
 

@@ -208,3 +208,21 @@ def wait_until_healthy(server, url: str, seconds: float):
         except httpx.TransportError:
             assert time.monotonic() < deadline, f"the server did not answer /health within {seconds:g} s"
             time.sleep(0.3)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for the served-subprocess tests)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bidirectional_layers(backbone) -> list[int]:
+    """Indices of the layers that attend both ways (the attention tests check `set_attention_mode` with it)."""
+    from lsllm.models.attention import attention_modules
+
+    if getattr(backbone.config, "is_causal", True):
+        return []
+    return [m.layer_idx for m in attention_modules(backbone) if not m.is_causal]

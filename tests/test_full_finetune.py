@@ -84,6 +84,30 @@ def test_killed_mid_training_resumes_to_the_same_weights(full_run, tmp_path, tin
         torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
 
 
+def test_killed_after_the_last_step_restores_the_selected_weights_without_training(full_run, tmp_path, tiny_model_dir,
+                                                                                   tiny_seq_data, monkeypatch):
+    """Resume of a --no-lora run whose training was over: the selected checkpoint's full weights are loaded (no adapter)."""
+    cut = tmp_path / "cut"
+    original = training.save_classifier
+
+    def dying_save(*args, **kwargs):
+        raise KeyboardInterrupt  # killed while writing model/, after the last checkpoint
+
+    monkeypatch.setattr(training, "save_classifier", dying_save)
+    assert _train(tiny_seq_data, tiny_model_dir, cut) == 130
+    monkeypatch.setattr(training, "save_classifier", original)
+    steps = []
+    original_step = training.LSTrainer.training_step
+    monkeypatch.setattr(training.LSTrainer, "training_step", lambda self, *a, **k: steps.append(1) or original_step(self, *a, **k))
+    assert main(["train", "--output", str(cut), "--resume"]) == 0
+    assert steps == []  # training was over: nothing is trained again
+    assert json.loads((cut / "metrics.json").read_text()) == json.loads((full_run / "metrics.json").read_text())
+    a, b = load_file(full_run / "model" / "model.safetensors"), load_file(cut / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
+
+
 def test_bf16_runs_keep_fp32_master_weights_under_autocast(tmp_path, tiny_model_dir, tiny_seq_data, monkeypatch):
     assert training_dtype("bfloat16", full_finetune=True) == (torch.float32, True)
     assert training_dtype("bfloat16", full_finetune=False) == (torch.bfloat16, False)

@@ -9,7 +9,7 @@ import torch
 
 from lsllm import hardware
 from lsllm.cli import main
-from lsllm.errors import ConfigError
+from lsllm.errors import ConfigError, LsllmError
 
 
 @pytest.fixture
@@ -71,9 +71,25 @@ def test_cli_refuses_zero_threads_in_one_line(argv, capsys):
     assert "--threads must be >= 1, got 0" in capsys.readouterr().err
 
 
-def test_cli_train_sets_threads_before_anything_else(machine, keep_threads, capsys):
-    assert main(["train", "--threads", "1"]) == 2  # no --data: refused after the threads were set
-    assert "--data is required" in capsys.readouterr().err
+@pytest.mark.parametrize("method", ["ls", "sft"])
+def test_the_run_sequence_applies_threads_from_python_too(method, machine, keep_threads, tmp_path):
+    """`threads` belongs to the run: `training.train(cfg)` / `train_sft(cfg)` (and so `lsllm study`) apply it first."""
+    from lsllm.config import DataConfig, TrainConfig
+
+    torch.set_num_threads(2)
+    data = DataConfig(data=str(tmp_path / "no-such-file.tsv"))
+    if method == "ls":
+        from lsllm.config import RunConfig
+        from lsllm.training import train
+
+        cfg, run = RunConfig(data=data, train=TrainConfig(threads=1, output=str(tmp_path / "run"))), train
+    else:
+        from lsllm.sft.config import SFTRunConfig
+        from lsllm.sft.training import train_sft
+
+        cfg, run = SFTRunConfig(data=data, train=TrainConfig(threads=1, output=str(tmp_path / "run"))), train_sft
+    with pytest.raises(LsllmError):  # the data does not exist: refused after the threads were set
+        run(cfg)
     assert torch.get_num_threads() == 1
 
 

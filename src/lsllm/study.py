@@ -13,7 +13,6 @@ checkpoint). The study writes study.json, study.md, study.png and report.html be
 
 from __future__ import annotations
 
-import json
 import logging
 import statistics
 from collections.abc import Callable

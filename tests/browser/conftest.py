@@ -12,13 +12,13 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from tests.report.conftest import report_seq_run, report_token_run  # noqa: F401  (the tiny runs, trained once)
 
 CHROMIUM = Path(os.environ.get("LSLLM_CHROMIUM", "/usr/bin/chromium"))
@@ -86,12 +86,6 @@ def screenshot(browser, tmp_path, request):
         return path
 
     return take
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LiveServer:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.conftest import tiny_config
+from tests.conftest import bidirectional_layers, tiny_config
 from tests.gpu.conftest import DEVICE, GPU
 from transformers import AutoModel
 
-from lsllm.models.attention import bidirectional_layers, set_attention_mode
+from lsllm.models.attention import set_attention_mode
 
 pytestmark = GPU
 

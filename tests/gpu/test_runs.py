@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from tests.conftest import wait_until_healthy
+from tests.conftest import free_port, wait_until_healthy
 from tests.gpu.conftest import DEVICE, GPU, ON_CUDA, train_run
 
 from lsllm.cli import main
@@ -89,12 +88,6 @@ def test_qlora_trains_on_cuda_with_bitsandbytes_or_is_refused_in_one_line(tiny_m
 
     tensors = load_file(out / "model" / "adapter_model.safetensors")
     assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for n, t in tensors.items() if "score" in n)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_lsllm_serve_answers_on_cuda_with_the_predictions_of_predict(seq_run, capsys):

@@ -7,8 +7,8 @@ import torch
 from transformers import AutoModel
 
 from lsllm.errors import ConfigError
-from lsllm.models.attention import LSLLM_SDPA, attention_modules, bidirectional_layers, set_attention_mode
-from tests.conftest import tiny_config
+from lsllm.models.attention import LSLLM_SDPA, attention_modules, set_attention_mode
+from tests.conftest import bidirectional_layers, tiny_config
 
 IDS = torch.tensor([[5, 6, 7, 8, 9, 10]])
 

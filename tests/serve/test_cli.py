@@ -12,14 +12,16 @@ import sys
 import httpx
 import pytest
 
-from lsllm.serve.cli import API_KEY_ENV, bind_warning, cmd_serve, is_loopback, main, register, settings_from_args
-from tests.conftest import wait_until_healthy
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from lsllm.serve.cli import (
+    API_KEY_ENV,
+    bind_warning,
+    cmd_serve,
+    is_loopback,
+    main,
+    register,
+    settings_from_args,
+)
+from tests.conftest import free_port, wait_until_healthy
 
 
 def test_register_adds_serve_with_safe_defaults():

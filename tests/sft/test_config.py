@@ -77,3 +77,43 @@ def test_sft_eval_takes_the_answer_settings_but_not_the_prompt():
     assert vars(args)["sft.scoring"] == "likelihood" and vars(args)["sft.max_new_tokens"] == 5
     with pytest.raises(SystemExit):
         build_parser().parse_args(["sft", "eval", "RUN", "--template", "plain"])  # the prompt is the run's own
+
+
+def test_one_mark_decides_the_ls_only_settings_for_the_cli_and_the_config():
+    """`lsllm sft train` has exactly the flags of the settings SFT takes, and its config refuses exactly the others."""
+    import dataclasses
+
+    from lsllm.cli import build_parser
+    from lsllm.config import ModelConfig, TrainConfig, ls_only_settings
+    from lsllm.flags import method_parser
+
+    refused = {**{f"model.{k}": v for k, v in ls_only_settings(ModelConfig).items()},
+               **{f"train.{k}": v for k, v in ls_only_settings(TrainConfig).items()}}
+    assert {"model.prompt", "model.label_words", "model.unmask_layers", "train.head_lr", "train.preset"} <= set(refused)
+    assert "train.pack" not in refused  # SFT packs its rows too (padding-free)
+    sft_flags = {action.dest for action in method_parser("sft")._actions}
+    ls_flags = {action.dest for action in method_parser("ls")._actions}
+    assert ls_flags - sft_flags == set(refused) and "train.pack" in sft_flags
+    args = build_parser().parse_args(["sft", "train", "--data", "x", "--no-pack"])
+    assert vars(args)["train.pack"] is False
+    for dotted in refused.keys() - {"model.unmask_layers", "model.label_words"}:  # refused alone by ModelConfig already
+        section, name = dotted.split(".")
+        field = next(f for f in dataclasses.fields(ModelConfig if section == "model" else TrainConfig) if f.name == name)
+        value = {"bool": True, "str": "x", "int": 2, "float": 0.5}.get(str(field.type).split(" ")[0], ["x"])
+        value = {"model.attention": "repeat", "model.pooling": "mean", "model.head_init": "labels",
+                 "train.class_weights": "balanced", "train.preset": "lsllm", "model.label_words": ["a", "b"],
+                 "model.prompt": "Review: {text}"}.get(dotted, value)
+        cfg = SFTRunConfig()
+        with pytest.raises(ConfigError, match=rf"^{dotted} is not used by SFT"):
+            SFTRunConfig.from_dict({**cfg.to_dict(), section: {**getattr(cfg, section).__dict__, name: value}, "sft": {}})
+
+
+def test_a_study_cell_config_takes_each_methods_own_flags(tmp_path):
+    from lsllm import study
+
+    spec = {"flags": ["--data", "x.tsv", "--prompt", "Review: {text}", "--no-pack", "--epochs", "2"]}
+    ls_cfg, explicit = study.cell_config(spec, study.Cell(64, "unls", 1), tmp_path / "a", resume=False)
+    assert ls_cfg.model.bidirectional and ls_cfg.model.prompt == "Review: {text}" and ls_cfg.data.train_limit == 64
+    assert ls_cfg.train.seed == ls_cfg.data.subset_seed == 1 and "train.epochs" in explicit
+    sft_cfg, _ = study.cell_config(spec, study.Cell(64, "sft", 1), tmp_path / "b", resume=False)
+    assert sft_cfg.model.prompt is None and sft_cfg.train.pack is False and sft_cfg.train.epochs == 2

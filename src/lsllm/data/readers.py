@@ -209,12 +209,12 @@ def read_table(
     """
     text, digest = read_text(path)
     tsv = path.suffix.lower() == ".tsv"
-    with _field_limit():
+    with _field_limit(), paused_gc():
         if tsv:
             records, quoted = _tsv_records(path, text)
         else:
             records, quoted = _records(path, text, ",", csv.QUOTE_MINIMAL), True
-    return _read_rows(path, records, digest, text_columns, label_column, labelled, "\t" if tsv else ",", quoted)
+        return _read_rows(path, records, digest, text_columns, label_column, labelled, "\t" if tsv else ",", quoted)
 
 
 @contextlib.contextmanager
@@ -230,12 +230,21 @@ def _field_limit() -> Iterator[None]:
 Record = tuple[int, int, list[str]]  # (first line, last line, fields) of one CSV record
 
 
-def _records(path: Path, text: str, delimiter: str, quoting: int, strict: bool = False) -> list[Record]:
+def _records(path: Path, text: str, delimiter: str, quoting: int) -> list[Record]:
     """All records of a CSV/TSV text with the lines each spans (a quoted field may hold breaks).
 
     Raises:
-        csv.Error: with `strict` (a probe); otherwise a DataError naming the record's first line.
+        DataError: the csv module's error, naming the line where the record starts.
     """
+    records, failure = _parse(text, delimiter, quoting, strict=False)
+    if failure is not None:
+        raise DataError(f"{path}:{failure[0]}: unreadable {path.suffix.lstrip('.').upper()} ({failure[1]}); "
+                        "check the quoting of the row that starts here")
+    return records
+
+
+def _parse(text: str, delimiter: str, quoting: int, strict: bool) -> tuple[list[Record], tuple[int, str] | None]:
+    """The records read before the csv module gave up, and (first line, error) where it did."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=strict)
     records: list[Record] = []
     end = 0
@@ -244,11 +253,8 @@ def _records(path: Path, text: str, delimiter: str, quoting: int, strict: bool =
             records.append((end + 1, reader.line_num, row))
             end = reader.line_num
     except csv.Error as err:
-        if strict:
-            raise
-        raise DataError(f"{path}:{end + 1}: unreadable {path.suffix.lstrip('.').upper()} ({err}); "
-                        "check the quoting of the row that starts here") from None
-    return records
+        return records, (end + 1, str(err))
+    return records, None
 
 
 def _blank(row: list[str]) -> bool:
@@ -270,24 +276,33 @@ def _tsv_records(path: Path, text: str) -> tuple[list[Record], bool]:
     start'). The file is read CSV-quoted (tab delimiter, "" for a quote) only when a strict
     quoted parse succeeds (every field that starts with a quote is closed right before a tab or
     line end) with the header's field count on every row, and either the as-is reading has the
-    wrong field count somewhere, or a quoted field holds what only a CSV writer produces: a ""
-    escape, a tab or a line break. A field merely wrapped in quotes ('"a b"') stays as it is.
+    wrong field count somewhere, or a quoted field holds what only a CSV writer produces (a ""
+    escape, a tab or a line break). A field merely wrapped in quotes ('"a b"') stays as it is.
     A quote opened in one GLUE row and closed in a later one reads as one quoted field; the
     rows it swallowed are then an error (`_Merges`), not a silent merge.
+
+    Raises:
+        DataError: a file that is CSV-quoted (a quoted tab, line break or "") and has the
+            wrong field count as-is, but holds a quote that CSV quoting cannot read: named at
+            the row where that quote's record starts.
     """
     raw = _records(path, text, "\t", csv.QUOTE_NONE)
     if '"' not in text:
         return raw, False
-    try:
-        quoted = _records(path, text, "\t", csv.QUOTE_MINIMAL, strict=True)
-    except csv.Error:
-        return raw, False
-    if not _consistent(quoted) or quoted == raw:
-        return raw, False
-    if _consistent(raw) and not (
-        any(_CSV_QUOTED.fullmatch(f) for _, _, row in raw for f in row if f.startswith('"'))
-        or any("\t" in f or "\n" in f or "\r" in f for _, _, row in quoted for f in row)
-    ):
+    quoted, failure = _parse(text, "\t", csv.QUOTE_MINIMAL, strict=True)
+    raw_ok = _consistent(raw)
+    evidence = next((start for start, _, row in quoted if any("\t" in f or "\n" in f or "\r" in f for f in row)), None)
+    if evidence is None:
+        evidence = next((start for start, _, row in raw for f in row if f.startswith('"') and _CSV_QUOTED.fullmatch(f)), None)
+    if failure is not None:
+        if raw_ok or evidence is None:
+            return raw, False
+        raise DataError(
+            f"{path}:{failure[0]}: a quote in the row that starts here is not closed as CSV quoting needs ({failure[1]}), "
+            f"while line {evidence} is CSV-quoted; close the quote right before the tab or line end, and double a quote "
+            'inside a quoted field ("")'
+        )
+    if not _consistent(quoted) or quoted == raw or (raw_ok and evidence is None):
         return raw, False
     logger.info('%s: read as CSV-quoted TSV (fields in "..." with "" for a quote, as pandas writes them)', path)
     return quoted, True

@@ -30,7 +30,10 @@ def has_visible_text(s: str) -> bool:
     prediction text they are empty. Fast for ordinary text: the first visible character ends
     the scan.
     """
-    return any(visible(c) for c in s)
+    for c in s:
+        if "!" <= c <= "~" or visible(c):  # printable ASCII first: ordinary text returns at once
+            return True
+    return False
 
 
 def lone_surrogate(s: str) -> str | None:

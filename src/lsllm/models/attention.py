@@ -166,13 +166,6 @@ def attend_per_example(model: nn.Module) -> bool:
     return True
 
 
-def bidirectional_layers(backbone: nn.Module) -> list[int]:
-    """Indices of the layers that attend both ways (for reports and tests)."""
-    if getattr(backbone.config, "is_causal", True):
-        return []
-    return [m.layer_idx for m in attention_modules(backbone) if not m.is_causal]
-
-
 def packed_attention_mask(seq_index: torch.Tensor, causal: bool, dtype: torch.dtype, implementation: str) -> torch.Tensor:
     """Block-diagonal 4D mask for packed rows: a token sees only tokens of its own example.
 

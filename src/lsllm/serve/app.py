@@ -46,13 +46,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, mo
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lsllm.version import __version__
 from lsllm import describe
 from lsllm.data.encoding import special_tokens
 from lsllm.errors import ConfigError, DataError
 from lsllm.serve.batching import MicroBatcher
 from lsllm.serve.page import page as try_page_html
 from lsllm.serve.settings import ServeSettings
+from lsllm.version import __version__
 
 logger = logging.getLogger(__name__)
 

@@ -63,8 +63,8 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
                        help="seconds a connection may take to send a request's line and headers, from its opening or "
                             f"its previous answer; slower is disconnected (default {_DEFAULTS.header_timeout_s:g})")
     serve.add_argument("--api-key", default=None,
-                       help=f"require 'Authorization: Bearer KEY' on /predict and /info (prefer env {API_KEY_ENV}: "
-                            "command lines are visible to other users)")
+                       help=f"require 'Authorization: Bearer KEY' on every path but /health, / and the docs (prefer env "
+                            f"{API_KEY_ENV}: command lines are visible to other users; an empty key is an error)")
     serve.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default=None,
                        help="weights dtype (default: the run's)")
     serve.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: the best available)")
@@ -182,7 +182,7 @@ def header_timeout_protocol(timeout_s: float, base: type[asyncio.Protocol] | Non
             self._head_timer = None
             if self._awaiting_head():
                 logger.info("closing %s: no complete request line and headers within %g s (--header-timeout)",
-                            "%s:%d" % self.client if self.client else "a connection", timeout_s)
+                            "{}:{}".format(*self.client) if self.client else "a connection", timeout_s)
                 self.transport.close()
 
     HeaderTimeout.__name__ = HeaderTimeout.__qualname__ = f"HeaderTimeout{base.__name__}"

@@ -24,7 +24,7 @@ class ServeSettings:
     oversize: str = "truncate"
     """Inputs over max_length tokens: "truncate" (sequence models; token models use windows) or "reject" (413)."""
     api_key: str | None = None
-    """When set, /predict and /info need `Authorization: Bearer <key>`."""
+    """When set, every path but /health, / and the docs needs `Authorization: Bearer <key>`, checked first."""
     body_timeout_s: float = 30.0
     """Longest a request body may take to arrive; slower is a 408 (a stalled client frees its connection)."""
     header_timeout_s: float = 10.0
