@@ -79,6 +79,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if not args.texts and not args.input:
         raise ConfigError("give texts as arguments or --input FILE (.txt one per line, or .jsonl)")
+    if args.output_file and (Path(args.output_file).is_dir() or not Path(args.output_file).parent.is_dir()):
+        what = "is a folder" if Path(args.output_file).is_dir() else "is in a folder that does not exist"
+        raise ConfigError(f"--output-file {args.output_file} {what}; name a file in an existing folder")
     inputs = read_predict_inputs(Path(args.input)) if args.input else []  # a bad file fails before the model loads
     classifier, _ = load_run(args.run_dir)
     records: list[dict] = []
@@ -106,10 +109,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     from lsllm.pipeline import load_run
 
-    classifier, _ = load_run(args.run_dir, dtype="float32", device="cpu")
     out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file; merge writes a folder: choose a new folder")
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty; choose a new folder")
+    classifier, _ = load_run(args.run_dir, dtype="float32", device="cpu")
     classifier.model.save_pretrained(out)
     classifier.tokenizer.save_pretrained(out)
     print(f"merged model written to {out} (load with transformers.AutoModelFor{'Sequence' if classifier.task == 'seq' else 'Token'}Classification or lsllm)")

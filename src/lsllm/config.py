@@ -310,6 +310,8 @@ def read_mapping(path: str | Path, fmt: str = "yaml", missing: str = "no such fi
         raise ConfigError(f"{where}: not valid YAML ({reason}){hint}") from None
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}:{err.lineno}: not valid JSON ({err.msg}){hint}") from None
+    except ValueError as err:  # e.g. an integer beyond Python's digit limit
+        raise ConfigError(f"{path}: unreadable ({' '.join(str(err).split())[:80]}){hint}") from None
     if raw is None:
         raise ConfigError(f"{path}: {empty}{hint}")
     if not isinstance(raw, dict):

@@ -11,6 +11,7 @@
     <run>/README.md           model card
     <run>/eval-<split>.json   written by `lsllm eval`
     <run>/run.json            the command, start time and wall-clock; written last (the run finished)
+    <run>/report.html         the page `lsllm report` (and the end of training) writes
 
 LS and SFT runs share this layout and this lifecycle (`open_run` → checkpoints → `save_model`
 → results → `record_finished`); what differs is model/ (LS: adapter + head + lsllm.json, SFT: a
@@ -20,6 +21,7 @@ killed run never leaves a half-written file under its final name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -48,12 +50,15 @@ CONFUSION = "confusion_matrix.png"
 CURVE = "learning_curve.png"
 LOGS = "logs"
 TRAINER_STATE = f"{LOGS}/trainer_state.json"
+STEP0 = f"{LOGS}/step0.json"  # LS with --head-init labels: validation metrics before training
+REPORT_HTML = "report.html"  # written by lsllm.report
 CHECKPOINTS = "checkpoints"
 CARD = "README.md"
 RUN_RECORD = "run.json"  # command, start, wall-clock; written last: its presence means the run finished
 RUN_INFO = "lsllm.json"  # inside model/ of LS runs: task, labels, base weights, versions
 SFT_INFO = "lsllm-sft.json"  # inside model/ of SFT runs: labels, template, base weights, versions
 COMPLETE_MARKER = "lsllm-complete"
+MANIFEST = "manifest.json"  # inside model/: every other file's size and sha256, every tensor's shape; checked at load
 
 
 @dataclass
@@ -68,7 +73,8 @@ class RunDir:
     def __getattr__(self, name: str) -> Path:
         names = {"config": CONFIG, "model": MODEL_DIR, "metrics": METRICS, "predictions": PREDICTIONS,
                  "report": REPORT, "confusion": CONFUSION, "curve": CURVE, "logs": LOGS,
-                 "checkpoints": CHECKPOINTS, "card": CARD, "record": RUN_RECORD, "trainer_state": TRAINER_STATE}
+                 "checkpoints": CHECKPOINTS, "card": CARD, "record": RUN_RECORD, "trainer_state": TRAINER_STATE,
+                 "step0": STEP0, "html": REPORT_HTML}
         if name in names:
             return self.root / names[name]
         raise AttributeError(name)
@@ -201,19 +207,90 @@ def read_jsonl_noting(path: Path, notes: list[str], missing: str) -> list[dict[s
     return records
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _tensor_shapes(path: Path) -> dict[str, list[int]]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as weights:
+        return {name: list(weights.get_slice(name).get_shape()) for name in weights.keys()}
+
+
+def manifest(folder: Path) -> dict[str, Any]:
+    """What a saved model folder holds: each file's size and sha256, each safetensors file's tensor names and shapes."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    return {
+        "format": 1,
+        "files": {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files},
+        "tensors": {str(p.relative_to(folder)): _tensor_shapes(p) for p in files if p.suffix == ".safetensors"},
+    }
+
+
+def _tensor_difference(expected: dict[str, list[int]], path: Path) -> str:
+    """Which tensors differ from the manifest's, in a few words (for the damaged-file message)."""
+    try:
+        found = _tensor_shapes(path)
+    except Exception:  # noqa: BLE001 - any unreadable file is "unreadable": check_model_dir names it precisely
+        return "unreadable"
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    reshaped = sorted(n for n in set(expected) & set(found) if expected[n] != found[n])
+    for what, names in (("tensor missing", missing), ("unexpected tensor", extra), ("tensor reshaped", reshaped)):
+        if names:
+            more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+            return f"{what}: {names[0]}{more}"
+    return "tensor values"
+
+
+def check_manifest(folder: Path) -> None:
+    """Prove a saved model folder whole against its manifest.json: every file present, unchanged, no tensor renamed.
+
+    A run saved before manifests existed has none and is checked by `check_model_dir` alone.
+
+    Raises:
+        ConfigError: one line naming the damaged file and what is wrong with it.
+    """
+    path = folder / MANIFEST
+    if not path.is_file():
+        return
+    recorded = read_json_object(path)
+    files, tensors = recorded.get("files"), recorded.get("tensors", {})
+    if not isinstance(files, dict) or not isinstance(tensors, dict):
+        raise ConfigError(f"{path}: damaged (no file list); {DAMAGED_FIX}")
+    for name, expected in sorted(files.items()):
+        target = folder / name
+        if not target.is_file():
+            raise ConfigError(f"{target}: missing; {DAMAGED_FIX}")
+        if not isinstance(expected, dict):
+            raise ConfigError(f"{path}: damaged (entry {name!r}); {DAMAGED_FIX}")
+        if target.stat().st_size == expected.get("bytes") and _sha256(target) == expected.get("sha256"):
+            continue
+        what = f"{_tensor_difference(tensors.get(name) or {}, target)}; " if target.suffix == ".safetensors" else "contents "
+        raise ConfigError(f"{target}: damaged ({what}changed since the run saved it); {DAMAGED_FIX}")
+
+
 def check_model_dir(folder: Path, required: tuple[str, ...]) -> None:
     """Fail with one line naming the file when a saved model folder is incomplete or damaged.
 
     Without this, a deleted, truncated or overwritten file fails deep in transformers, peft,
-    tokenizers or safetensors with a traceback. Checked: the `required` files exist, every JSON
-    file is an object (config.json with a model_type), text files are UTF-8, and every
-    safetensors file has a valid header that covers the file (a truncated one does not).
+    tokenizers or safetensors with a traceback, or, worse, loads: PEFT only warns about a
+    renamed adapter tensor and runs the layer without it. Checked: the `required` files exist,
+    every file matches the folder's manifest (`check_manifest`), every JSON file is an object
+    (config.json with a model_type), text files are UTF-8, and every safetensors file has a
+    valid header that covers the file (a truncated one does not).
     """
     from safetensors import SafetensorError, safe_open
 
     for name in required:
         if not (folder / name).is_file():
             raise ConfigError(f"{folder / name}: missing; {DAMAGED_FIX}")
+    check_manifest(folder)
     for path in sorted(folder.glob("*.json")):
         data = read_json_object(path)
         if path.name == "config.json" and not isinstance(data.get("model_type"), str):
@@ -249,6 +326,8 @@ def open_run(cfg, prefix: str = ""):
         stem = Path(cfg.data.data).name.replace(":", "_") or "run"
         cfg.train.output = str(Path("runs") / f"{prefix}{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     run = RunDir(Path(cfg.train.output))
+    if run.root.exists() and not run.root.is_dir():
+        raise ConfigError(f"--output {run.root}: a file, not a folder; choose a new folder for the run")
     main_process = is_main_process()
     if main_process:
         for path in remove_stale(run.model):
@@ -321,11 +400,13 @@ def save_model(run: RunDir, write: Callable[[Path], None], info_name: str, info:
     """Write model/ atomically: ``write(folder)`` fills a staging folder, ``info`` goes in as ``info_name``.
 
     The staging folder replaces model/ only once complete, so a kill leaves the previous model
-    (or none) plus a hidden staging folder that the next `open_run` removes.
+    (or none) plus a hidden staging folder that the next `open_run` removes. The folder's
+    manifest.json, written last, lets every later load prove the folder whole (`check_manifest`).
     """
     staging = staging_dir(run.model)
     write(staging)
     atomic_write_json(staging / info_name, info)
+    atomic_write_json(staging / MANIFEST, manifest(staging))
     atomic_replace_dir(staging, run.model)
 
 

@@ -8,7 +8,6 @@ by `eval`/`predict`/`serve`, atomic checkpoint completion markers and exact resu
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -32,7 +31,6 @@ from lsllm.run_outputs import write_reports
 
 log = logging.getLogger(__name__)
 MAX_BAD_STEPS = 10
-STEP0 = "step0.json"  # in logs/: validation metrics before training (--head-init labels)
 
 
 def selection_metric(task: str) -> str:
@@ -181,7 +179,7 @@ class LSMethod(lifecycle.Method):
         if self.head_from_label_words:
             assert self.classifier is not None
             self.step0 = _step0(self.classifier, bundle)
-            atomic_write_json(run.logs / STEP0, self.step0)
+            atomic_write_json(run.step0, self.step0)
 
     def save(self, run: runs.RunDir, cfg: RunConfig, bundle: DatasetBundle, trainer: Trainer) -> None:
         assert self.classifier is not None
@@ -250,9 +248,8 @@ def finish_run(run: runs.RunDir, cfg: RunConfig, bundle: DatasetBundle, classifi
     ``step0``: validation metrics before training (--head-init labels), kept in metrics.json.
     """
     results, records = {}, {}
-    saved = run.logs / STEP0  # measured by the run's first process; a resumed one reads it back
-    if step0 is None and saved.is_file():
-        step0 = json.loads(saved.read_text())
+    if step0 is None and run.step0.is_file():  # measured by the run's first process; a resumed one reads it back
+        step0 = runs.read_json_object(run.step0)
     for split in ("validation", "test"):
         if split in bundle.splits:
             results[split], records[split] = classifier.evaluate(bundle.splits[split])

@@ -320,6 +320,71 @@ def test_a_run_info_of_the_wrong_shape_is_one_line(run_copy, capsys, info):
     assert str(path) in line and "retrain or restore the run" in line
 
 
+def _edit_json(key_path: tuple, change):
+    def edit(path):
+        data = json.loads(path.read_text())
+        holder = data
+        for key in key_path[:-1]:
+            holder = holder[key]
+        holder[key_path[-1]] = change(holder[key_path[-1]])
+        path.write_text(json.dumps(data))
+    return edit
+
+
+def _edit_tensors(pick):
+    """Rename one tensor of a safetensors file (the first whose name ``pick`` accepts): a file that still loads."""
+    def edit(path):
+        from safetensors.torch import load_file, save_file
+
+        tensors = load_file(path)
+        name = next(n for n in sorted(tensors) if pick(n))
+        tensors[name.replace("weight", "weigth")] = tensors.pop(name)
+        save_file(tensors, path)
+    return edit
+
+
+# Edits that leave every file readable: before manifest.json, some loaded with exit 0 and served garbage
+# (PEFT only warns about a missing adapter tensor), others ended in tracebacks.
+SEMANTIC_DAMAGE = {
+    "lora tensor renamed": ("adapter_model.safetensors", _edit_tensors(lambda n: "lora_A" in n)),
+    "head tensor renamed": ("adapter_model.safetensors", _edit_tensors(lambda n: "score" in n)),
+    "target_modules edited": ("adapter_config.json", _edit_json(("target_modules",), lambda t: sorted(t)[:1])),
+    "rank halved": ("adapter_config.json", _edit_json(("r",), lambda r: max(1, r // 2))),
+    "layers cut": ("config.json", _edit_json(("num_hidden_layers",), lambda n: max(1, n - 1))),
+    "labels reversed": ("lsllm.json", _edit_json(("labels",), lambda labels: labels[::-1])),
+    "a third label": ("lsllm.json", _edit_json(("labels",), lambda labels: [*labels, "neutral"])),
+    "task edited": ("lsllm.json", _edit_json(("task",), lambda _: "token")),
+    "tokenizer edited": ("tokenizer_config.json", _edit_json(("model_max_length",), lambda _: 7)),
+}
+
+
+@pytest.mark.parametrize(("case", "command"), [(case, COMMANDS[i % 4]) for i, case in enumerate(SEMANTIC_DAMAGE)])
+def test_a_model_folder_edited_after_saving_is_refused_naming_the_file(run_copy, tmp_path, capsys, case, command):
+    name, edit = SEMANTIC_DAMAGE[case]
+    path = run_copy / "model" / name
+    original = path.read_bytes()
+    edit(path)
+    assert path.read_bytes() != original
+    try:
+        line = one_error_line(capsys, main(_command(command, run_copy, tmp_path)))
+    finally:
+        path.write_bytes(original)
+    assert line.startswith(f"error: {path}: damaged (") and "retrain or restore the run" in line, line
+    assert not (tmp_path / "merged").exists()
+    if case.endswith("renamed"):
+        assert "tensor missing: " in line
+
+
+def test_a_run_saved_before_manifests_still_loads(run_copy, capsys):
+    manifest = run_copy / "model" / "manifest.json"
+    original = manifest.read_bytes()
+    manifest.unlink()
+    try:
+        assert main(["predict", str(run_copy), "a great movie"]) == 0
+    finally:
+        manifest.write_bytes(original)
+
+
 @pytest.mark.parametrize("how", ["delete", "half"])
 def test_sft_adapter_damage_is_one_line(run_copy, tmp_path, how):
     import shutil
@@ -371,3 +436,37 @@ def test_predict_input_files_predict_or_fail_in_one_line(new_path, capsys, monke
     else:
         line = one_error_line(capsys, code)
         assert str(path) in line or line.startswith("error: input "), line
+
+
+# ------------------------------------------------------------------------- paths a user gets wrong
+
+
+def test_output_paths_of_the_wrong_kind_are_one_line_naming_the_path(run_copy, tmp_path, capsys):
+    """Each of these ended in a traceback (FileExistsError, IsADirectoryError, NotADirectoryError, FileNotFoundError)."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    a_dir = tmp_path / "a-dir"
+    a_dir.mkdir()
+    cases = [
+        (["train", "--data", "sst2-sample", "--output", str(a_file)], f"--output {a_file}: a file"),
+        (["predict", str(run_copy), "a great movie", "--output-file", str(a_dir)], f"--output-file {a_dir} is a folder"),
+        (["predict", str(run_copy), "a great movie", "--output-file", str(tmp_path / "no" / "x.jsonl")], "does not exist"),
+        (["merge", str(run_copy), str(a_file)], f"{a_file} is a file"),
+        (["report", str(run_copy), "--output", str(tmp_path / "no-such-dir" / "report.html")], "does not exist"),
+        (["report", str(run_copy), "--output", str(a_dir)], "a folder"),
+    ]
+    for argv, message in cases:
+        line = one_error_line(capsys, main(argv))
+        assert message in line, (argv, line)
+    assert a_file.read_text() == "x" and list(a_dir.iterdir()) == []
+
+
+def test_a_file_that_is_not_gguf_is_one_line(tmp_path, capsys):
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"\xe5\xa5\x00\xaa" + b"not a model" * 10)
+    line = one_error_line(capsys, main(["train", "--data", "sst2-sample", "--model", str(fake), "--output", str(tmp_path / "r")]))
+    assert str(fake) in line and "not a GGUF file" in line
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(b"GGUF" + b"\x07\x00\x00\x00" + b"\x00" * 12)
+    line = one_error_line(capsys, main(["train", "--data", "sst2-sample", "--model", str(truncated), "--output", str(tmp_path / "s")]))
+    assert str(truncated) in line

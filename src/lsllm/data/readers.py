@@ -296,6 +296,7 @@ def _tsv_records(path: Path, text: str) -> tuple[list[Record], bool]:
         evidence = next((start for start, _, row in raw for f in row if f.startswith('"') and _CSV_QUOTED.fullmatch(f)), None)
     if failure is not None:
         if raw_ok or evidence is None:
+            logger.info("%s: read as-is, a quote is text (GLUE style; CSV quoting does not read line %d)", path, failure[0])
             return raw, False
         raise DataError(
             f"{path}:{failure[0]}: a quote in the row that starts here is not closed as CSV quoting needs ({failure[1]}), "
@@ -303,6 +304,7 @@ def _tsv_records(path: Path, text: str) -> tuple[list[Record], bool]:
             'inside a quoted field ("")'
         )
     if not _consistent(quoted) or quoted == raw or (raw_ok and evidence is None):
+        logger.info("%s: read as-is, a quote is text (GLUE style)", path)
         return raw, False
     logger.info('%s: read as CSV-quoted TSV (fields in "..." with "" for a quote, as pandas writes them)', path)
     return quoted, True
@@ -396,7 +398,9 @@ class _Merges:
 
     def _rows_inside(self, start: int, row: list[str]) -> Iterator[tuple[int, list[str]]]:
         """(line, fields) of what sits inside multi-line fields and could be a whole row."""
-        first = next(k for k, f in enumerate(row) if "\n" in f or "\r" in f)
+        first = next((k for k, f in enumerate(row) if "\n" in f or "\r" in f), None)
+        if first is None:
+            return
         line = start
         for k in range(first, len(row)):
             pieces = split_lines(row[k])
@@ -444,6 +448,11 @@ def jsonl_records(path: Path) -> tuple[list[tuple[int, dict]], str]:
     text, digest = read_text(path)
     if text.lstrip().startswith("["):
         raise DataError(f"{path}: a JSON array; write one JSON object per line (JSON Lines)")
+    with paused_gc():
+        return _json_lines(path, text), digest
+
+
+def _json_lines(path: Path, text: str) -> list[tuple[int, dict]]:
     records = []
     for line_no, raw in enumerate(split_lines(text), 1):
         if not raw.strip():
@@ -462,7 +471,7 @@ def jsonl_records(path: Path) -> tuple[list[tuple[int, dict]], str]:
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}")
         records.append((line_no, obj))
-    return records, digest
+    return records
 
 
 def read_jsonl_seq(

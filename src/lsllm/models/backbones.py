@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,11 +269,23 @@ def _converted_dir(stem: str, sha: str) -> Path:
 def _from_gguf(gguf: Path) -> ResolvedModel:
     """Dequantize a GGUF once into a safetensors cache; later loads read the cache."""
     gguf = gguf.resolve()
+    try:
+        with gguf.open("rb") as f:
+            magic = f.read(4)
+    except OSError as err:
+        raise ModelError(f"{gguf}: cannot read it ({err.strerror or type(err).__name__})") from None
+    if magic != b"GGUF":
+        raise ModelError(f"{gguf}: not a GGUF file (no GGUF header); pass a .gguf model file, a model folder or a hub id")
     sha = file_sha256(gguf)
     source = {"kind": "gguf", "file": gguf.name, "path": str(gguf), "sha256": sha}
     target = _converted_dir(gguf.stem, sha)
     if not (target / "lsllm_source.json").is_file():
-        _convert_gguf(gguf, target, source)
+        try:
+            _convert_gguf(gguf, target, source)
+        except (ValueError, KeyError, IndexError, EOFError, OverflowError, struct.error) as err:  # gguf's reader: odd files
+            reason = " ".join(str(err).split())[:100]
+            raise ModelError(f"{gguf}: not a GGUF model transformers can read ({reason}); pass another .gguf file, "
+                             "a model folder or a hub id") from None
     return ResolvedModel(target, source)
 
 

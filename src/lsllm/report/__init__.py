@@ -20,8 +20,9 @@ from pathlib import Path
 from lsllm.errors import ConfigError
 from lsllm.files import atomic_write_text
 from lsllm.report import collect, html
+from lsllm.runs import REPORT_HTML
 
-REPORT = "report.html"
+REPORT = REPORT_HTML
 
 
 def default_output(paths: Sequence[str | Path]) -> Path:
@@ -49,8 +50,15 @@ def write_report(run_dirs: Sequence[str | Path], output: str | Path | None = Non
     if not run_dirs:
         raise ConfigError("report needs at least one run or study directory")
     output = Path(output) if output is not None else default_output(run_dirs)
+    if output.is_dir():
+        raise ConfigError(f"--output {output}: a folder; name the HTML file, e.g. {output / REPORT}")
+    if not output.parent.is_dir():
+        raise ConfigError(f"--output {output}: the folder {output.parent} does not exist; create it or choose another path")
     items = [collect.read(path) for path in run_dirs]
-    atomic_write_text(output, html.render(items, output))
+    try:
+        atomic_write_text(output, html.render(items, output))
+    except OSError as err:
+        raise ConfigError(f"--output {output}: cannot write it ({err.strerror or type(err).__name__}); choose another path") from None
     return output
 
 

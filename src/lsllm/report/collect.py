@@ -16,7 +16,6 @@ error. What is read, and from where:
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,10 +135,7 @@ def read_curves(root: Path, kind: str, task: str) -> Curves:
     curves = Curves(metric)
     state_file = RunDir(root).newest_trainer_state()
     if state_file is not None:
-        try:
-            state = json.loads(state_file.read_text())
-        except (OSError, json.JSONDecodeError):
-            state = None
+        state = read_json_noting(state_file, None)
         if isinstance(state, dict):
             history = state.get("log_history") or []
             curves.loss = [(h["step"], float(h["loss"])) for h in history if "loss" in h and "step" in h]
@@ -147,7 +143,7 @@ def read_curves(root: Path, kind: str, task: str) -> Curves:
             curves.source = str(state_file.relative_to(root))
             curves.selected_step, curves.selected_reason = _selected(state, kind, metric)
             return curves
-    return _tensorboard_curves(root / "logs", curves, kind)
+    return _tensorboard_curves(RunDir(root).logs, curves, kind)
 
 
 def _selected(state: dict[str, Any], kind: str, metric: str) -> tuple[int | None, str]:

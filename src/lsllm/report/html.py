@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from lsllm.describe import METHODS
 from lsllm.report import analysis, plots
 from lsllm.report.collect import Run, Study
+from lsllm.runs import RunDir
 from lsllm.version import __version__
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -67,7 +68,7 @@ def study_context(study: Study, number: int, output: Path) -> dict[str, Any]:
         run_dir = study.cell_run(cell)
         link = None
         if run_dir is not None:
-            target = run_dir / "report.html" if (run_dir / "report.html").is_file() else run_dir
+            target = RunDir(run_dir).html if RunDir(run_dir).html.is_file() else run_dir
             link = os.path.relpath(target, output.parent)
         shown = {split: value.get(metric) if isinstance(value, dict) else value
                  for split in ("validation", "test") for value in [cell.get(split)]}
