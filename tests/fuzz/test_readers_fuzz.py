@@ -375,3 +375,22 @@ def test_an_unclosed_quote_is_reported_where_its_record_starts(new_path, data, n
             assert assert_clean(err, path, raw) == len(good) + 1, str(err)
         else:  # only a TSV read as-is, where the quote is text and nothing merges
             assert suffix == ".tsv" and len(got if isinstance(got, list) else got.examples) == sum(1 for x in lines[1:] if x), got
+
+
+@given(rows=st.lists(st.tuples(TEXT, st.sampled_from(["positive", "negative"])), min_size=1, max_size=6),
+       newline=st.sampled_from(["\n", "\r\n"]), index=st.booleans())
+@FUZZ
+def test_a_tsv_written_by_a_csv_writer_reads_back(new_path, rows, newline, index):
+    """pandas' to_csv(sep="\\t") quoting (QUOTE_MINIMAL, "" escapes): tabs, line breaks and quotes in texts."""
+    if newline == "\n":  # csv.writer quotes only its line terminator's characters: a lone "\r" would end the row
+        rows = [(t.replace("\r", " "), lab) for t, lab in rows]
+    rows = [(t, lab) for t, lab in rows if has_visible_text(t) and "\x00" not in t]
+    if not rows:
+        return
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, delimiter="\t", lineterminator=newline)
+    writer.writerows([([""] if index else []) + ["text", "label"]] + [([str(i)] if index else []) + [t, lab] for i, (t, lab) in enumerate(rows)])
+    path = new_path(".tsv")
+    path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+    read = read_file(path, "seq")
+    assert [(e.text, e.label) for e in read.examples] == [(t.strip(), lab) for t, lab in rows]

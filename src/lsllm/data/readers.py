@@ -328,7 +328,7 @@ def _read_rows(path: Path, records: list[Record], digest: str, text_columns, lab
         label_idx = header.index(pick_column(header, label_column, LABEL_COLUMNS, "label", "--label-column", str(path)))
     # The label column, also when unlabelled (prediction inputs), to recognise rows swallowed by a quote.
     check_idx = label_idx if label_idx is not None else next((header.index(c) for c in LABEL_COLUMNS if c in header), None)
-    merges = _Merges(path, header, delimiter, check_idx) if quoted and check_idx is not None else None
+    merges = _Merges(path, header, delimiter, check_idx, text_idx) if quoted and check_idx is not None else None
     examples, lines = [], []
     for start, end, row in records[1:]:
         if _blank(row):
@@ -373,13 +373,15 @@ class _Merges:
 
     A quoted field may hold a line break. It is a broken row, not text, when a line inside the
     field (or the part of its first line after the opening quote) reads on its own as a complete
-    row whose label column holds a label of this file: `"a comedy,positive<break>next,negative`.
+    row, with visible text and a label of this file in the label column:
+    `"a comedy,positive<break>next,negative`.
     """
 
     path: Path
     header: list[str]
     delimiter: str
     label_idx: int
+    text_idx: list[int]
     suspects: list[Record] = field(default_factory=list)
     labels: set[str] = field(default_factory=set)
 
@@ -387,7 +389,8 @@ class _Merges:
         """Raise for the first suspect record that swallowed a row (labels seen so far)."""
         for start, end, row in self.suspects:
             for line, fields in self._rows_inside(start, row):
-                if len(fields) == len(self.header) and fields[self.label_idx].strip().strip('"').strip() in self.labels:
+                if (len(fields) == len(self.header) and fields[self.label_idx].strip().strip('"').strip() in self.labels
+                        and has_visible_text("".join(fields[i] for i in self.text_idx))):
                     shown = self.delimiter.join(fields)
                     inside = "the rest of this line" if line == start else f"line {line}"
                     raise DataError(
