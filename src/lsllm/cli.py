@@ -51,8 +51,8 @@ def _print_results(run: Path) -> None:
     from lsllm.runs import RunDir
 
     results = {split: m for split, m in RunDir(run).read_metrics().items() if split in ("validation", "test")}
-    task = "seq" if any("accuracy" in m for m in results.values()) else "token"
-    print(metrics_table(results, task))
+    data = RunDir(run).read_config().get("data") or {}
+    print(metrics_table(results, data.get("task") or "seq", data.get("problem")))
     print(f"run written to {run}")
 
 
@@ -67,7 +67,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     metrics, data_cfg = evaluate_run(args.run_dir, args.split, _data_overrides(args), progress=_progress("evaluating"))
     out = RunDir(Path(args.run_dir)).write_eval(args.split, {args.split: metrics, "data": data_cfg.data})
-    print(metrics_table({args.split: metrics}, "seq" if "accuracy" in metrics else "token"))
+    print(metrics_table({args.split: metrics}, data_cfg.task or "seq", data_cfg.problem))
     print(f"written to {out}")
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ FORMAT_VERSION = 1
 POOLINGS = ("last", "mean", "max")
 ATTENTIONS = ("causal", "bidirectional", "repeat")
 TASKS = ("seq", "token")
+PROBLEMS = ("single-label", "multi-label", "regression")
+THRESHOLD_MODES = ("global", "per-label")
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flex_attention")
 # transformers' SchedulerType values that run without lr_scheduler_kwargs (lsllm passes none).
@@ -91,8 +94,10 @@ class ModelConfig:
             self.bidirectional, self.attention = True, "bidirectional"
         if self.prompt is not None:
             self.prompt = self.prompt.replace("\\n", "\n")
-            if self.prompt.count("{text}") != 1:
-                raise ConfigError(f"--prompt must contain {{text}} exactly once (where the input goes), got {self.prompt!r}")
+            names = re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", self.prompt)
+            if not names or len(names) != len(set(names)):
+                raise ConfigError(f"--prompt must name each input field exactly once, e.g. {{text}} or {{premise}} and {{hypothesis}} "
+                                  f"(where the inputs go), got {self.prompt!r}")
         if self.head_init not in ("random", "labels"):
             raise ConfigError(f"--head-init must be random or labels, got {self.head_init!r}")
         if self.label_words is not None and self.head_init != "labels":
@@ -144,6 +149,12 @@ class DataConfig:
     task: str | None = _help("seq | token (inferred from the dataset when possible)", default=None)
     text_column: list[str] | None = _help("text column(s) of CSV/TSV/JSONL; several are joined", default=None)
     label_column: str | None = _help("label column of CSV/TSV/JSONL", default=None)
+    problem: str | None = _help("seq: single-label | multi-label | regression (default: multi-label for JSON label lists "
+                                "or several --label-columns, else single-label)", default=None)
+    label_columns: list[str] | None = _help("multi-label: one 0/1 column per label, e.g. SemEval-2018 E-c's "
+                                            "anger anticipation ...", default=None)
+    label_separator: str | None = _help("multi-label: the label column holds several labels joined by this, e.g. ','",
+                                        default=None)
     tag_column: int = _help("CoNLL: which column holds the tag (default last)", default=-1)
     validation_file: str | None = _help("validation file beside --data FILE", default=None)
     test_file: str | None = _help("test file beside --data FILE", default=None)
@@ -165,6 +176,21 @@ class DataConfig:
                 raise ConfigError(f"--labels lists a label twice ({', '.join(self.labels)}); give each once, in id order")
         if self.task is not None and self.task not in TASKS:
             raise ConfigError(f"task must be seq or token, got {self.task!r}")
+        if self.problem is not None and self.problem not in PROBLEMS:
+            raise ConfigError(f"--problem must be one of {', '.join(PROBLEMS)}, got {self.problem!r}")
+        if self.task == "token" and (self.problem not in (None, "single-label") or self.label_columns or self.label_separator):
+            raise ConfigError("--problem / --label-columns / --label-separator apply to sequence tasks (a tag per word is "
+                              "single-label); drop them for --task token")
+        if self.label_columns is not None and (not self.label_columns or len(set(self.label_columns)) != len(self.label_columns)):
+            raise ConfigError("--label-columns needs distinct column names, one per label")
+        if self.label_columns and self.label_column:
+            raise ConfigError("--label-columns (one 0/1 column per label) and --label-column (one column) exclude each other")
+        if self.label_separator is not None and not self.label_separator:
+            raise ConfigError("--label-separator must be a non-empty string, e.g. ','")
+        if self.problem == "regression" and (self.label_columns or self.label_separator):
+            raise ConfigError("--problem regression reads one numeric label column; drop --label-columns / --label-separator")
+        if self.problem == "single-label" and (self.label_columns or self.label_separator):
+            raise ConfigError("--label-columns / --label-separator give several labels per example: use --problem multi-label")
         if self.max_length < 8:
             raise ConfigError(f"max_length must be >= 8, got {self.max_length}")
         for name in ("train_limit", "eval_limit"):
@@ -194,6 +220,9 @@ class TrainConfig:
     class_weights: str | None = _help("balanced: weight the loss by inverse class frequency",
         ls_only="SFT's loss is over answer tokens; drop --class-weights", default=None)
     pack: bool = _help("padding-free packing of training batches (fast path)", default=True)
+    thresholds: str = _help("multi-label: decision thresholds tuned on validation: global (one for all labels) | "
+                            "per-label", ls_only="SFT answers with label words, it has no thresholds; drop --thresholds",
+                            default="global")
     seed: int = _help("random seed", default=42)
     output: str | None = _help("run directory (default runs/<data>-<timestamp>)", default=None)
     resume: bool = _help("continue the run in --output from its last checkpoint", default=False)
@@ -230,6 +259,8 @@ class TrainConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.head_lr is not None and not (math.isfinite(self.head_lr) and self.head_lr > 0):
             raise ConfigError(f"--head-lr must be a number > 0, got {self.head_lr}")
+        if self.thresholds not in THRESHOLD_MODES:
+            raise ConfigError(f"--thresholds must be {' or '.join(THRESHOLD_MODES)}, got {self.thresholds!r}")
         if self.class_weights not in (None, "balanced"):
             raise ConfigError(f"class_weights must be balanced or unset, got {self.class_weights!r}")
         if self.preset not in (None, "ls-llama", "ls-unllama", "lsllm"):

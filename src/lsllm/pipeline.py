@@ -8,7 +8,7 @@ from a run directory and `evaluate_run` scores it on a split (`lsllm eval`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,11 @@ import torch
 from lsllm import runs
 from lsllm.data import SeqExample, TokenExample
 from lsllm.data.encoding import apply_prompt, encode_sequences, encode_tokens
+from lsllm.data.text import has_visible_text
 from lsllm.errors import ConfigError, DataError
-from lsllm.evaluation import seq_metrics, token_metrics
+from lsllm.evaluation import token_metrics
 from lsllm.prediction import feature_probabilities, seq_records, split_words, token_records, word_predictions
+from lsllm.problems import Problem, SingleLabel, make_problem
 from lsllm.runs import RunDir
 
 
@@ -33,6 +35,8 @@ class Classifier:
     label_all_subtokens: bool = False
     max_batch_tokens: int = 2048  # tokens per inference batch (one packed row): measured a little faster than 1024 on CPU
     prompt: str | None = None  # seq: the template every input is wrapped in (training's --prompt)
+    problem: Problem = field(default_factory=SingleLabel)  # seq: single-label | multi-label | regression
+    fields: list[str] | None = None  # seq: the input's text fields when it has several (sentence pairs)
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -54,29 +58,33 @@ class Classifier:
             texts = [" ".join(words) for words in inputs]
         elif self.task == "token":  # raw text is split into words, then joined by spaces
             texts = [" ".join(split_words(text)[0]) for text in inputs]
-        else:
+        else:  # texts, or records of the run's fields (pairs)
             texts = [apply_prompt(self.prompt, text) for text in inputs]
         return [len(ids) for ids in (tokenizer or self.tokenizer)(texts, add_special_tokens=False)["input_ids"]]
 
     def probabilities(self, encoded, progress=None) -> list[torch.Tensor]:
-        return feature_probabilities(self.model, encoded.features, self.tokenizer.pad_token_id, self.max_batch_tokens, progress=progress)
+        """Per feature: the problem type's outputs (seq: probabilities or values), softmax per position (token)."""
+        activation = self.problem.outputs if self.task == "seq" else None
+        return feature_probabilities(self.model, encoded.features, self.tokenizer.pad_token_id, self.max_batch_tokens,
+                                     progress=progress, activation=activation)
 
     def predict_examples(self, examples: Sequence, progress=None, texts=None, spans=None) -> tuple[list[dict], Any]:
         """Records for examples (labels ignored) and the encoded split they came from."""
         encoded = self.encode(examples)
         probs = self.probabilities(encoded, progress)
         if self.task == "seq":
-            return seq_records(examples, probs, self.labels), encoded
+            return seq_records(examples, probs, self.labels, self.problem), encoded
         words = word_predictions(encoded.features, probs, [len(e.tokens) for e in examples])
         return token_records(examples, words, self.labels, texts, spans), encoded
 
-    def predict_texts(self, texts: Sequence[str], progress=None) -> list[dict]:
-        """Raw texts: one label each (seq) or entities with word and character offsets (token)."""
-        for i, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                raise DataError(f"input {i + 1}: empty text; give at least one non-space character")
+    def predict_texts(self, texts: Sequence[str | dict[str, str]], progress=None) -> list[dict]:
+        """Raw texts (or, for a run on sentence pairs, records of its fields): a decision each (seq), or
+        entities with word and character offsets (token)."""
         if self.task == "seq":
-            return self.predict_examples([SeqExample(t) for t in texts], progress)[0]
+            return self.predict_examples([self.example(i, t) for i, t in enumerate(texts)], progress)[0]
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not has_visible_text(text):
+                raise DataError(f"input {i + 1}: empty text; give at least one visible character")
         split = [split_words(t) for t in texts]
         examples = [TokenExample(words) for words, _ in split]
         return self.predict_examples(examples, progress, texts=list(texts), spans=[s for _, s in split])[0]
@@ -89,15 +97,43 @@ class Classifier:
                 raise DataError(f"input {i + 1}: tokens must be a non-empty list of non-empty strings")
         return self.predict_examples([TokenExample(list(w)) for w in sentences], progress)[0]
 
-    def evaluate(self, examples: Sequence, progress=None) -> tuple[dict, list[dict]]:
-        """Metrics (schema of docs/metrics.md) and prediction records for labelled examples."""
-        records, encoded = self.predict_examples(examples, progress)
+    def example(self, i: int, given: str | dict[str, str]) -> SeqExample:
+        """One input to a sequence classifier as an example: a text, or a record of the run's fields (pairs)."""
+        if isinstance(given, dict):
+            wanted = self.fields or ["text"]
+            missing = [name for name in wanted if not isinstance(given.get(name), str) or not has_visible_text(given[name])]
+            if missing:
+                raise DataError(f"input {i + 1}: field {missing[0]!r} is missing or empty; this run reads {', '.join(wanted)}")
+            if not self.fields:
+                given = given["text"]
+            else:
+                fields = {name: given[name] for name in wanted}
+                return SeqExample("\n".join(f"{k}: {v}" for k, v in fields.items()), fields=fields)
+        if not isinstance(given, str) or not has_visible_text(given):
+            raise DataError(f"input {i + 1}: empty text; give at least one visible character")
+        if self.fields:
+            raise DataError(f"input {i + 1}: this run reads several fields ({', '.join(self.fields)}); "
+                            "give a record of them (JSONL / a table with those columns), not one text")
+        return SeqExample(given)
+
+    def evaluate(self, examples: Sequence, progress=None, tune: bool = False) -> tuple[dict, list[dict]]:
+        """Metrics (schema of docs/metrics.md) and prediction records for labelled examples.
+
+        ``tune``: first choose the problem type's decision settings on these examples (multi-label
+        thresholds; only ever on validation), then score with them.
+        """
         if self.task == "seq":
-            for record, example in zip(records, examples, strict=True):
-                record["gold"] = example.label
-            metrics = seq_metrics([e.label for e in examples], [r["label"] for r in records], self.labels,
-                                  n_truncated=encoded.n_truncated)
+            encoded = self.encode(examples)
+            outputs = self.probabilities(encoded, progress)
+            gold = [e.label for e in examples]
+            if tune:
+                self.problem.tune(gold, outputs, self.labels)
+            records = seq_records(examples, outputs, self.labels, self.problem)
+            for record, label in zip(records, gold, strict=True):
+                record["gold"] = label
+            metrics = self.problem.metrics(gold, outputs, self.labels, n_truncated=encoded.n_truncated)
         else:
+            records, encoded = self.predict_examples(examples, progress)
             for record, example in zip(records, examples, strict=True):
                 record["gold"] = example.tags
             metrics = token_metrics([e.tags for e in examples], [r["tags"] for r in records], n_truncated=encoded.n_truncated)
@@ -141,8 +177,9 @@ def load_run(path: str | Path, dtype: str | None = None, device=None) -> tuple[C
         warn_if_weights_differ(info.get("weights", {}), resolved.source)
         base = cls.from_pretrained(str(resolved.path), config=AutoConfig.from_pretrained(run.model), dtype=torch.float32)
         model = attach_adapter(base, run.model, device=device, dtype=dtype)
+    problem = make_problem(info.get("problem"), info.get("problem_state")) if info["task"] == "seq" else SingleLabel()
     classifier = Classifier(model, load_tokenizer(run.model), info["labels"], info["task"], info["max_length"],
-                            info["label_all_subtokens"], prompt=info.get("prompt"))
+                            info["label_all_subtokens"], prompt=info.get("prompt"), problem=problem, fields=info.get("fields"))
     return classifier, cfg
 
 
@@ -166,7 +203,7 @@ def evaluate_run(path: str | Path, split: str = "test", data_overrides: dict[str
     if unknown:
         raise ConfigError(f"unknown data setting(s): {', '.join(sorted(unknown))}")
     data_cfg = dataclasses.replace(cfg.data, **overrides)
-    if classifier.task == "seq":  # read against the run's labels: train is not needed to find them
+    if classifier.task == "seq" and classifier.problem.name != "regression":  # the run's labels: train is not read for them
         data_cfg.labels = list(classifier.labels)
     bundle = load_data(data_cfg, splits=(split,))
     if bundle.task != classifier.task:

@@ -79,8 +79,11 @@ def _pack(rows: list[list[int]], features: Sequence[dict], pad_id: int) -> Batch
 
 @torch.inference_mode()
 def feature_probabilities(model, features: Sequence[dict], pad_id: int, max_tokens: int = 2048, row_tokens: int | None = None,
-                          progress=None) -> list[torch.Tensor]:
-    """Softmax outputs per feature: seq (C,), token (T, C) over the feature's own positions."""
+                          progress=None, activation=None) -> list[torch.Tensor]:
+    """Outputs per feature: seq (C,), token (T, C) over the feature's own positions.
+
+    ``activation`` turns fp32 logits into outputs (the problem type's: softmax, sigmoid or values); default softmax.
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -88,7 +91,8 @@ def feature_probabilities(model, features: Sequence[dict], pad_id: int, max_toke
     batches = packed_batches(features, pad_id, max_tokens, row_tokens)
     for batch in progress(batches) if progress else batches:
         inputs = {k: v.to(device) for k, v in batch.inputs.items()}
-        probs = model(**inputs).logits.float().softmax(-1).cpu()
+        logits = model(**inputs).logits.float()
+        probs = (activation(logits) if activation is not None else logits.softmax(-1)).cpu()
         if probs.dim() == 2:  # seq: (N, C) in example-id order
             for example, index in enumerate(batch.indices):
                 out[index] = probs[example]
@@ -100,16 +104,14 @@ def feature_probabilities(model, features: Sequence[dict], pad_id: int, max_toke
     return out  # type: ignore[return-value]
 
 
-def seq_records(examples: Sequence[SeqExample], probs: Sequence[torch.Tensor], labels: Sequence[str]) -> list[dict]:
+def seq_records(examples: Sequence[SeqExample], outputs: Sequence[torch.Tensor], labels: Sequence[str], problem) -> list[dict]:
+    """One record per input: its text (and fields) and the problem type's decision (label, labels or value)."""
     records = []
-    for example, p in zip(examples, probs, strict=True):
-        best = int(p.argmax())
-        records.append({
-            "text": example.text,
-            "label": labels[best],
-            "score": round(float(p[best]), 6),
-            "probabilities": {label: round(float(v), 6) for label, v in zip(labels, p.tolist(), strict=True)},
-        })
+    for example, output in zip(examples, outputs, strict=True):
+        record: dict = {"text": example.text}
+        if example.fields:
+            record["fields"] = dict(example.fields)
+        records.append({**record, **problem.record(output, labels)})
     return records
 
 

@@ -19,16 +19,24 @@ import matplotlib.pyplot as plt  # noqa: E402
 from lsllm import describe, runs  # noqa: E402
 from lsllm.evaluation import classification_report_text  # noqa: E402
 from lsllm.files import atomic_save_figure, atomic_write_json, atomic_write_jsonl, atomic_write_text  # noqa: E402
+from lsllm.problems import make_problem  # noqa: E402
 
-HEADLINE = {"seq": ("accuracy", "f1_macro", "f1_weighted"), "token": ("f1", "precision", "recall", "f1_strict", "token_accuracy")}
+TOKEN_HEADLINE = ("f1", "precision", "recall", "f1_strict", "token_accuracy")
+PERCENT = {"accuracy", "f1_macro", "f1_weighted", "jaccard", "f1_micro", "subset_accuracy", *TOKEN_HEADLINE}
 
 
-def metrics_table(results: dict[str, dict], task: str) -> str:
-    """A small fixed-width table of the headline metrics per split (percentages)."""
-    keys = HEADLINE[task]
+def headline(task: str, problem: str | None = None) -> tuple[str, ...]:
+    """The metrics a table shows for a task (token) or a sequence problem type."""
+    return TOKEN_HEADLINE if task == "token" else make_problem(problem).headline
+
+
+def metrics_table(results: dict[str, dict], task: str, problem: str | None = None) -> str:
+    """A small fixed-width table of the headline metrics per split (percentages; correlations and errors as numbers)."""
+    keys = headline(task, problem)
     lines = [f"{'split':<12}" + "".join(f"{k:>15}" for k in keys) + f"{'n':>8}"]
     for split, metrics in results.items():
-        row = "".join(f"{100 * metrics[k]:>14.2f}%" if isinstance(metrics.get(k), float) else f"{'-':>15}" for k in keys)
+        row = "".join((f"{100 * metrics[k]:>14.2f}%" if k in PERCENT else f"{metrics[k]:>15.4f}")
+                      if isinstance(metrics.get(k), float) else f"{'-':>15}" for k in keys)
         lines.append(f"{split:<12}{row}{metrics.get('n_examples', 0):>8}")
     return "\n".join(lines)
 
@@ -40,15 +48,18 @@ def write_reports(run: runs.RunDir, cfg, bundle, classifier, results: dict[str, 
     shown = "test" if "test" in records else "validation"
     atomic_write_jsonl(run.predictions, records[shown])
     sections = []
+    problem = classifier.problem
     for split, split_records in records.items():
         gold = [r["gold"] for r in split_records]
-        predicted = [r["label"] if bundle.task == "seq" else r["tags"] for r in split_records]
-        sections.append(f"== {split} ({len(split_records)} examples) ==\n"
-                        + classification_report_text(bundle.task, gold, predicted, bundle.labels))
+        if bundle.task == "seq":
+            table = problem.report_text(gold, [problem.prediction(r) for r in split_records], bundle.labels)
+        else:
+            table = classification_report_text("token", gold, [r["tags"] for r in split_records])
+        sections.append(f"== {split} ({len(split_records)} examples) ==\n" + table)
     atomic_write_text(run.report, "\n\n".join(sections) + "\n")
-    if bundle.task == "seq" and shown in results:
+    if shown in results and "confusion_matrix" in results[shown]:
         plot_confusion(results[shown]["confusion_matrix"], run.confusion, f"{bundle.name} {shown}")
-    plot_learning_curve(history, run.curve, "accuracy" if bundle.task == "seq" else "f1")
+    plot_learning_curve(history, run.curve, problem.selection if bundle.task == "seq" else "f1")
     atomic_write_text(run.card, model_card(cfg, bundle, results, source, run.root))
 
 
@@ -102,7 +113,8 @@ def card_facts(cfg, bundle, source: dict) -> list[str]:
 
 
 def model_card(cfg, bundle, results: dict[str, dict], source: dict, root: Path) -> str:
-    task_name = "sequence classification" if bundle.task == "seq" else "token classification (NER)"
+    task_name = {"single-label": "sequence classification", "multi-label": "multi-label classification",
+                 "regression": "regression"}[bundle.problem] if bundle.task == "seq" else "token classification (NER)"
     config = cfg.to_dict()
     lines = [
         f"# lsllm run: {bundle.name} ({task_name})",
@@ -113,7 +125,7 @@ def model_card(cfg, bundle, results: dict[str, dict], source: dict, root: Path) 
         "",
         "## Metrics",
         "```",
-        metrics_table(results, bundle.task),
+        metrics_table(results, bundle.task, bundle.problem),
         "```",
         "",
         "## Use it",

@@ -12,12 +12,12 @@ import logging
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from transformers import Trainer
 
 from lsllm import lifecycle, runs
 from lsllm.config import RunConfig, apply_preset
 from lsllm.data import Collator, DatasetBundle, class_weights, encode_split
+from lsllm.data.encoding import prompt_fields
 from lsllm.data.packing import PackingCollator
 from lsllm.errors import ConfigError, ModelError
 from lsllm.files import atomic_write_json
@@ -27,14 +27,11 @@ from lsllm.models.backbones import load_tokenizer, resolve_model
 from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
 from lsllm.models.head_init import init_from_label_words, label_words
 from lsllm.pipeline import Classifier
+from lsllm.problems import Problem, Regression, SingleLabel, make_problem
 from lsllm.run_outputs import write_reports
 
 log = logging.getLogger(__name__)
 MAX_BAD_STEPS = 10
-
-
-def selection_metric(task: str) -> str:
-    return "accuracy" if task == "seq" else "f1"
 
 
 class LSTrainer(Trainer):
@@ -44,6 +41,7 @@ class LSTrainer(Trainer):
                  **kwargs):
         super().__init__(*args, **kwargs)
         self.head_lr = head_lr
+        self.loss_fn = classifier.problem.loss if classifier.task == "seq" else SingleLabel().loss  # NER: CE per word
         self.model_accepts_loss_kwargs = False  # we compute the loss; the model must not rescale it
         self.classifier = classifier
         self.loss_weights = loss_weights
@@ -54,7 +52,7 @@ class LSTrainer(Trainer):
         outputs = model(**inputs)
         logits = outputs.logits
         weight = None if self.loss_weights is None else self.loss_weights.to(logits.device)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), weight=weight, ignore_index=-100)
+        loss = self.loss_fn(logits, labels, weight)
         if not torch.isfinite(loss):
             self.bad_steps += 1
             if self.bad_steps >= MAX_BAD_STEPS:
@@ -82,15 +80,15 @@ class LSTrainer(Trainer):
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         self.classifier.model = self.model
-        with merged_for_inference(self.model):
-            metrics, _ = self.classifier.evaluate(eval_dataset if eval_dataset is not None else self.eval_dataset)
+        with merged_for_inference(self.model):  # multi-label: thresholds tuned on this validation split, then scored
+            metrics, _ = self.classifier.evaluate(eval_dataset if eval_dataset is not None else self.eval_dataset, tune=True)
         flat = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items() if isinstance(v, int | float)}
         self.log(flat)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, flat)
         return flat
 
 
-def build_model(cfg: RunConfig, labels: list[str], task: str, dtype: torch.dtype):
+def build_model(cfg: RunConfig, labels: list[str], task: str, dtype: torch.dtype, problem: Problem | None = None):
     """Backbone + attention mode + pooling + head, with LoRA (or all weights trainable: --no-lora).
 
     Returns:
@@ -102,9 +100,11 @@ def build_model(cfg: RunConfig, labels: list[str], task: str, dtype: torch.dtype
     cls = LSForSequenceClassification if task == "seq" else LSForTokenClassification
     if task == "token" and cfg.model.pooling is not None:
         raise ConfigError("--pooling applies to sequence tasks only (token tasks classify every word)")
+    problem = problem or SingleLabel()
     model = cls.from_pretrained(
         str(resolved.path),
-        num_labels=len(labels),
+        num_labels=problem.n_outputs(labels),
+        **({"problem_type": problem.hf_problem_type} if task == "seq" else {}),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
         bidirectional=cfg.model.bidirectional,
@@ -120,6 +120,8 @@ def build_model(cfg: RunConfig, labels: list[str], task: str, dtype: torch.dtype
     if cfg.model.head_init == "labels":
         if task != "seq":
             raise ConfigError("--head-init labels applies to sequence tasks (token tags are not words); drop it")
+        if problem.name == "regression":
+            raise ConfigError("--head-init labels needs label words; a regression head has one output: drop --head-init")
         words = label_words(labels, cfg.model.label_words)
         if words is not None:
             init_from_label_words(model, tokenizer, words, resolved.path)
@@ -142,20 +144,34 @@ class LSMethod(lifecycle.Method):
         if cfg.data.task is not None and cfg.data.task != bundle.task:
             raise ConfigError(f"--task {cfg.data.task} but {bundle.name} is a {bundle.task} dataset")
         cfg.data.task = bundle.task
+        cfg.data.problem = bundle.problem if bundle.task == "seq" else None
         if not cfg.train.resume:
             apply_preset(cfg, bundle.task, explicit)
         if cfg.model.prompt is not None and bundle.task != "seq":
             raise ConfigError("--prompt applies to sequence tasks (NER reads every word); drop it")
+        if cfg.train.class_weights and bundle.problem != "single-label":
+            raise ConfigError(f"--class-weights balanced applies to single-label tasks; this is {bundle.problem}: drop it")
+        if cfg.model.head_init == "labels" and bundle.problem == "regression":
+            raise ConfigError("--head-init labels needs label words; a regression head has one output: drop --head-init")
+        if cfg.model.prompt is not None and bundle.task == "seq":
+            fields = _fields_of(bundle) or ["text"]
+            missing = [name for name in prompt_fields(cfg.model.prompt) if name not in fields]
+            if missing:
+                have = ", ".join("{" + n + "}" for n in fields)
+                raise ConfigError(f"--prompt names {{{missing[0]}}} but the data's fields are {have}; use those names")
 
     def build_trainer(self, cfg: RunConfig, run: runs.RunDir, bundle: DatasetBundle, precision: lifecycle.Precision) -> LSTrainer:
-        model, tokenizer, self.source = build_model(cfg, bundle.labels, bundle.task, precision.weights)
+        problem = make_problem(bundle.problem if bundle.task == "seq" else None, threshold_mode=cfg.train.thresholds)
+        problem.fit([ex.label for ex in bundle.splits.get("train", [])] if problem.name == "regression" else [])
+        model, tokenizer, self.source = build_model(cfg, bundle.labels, bundle.task, precision.weights, problem)
         self.classifier = Classifier(model, tokenizer, bundle.labels, bundle.task, cfg.data.max_length,
-                                     cfg.data.label_all_subtokens, prompt=cfg.model.prompt)
+                                     cfg.data.label_all_subtokens, prompt=cfg.model.prompt, problem=problem,
+                                     fields=_fields_of(bundle))
         self.head_from_label_words = cfg.model.head_init == "labels"
         train_features = encode_split(bundle, "train", tokenizer, cfg.data.max_length, cfg.data.label_all_subtokens,
                                       prompt=cfg.model.prompt).features
-        args = lifecycle.trainer_arguments(cfg, run, len(train_features), precision, select=selection_metric(bundle.task),
-                                           remove_unused_columns=False)
+        select = problem.selection if bundle.task == "seq" else "f1"
+        args = lifecycle.trainer_arguments(cfg, run, len(train_features), precision, select=select, remove_unused_columns=False)
         collator = PackingCollator(bundle.task) if cfg.train.pack else Collator(tokenizer.pad_token_id)
         weights = None
         if cfg.train.class_weights == "balanced":
@@ -182,13 +198,17 @@ class LSMethod(lifecycle.Method):
             atomic_write_json(run.step0, self.step0)
 
     def save(self, run: runs.RunDir, cfg: RunConfig, bundle: DatasetBundle, trainer: Trainer) -> None:
+        """Score the selected model (validation first: multi-label thresholds are tuned there), then write model/."""
         assert self.classifier is not None
         self.classifier.model = trainer.model  # the selected checkpoint's weights
+        self.evaluated = evaluate_splits(self.classifier, bundle)
+        if isinstance(self.classifier.problem, Regression):
+            self.classifier.problem.fold_scale(self.classifier.model)  # the saved head outputs the original scale
         save_classifier(run, self.classifier, cfg, self.source, bundle)
 
     def results(self, run: runs.RunDir, cfg: RunConfig, bundle: DatasetBundle, state, train_seconds: float) -> None:
         assert self.classifier is not None
-        finish_run(run, cfg, bundle, self.classifier, self.source, state.log_history, self.step0)
+        finish_run(run, cfg, bundle, self.classifier, self.source, state.log_history, self.step0, self.evaluated)
 
 
 def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset()) -> Path:
@@ -227,6 +247,9 @@ def save_classifier(run: runs.RunDir, classifier: Classifier, cfg: RunConfig, so
         "max_length": classifier.max_length,
         "label_all_subtokens": classifier.label_all_subtokens,
         "prompt": classifier.prompt,
+        "problem": classifier.problem.name if classifier.task == "seq" else None,
+        "problem_state": classifier.problem.state() if classifier.task == "seq" else None,
+        "fields": classifier.fields,
         "data": bundle.name,
         "versions": runs.versions(),
     }
@@ -236,22 +259,36 @@ def save_classifier(run: runs.RunDir, classifier: Classifier, cfg: RunConfig, so
 def _step0(classifier: Classifier, bundle: DatasetBundle) -> dict:
     """Validation metrics before any training (with --head-init labels: the zero-shot choice among the labels)."""
     with merged_for_inference(classifier.model):
-        metrics, _ = classifier.evaluate(bundle.splits["validation"])
-    log.info("step 0 (head from the label words): validation accuracy %.4f", metrics["accuracy"])
-    return {k: metrics[k] for k in ("accuracy", "f1_macro", "n_examples")}
+        metrics, _ = classifier.evaluate(bundle.splits["validation"], tune=True)
+    headline = classifier.problem.headline[:2]
+    log.info("step 0 (head from the label words): validation %s %.4f", headline[0], metrics[headline[0]])
+    return {k: metrics[k] for k in (*headline, "n_examples")}
+
+
+def evaluate_splits(classifier: Classifier, bundle: DatasetBundle) -> tuple[dict[str, dict], dict[str, list]]:
+    """Metrics and records of validation (multi-label thresholds tuned on it) and then test, with the same decisions."""
+    results, records = {}, {}
+    for split in ("validation", "test"):
+        if split in bundle.splits:
+            results[split], records[split] = classifier.evaluate(bundle.splits[split], tune=split == "validation")
+    return results, records
 
 
 def finish_run(run: runs.RunDir, cfg: RunConfig, bundle: DatasetBundle, classifier: Classifier, source: dict,
-               history: list[dict], step0: dict | None = None) -> dict[str, dict]:
-    """Evaluate the selected model on validation and test and write the result files (model/ is saved already).
+               history: list[dict], step0: dict | None = None,
+               evaluated: tuple[dict[str, dict], dict[str, list]] | None = None) -> dict[str, dict]:
+    """Write the result files of the selected model (model/ is saved already), scoring validation and test unless given.
 
     ``step0``: validation metrics before training (--head-init labels), kept in metrics.json.
     """
-    results, records = {}, {}
     if step0 is None and run.step0.is_file():  # measured by the run's first process; a resumed one reads it back
         step0 = runs.read_json_object(run.step0)
-    for split in ("validation", "test"):
-        if split in bundle.splits:
-            results[split], records[split] = classifier.evaluate(bundle.splits[split])
+    results, records = evaluated or evaluate_splits(classifier, bundle)
     write_reports(run, cfg, bundle, classifier, results, records, history, source, extra={"step0": step0} if step0 else None)
     return results
+
+
+def _fields_of(bundle: DatasetBundle) -> list[str] | None:
+    """The names of the input fields when examples have several (sentence pairs), else None."""
+    example = next((ex for split in bundle.splits.values() for ex in split if getattr(ex, "fields", None)), None)
+    return list(example.fields) if example is not None else None

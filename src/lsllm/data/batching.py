@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from lsllm.data.encoding import IGNORE_INDEX
+from lsllm.data.packing import is_float_list, seq_targets
 
 MODEL_KEYS = ("input_ids", "labels")  # what reaches the model; example_id / word_ids stay behind
 
@@ -36,7 +37,8 @@ class Collator:
         input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((batch, width), dtype=torch.long)
         labelled = "labels" in features[0]
-        token_labels = labelled and isinstance(features[0]["labels"], (list, tuple))
+        # token tags: a list of ints per position; a multi-label target is a list of floats per example
+        token_labels = labelled and isinstance(features[0]["labels"], (list, tuple)) and not is_float_list(features[0]["labels"])
         labels = torch.full((batch, width), IGNORE_INDEX, dtype=torch.long) if token_labels else None
         for row, (feature, n) in enumerate(zip(features, lengths, strict=True)):
             input_ids[row, :n] = torch.as_tensor(feature["input_ids"], dtype=torch.long)
@@ -45,5 +47,6 @@ class Collator:
                 labels[row, :n] = torch.as_tensor(feature["labels"], dtype=torch.long)
         out = {"input_ids": input_ids, "attention_mask": attention_mask}
         if labelled:
-            out["labels"] = labels if labels is not None else torch.tensor([f["labels"] for f in features], dtype=torch.long)
+            out["labels"] = labels if labels is not None else seq_targets([f["labels"] for f in features])
         return out
+

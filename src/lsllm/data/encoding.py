@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,58 +91,124 @@ def _label_id(label2id: dict[str, int], label: str) -> int:
 def encode_sequences(
     examples: Sequence[SeqExample], tokenizer: Any, label2id: dict[str, int], max_length: int, prompt: str | None = None
 ) -> EncodedSplit:
-    """Tokenize texts for sequence classification.
+    """Tokenize texts (or several text fields: sentence pairs) for sequence classification.
 
     Equivalent to `tokenizer(text, truncation=True, max_length=max_length)` minus any EOS the
     tokenizer would append, done in one batched call that also counts what truncation cut.
 
     Args:
-        examples: texts with labels (label None: unlabelled, no `labels` key).
+        examples: texts with labels (label None: unlabelled, no `labels` key): a class name,
+            a list of names (multi-label) or a number (regression); `fields` for pairs.
         tokenizer: a Hugging Face tokenizer.
         label2id: label name -> id.
         max_length: maximum tokens per input, special tokens included.
-        prompt: a template with one ``{text}``; the text is put in it before tokenizing, and a
-            long text is cut inside the prompt, so the prompt's end (read by last-token pooling)
+        prompt: a template naming the input fields (``{text}``, or ``{premise}`` ...); examples
+            with several fields and no prompt use `pair_prompt`. A long input is cut inside the
+            template, longest field first, so the template's end (read by last-token pooling)
             always survives.
     """
     prefix = special_tokens(tokenizer)
     budget = max_length - len(prefix)
     if budget < 1:
         raise ValueError(f"max_length {max_length} leaves no room after {len(prefix)} special tokens")
-    texts = [ex.text for ex in examples]
-    wrap = lambda text: apply_prompt(prompt, text)  # noqa: E731
-    ids = tokenizer([wrap(t) for t in texts], add_special_tokens=False)["input_ids"] if examples else []
+    templates = [template_for(prompt, ex) for ex in examples]
+    fields = [example_fields(ex) for ex in examples]
+    rendered = [render(t, f) if t else ex.text for t, f, ex in zip(templates, fields, examples, strict=True)]
+    ids = tokenizer(rendered, add_special_tokens=False)["input_ids"] if examples else []
     features, truncated = [], 0
-    for ex, text, content in zip(examples, texts, ids, strict=True):
+    for ex, template, parts, content in zip(examples, templates, fields, ids, strict=True):
         if len(content) > budget:
             truncated += 1
-            content = _cut_inside_prompt(tokenizer, text, wrap, len(content) - budget)[:budget] if prompt else content[:budget]
+            content = _cut_fields(tokenizer, template, parts, budget) if template else content[:budget]
         feature: dict[str, Any] = {"input_ids": prefix + list(content)}
         if ex.label is not None:
-            feature["labels"] = _label_id(label2id, ex.label)
+            feature["labels"] = _target(label2id, ex.label)
         features.append(feature)
     if truncated:
         logger.warning("%d of %d inputs are longer than max_length %d and were truncated", truncated, len(examples), max_length)
     return EncodedSplit(features, "seq", len(examples), n_truncated=truncated)
 
 
-def apply_prompt(prompt: str | None, text: str) -> str:
-    """``text`` put in the run's --prompt template (``{text}``), or as it is without one."""
-    return prompt.replace("{text}", text) if prompt else text
+FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def _cut_inside_prompt(tokenizer: Any, text: str, wrap, over: int) -> list[int]:
-    """Token ids of the prompt around ``text`` cut by about ``over`` tokens (re-tokenized until it fits)."""
-    text_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    budget = None
-    for extra in range(4):  # joining at a new boundary can cost a token or two
-        keep = max(0, len(text_ids) - over - extra)
-        wrapped = tokenizer(wrap(tokenizer.decode(text_ids[:keep])), add_special_tokens=False)["input_ids"]
-        if budget is None:
-            budget = len(tokenizer(wrap(text), add_special_tokens=False)["input_ids"]) - over
-        if len(wrapped) <= budget:
-            return wrapped
-    return wrapped
+def prompt_fields(prompt: str) -> list[str]:
+    """The input fields a prompt names, in order: ``{premise}`` ... (``{text}`` for one field)."""
+    return FIELD.findall(prompt)
+
+
+def pair_prompt(names: Sequence[str]) -> str:
+    """The default template for several text fields: each on its own line after its name, so the model tells them apart.
+
+    Example: ``sentence1: {sentence1}\\nsentence2: {sentence2}`` for STS-B.
+    """
+    return "\n".join(f"{name}: {{{name}}}" for name in names)
+
+
+def template_for(prompt: str | None, example: SeqExample) -> str | None:
+    """The template an example is rendered with: the run's prompt, the pair default, or None (the text as it is)."""
+    if prompt:
+        return prompt
+    if example.fields and len(example.fields) > 1:
+        return pair_prompt(list(example.fields))
+    return None
+
+
+def example_fields(example: SeqExample) -> dict[str, str]:
+    """An example's text fields by name (one field is ``text``)."""
+    return dict(example.fields) if example.fields else {"text": example.text}
+
+
+def render(template: str, fields: dict[str, str]) -> str:
+    """The template with each ``{field}`` replaced in one pass (a field's own braces are never read as fields)."""
+    missing = [name for name in FIELD.findall(template) if name not in fields]
+    if missing:
+        raise DataError(f"the prompt names {{{missing[0]}}} but the input has only {', '.join(fields)}; "
+                        "give that field or use a prompt with these names")
+    return FIELD.sub(lambda m: fields[m.group(1)], template)
+
+
+def apply_prompt(prompt: str | None, text: str | dict[str, str]) -> str:
+    """One input (a text, or a record of fields) as the run encodes it: put in --prompt (or the pair default)."""
+    example = SeqExample(text, fields=None) if isinstance(text, str) else SeqExample(" ".join(text.values()), fields=dict(text))
+    template = template_for(prompt, example)
+    return render(template, example_fields(example)) if template else example.text
+
+
+def _cut_fields(tokenizer: Any, template: str, fields: dict[str, str], budget: int) -> list[int]:
+    """Token ids of the template with its fields cut, longest first, until the whole fits in ``budget``.
+
+    The template's own words are never cut (the prompt's end is what last-token pooling reads);
+    fields are re-tokenized after each cut, since joining at a new boundary can cost a token.
+    """
+    ids = {name: tokenizer(value, add_special_tokens=False)["input_ids"] for name, value in fields.items()}
+    keep = {name: len(v) for name, v in ids.items()}
+    content: list[int] = []
+    for _ in range(6):
+        current = {name: tokenizer.decode(ids[name][: keep[name]]) if keep[name] < len(ids[name]) else fields[name]
+                   for name in fields}
+        content = tokenizer(render(template, current), add_special_tokens=False)["input_ids"]
+        over = len(content) - budget
+        if over <= 0:
+            return content
+        for _ in range(over):  # one token at a time off the longest field: fields end up cut evenly
+            longest = max(keep, key=lambda name: keep[name])
+            if keep[longest] == 0:
+                return content[-budget:]  # the template alone is longer than max_length: keep its end
+            keep[longest] -= 1
+    return content[:budget] if len(content) > budget else content
+
+
+def _target(label2id: dict[str, int], label: Any) -> Any:
+    """The training target of a label: a class id, a multi-hot row (a list of names) or a number (regression)."""
+    if isinstance(label, str):
+        return _label_id(label2id, label)
+    if isinstance(label, (list, tuple)):
+        hot = [0.0] * len(label2id)
+        for name in label:
+            hot[_label_id(label2id, name)] = 1.0
+        return hot
+    return float(label)
 
 
 def word_alignment(text: str, words: Sequence[str], offsets: Sequence[tuple[int, int]]) -> list[int]:

@@ -11,10 +11,19 @@ from dataclasses import dataclass, field
 
 @dataclass
 class SeqExample:
-    """One text and its class name; `label=None` marks an unlabelled (predict) input."""
+    """One input and its label; `label=None` marks an unlabelled (predict) input.
+
+    Attributes:
+        text: the input; with several fields, their display form (`fields` is what is encoded).
+        label: a class name (single-label), a list of names, possibly empty (multi-label), or
+            a number (regression).
+        fields: several text columns kept apart (sentence pairs: premise, hypothesis), in column
+            order; None for one text.
+    """
 
     text: str
-    label: str | None = None
+    label: str | list[str] | float | None = None
+    fields: dict[str, str] | None = None
 
 
 @dataclass
@@ -48,6 +57,7 @@ class DatasetBundle:
     notes: list[str] = field(default_factory=list)
     scheme: str | None = None
     fingerprint: str = ""
+    problem: str = "single-label"  # seq: single-label | multi-label | regression (labels: [the score's name])
 
     @property
     def label2id(self) -> dict[str, int]:

@@ -51,5 +51,17 @@ class PackingCollator:
         if self.task == "token":
             batch["labels"] = torch.tensor([[label for f in features for label in f["labels"]]], dtype=torch.long)
         else:
-            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
+            batch["labels"] = seq_targets([f["labels"] for f in features])
         return batch
+
+
+def is_float_list(value) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and isinstance(value[0], float)
+
+
+def seq_targets(labels: Sequence) -> torch.Tensor:
+    """Sequence targets as a tensor: class ids (long, (B,)), multi-hot rows or numbers (float, (B, K) or (B,))."""
+    first = labels[0]
+    if isinstance(first, float) or is_float_list(first):
+        return torch.tensor(labels, dtype=torch.float32)
+    return torch.tensor(labels, dtype=torch.long)

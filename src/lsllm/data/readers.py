@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import gc
 import hashlib
 import io
 import json
 import logging
+import math
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -28,12 +30,12 @@ from pathlib import Path
 
 from lsllm.data.examples import SeqExample, TokenExample
 from lsllm.data.text import escaped, has_visible_text, lone_surrogate
-from lsllm.errors import DataError
+from lsllm.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
 TEXT_COLUMNS = ("text", "sentence")
-LABEL_COLUMNS = ("label",)
+LABEL_COLUMNS = ("label", "labels")
 TOKEN_KEYS = ("tokens", "words")
 TAG_KEYS = ("tags", "ner_tags", "labels")
 TABLE_SUFFIXES = (".tsv", ".csv")
@@ -73,6 +75,8 @@ class ReadSplit:
         digest: sha256 of the source content, for the bundle fingerprint.
         token_lines: CoNLL: token j of example i sits on line `lines[i] + j`.
         line_prefix: how `where` joins origin and line (":" for files, " row " for hub rows).
+        label_column: seq: the column (key) the labels were read from, None for
+            `--label-columns`; a regression's label list is this name.
     """
 
     examples: list
@@ -81,6 +85,7 @@ class ReadSplit:
     digest: str
     token_lines: bool = False
     line_prefix: str = ":"
+    label_column: str | None = None
 
     def where(self, index: int, token: int | None = None) -> str:
         """`file:line` of example `index` (of its token `token` where lines are per token)."""
@@ -89,10 +94,7 @@ class ReadSplit:
 
     def subset(self, indices: list[int]) -> ReadSplit:
         """The examples at `indices` (e.g. a carved validation slice), keeping their lines."""
-        return ReadSplit(
-            [self.examples[i] for i in indices], self.origin, [self.lines[i] for i in indices],
-            self.digest, self.token_lines, self.line_prefix,
-        )
+        return dataclasses.replace(self, examples=[self.examples[i] for i in indices], lines=[self.lines[i] for i in indices])
 
 
 def line_of(data: bytes, pos: int) -> int:
@@ -190,6 +192,173 @@ def label_name(value: object, where: str, what: str = "label") -> str:
         return str(value)
     raise DataError(f"{where}: {what} must be a non-empty string or an integer, got {json.dumps(value)[:40]}; "
                     "write labels as names (\"positive\") or class ids (1)")
+
+
+@dataclass(frozen=True)
+class LabelFormat:
+    """How a sequence file holds its labels (`--label-column` / `--label-columns` /
+    `--label-separator` / `--problem`).
+
+    Attributes:
+        column: the one label column (None: the first of LABEL_COLUMNS present).
+        columns: multi-label: one 0/1 column per label, named after the label.
+        separator: multi-label: the label column holds names joined by this ("a,b"; empty: none).
+        problem: "single-label" (a label is one name), "multi-label" (a list of names; a single
+            name is a list of one), "regression" (a finite number), or None: detect, where a
+            JSON list makes that example's label a list and anything else stays one name.
+    """
+
+    column: str | None = None
+    columns: tuple[str, ...] | None = None
+    separator: str | None = None
+    problem: str | None = "single-label"
+
+    def __post_init__(self) -> None:
+        if self.columns and self.separator:
+            raise ConfigError("--label-columns (one 0/1 column per label) and --label-separator (one column of joined "
+                              "names) exclude each other; keep one")
+        if self.problem == "regression" and (self.columns or self.separator):
+            raise ConfigError("--problem regression reads one numeric label column; drop --label-columns / --label-separator")
+
+    @property
+    def multi(self) -> bool:
+        """Whether every label read is a list (multi-label by the settings alone)."""
+        return bool(self.columns or self.separator) or self.problem == "multi-label"
+
+
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")  # what a regression label looks like
+
+
+def _shown(value: object) -> str:
+    return repr(value)[:40] if isinstance(value, str) else json.dumps(value)[:40] if _jsonable(value) else repr(value)[:40]
+
+
+def _jsonable(value: object) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def number_label(value: object, where: str) -> float:
+    """A regression label: a finite number (JSON number, or a decimal such as "3.5" / "-1e-3").
+
+    Raises:
+        DataError: anything else (text, NaN, inf, a boolean, empty), naming the value.
+    """
+    if isinstance(value, str):
+        check_visible(value, where, "label", "every training/evaluation row needs a number")
+        number = float(value.strip()) if _NUMBER.fullmatch(value.strip()) else None
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        number = None
+    if number is None or not math.isfinite(number):
+        raise DataError(f"{where}: label {_shown(value)} is not a finite number; --problem regression needs a number "
+                        "such as 3.5 in the label column (fix the row, or pick the problem type with --problem)")
+    return number
+
+
+def flag_value(value: object, column: str, where: str) -> bool:
+    """One `--label-columns` cell: 1 (the example has this label) or 0; "1"/"0" and JSON true/false too.
+
+    Raises:
+        DataError: any other value (2, "yes", empty), naming the column.
+    """
+    if isinstance(value, str) and value.strip() in ("0", "1"):
+        return value.strip() == "1"
+    if isinstance(value, (bool, int)) and value in (0, 1):
+        return bool(value)
+    shown = "is empty" if isinstance(value, str) and not value.strip() else f"holds {_shown(value)}"
+    raise DataError(f"{where}: label column {_name(column)!r} {shown}; --label-columns reads 0 or 1 in each label "
+                    "column (1: the example has that label)")
+
+
+def split_label(value: str, separator: str, where: str) -> list[str]:
+    """A `--label-separator` cell as label names: "joy, love" -> ["joy", "love"]; empty -> [].
+
+    Raises:
+        DataError: an empty name between separators ("joy,,love"), naming the cell.
+    """
+    check_unicode(value, where, "label")
+    if not has_visible_text(value):
+        return []
+    names = [part.strip() for part in value.split(separator)]
+    if not all(has_visible_text(name) for name in names):
+        raise DataError(f"{where}: empty label name in {_shown(value.strip())} (--label-separator {separator!r}); "
+                        "remove the extra separator, or leave the cell empty for no labels")
+    return list(dict.fromkeys(names))
+
+
+def list_label(value: list, where: str) -> list[str]:
+    """A JSON list of label names (strings or class ids) as names; [] is no label, repeats count once."""
+    return list(dict.fromkeys(label_name(v, where, f"label[{j}]") for j, v in enumerate(value)))
+
+
+def seq_label(value: object, fmt: LabelFormat, where: str, table: bool = False) -> str | list[str] | float:
+    """One example's label from its label column, as `fmt` says: a name, a list of names or a number.
+
+    `value` is a table cell (a string, `table=True`) or a JSON / hub value. `--label-columns`
+    labels are read by `flag_value`, not here.
+    """
+    if fmt.problem == "regression":
+        return number_label(value, where)
+    if isinstance(value, list):
+        if fmt.problem == "single-label":
+            raise DataError(f"{where}: label is a list ({_shown(value)}), one label per example is expected; pass "
+                            "--problem multi-label (or drop --problem) to read a list of labels")
+        return list_label(value, where)
+    if fmt.separator is not None and isinstance(value, str):
+        return split_label(value, fmt.separator, where)
+    if table:
+        name = str(value).strip()
+        check_visible(name, where, "label", "every training/evaluation row needs one")
+    else:
+        name = label_name(value, where)
+    return [name] if fmt.multi else name
+
+
+def field_names(names: Sequence[str]) -> None:
+    """Check the names of several text columns, which become prompt fields (`{premise}`).
+
+    Raises:
+        ConfigError: a name given twice, or one a prompt cannot name (not letters, digits, _).
+    """
+    if len(names) < 2:
+        return
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--text-column names a column twice ({' '.join(names)}); give each text column once")
+    bad = next((n for n in names if not _FIELD_NAME.fullmatch(n)), None)
+    if bad is not None:
+        raise ConfigError(f"--text-column {_name(bad)!r}: several text columns become prompt fields ({{name}}), so each "
+                          "name must be letters, digits and _ (not starting with a digit); rename the column")
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what a --prompt can name (data/encoding.FIELD)
+
+
+def seq_text(values: Sequence[str], names: Sequence[str], where: str, fix: str) -> tuple[str, dict[str, str] | None]:
+    """(text, fields) of one input from its text column value(s).
+
+    One column: the stripped text, no fields. Several (sentence pairs): the fields kept apart
+    in column order, each stripped and checked, and a display text "name: value" per line.
+
+    Raises:
+        DataError: an empty text, or an empty field (naming it), at `where`.
+    """
+    if len(names) == 1:
+        text = values[0].strip()
+        check_unicode(text, where, "text")
+        check_visible(text, where, "text", fix)
+        return text, None
+    fields = {}
+    for name, value in zip(names, values, strict=True):
+        value = value.strip()
+        check_unicode(value, where, f"field {_name(name)!r}")
+        check_visible(value, where, f"field {_name(name)!r}", f"every input needs all of {', '.join(names)}: fill it in or remove the row")
+        fields[name] = value
+    return "\n".join(f"{name}: {value}" for name, value in fields.items()), fields
 
 
 def read_table(

@@ -155,7 +155,7 @@ class _LabelSupervised(PreTrainedModel):
             model.score.float()
             return model
         resolved = resolve_model(str(pretrained_model_name_or_path))
-        config_keys = ("num_labels", "id2label", "label2id", "attn_implementation", "classifier_dropout")
+        config_keys = ("num_labels", "id2label", "label2id", "attn_implementation", "classifier_dropout", "problem_type")
         config_kwargs = {k: kwargs.pop(k) for k in config_keys if k in kwargs}
         config = AutoConfig.from_pretrained(resolved.path, **config_kwargs)
         if bidirectional is not None:
