@@ -65,8 +65,8 @@ def test_predict_matches_the_library_and_keeps_order(seq_client, seq_classifier)
     ({"texts": "a great movie"}, 422, "texts: Input should be a valid list"),
     ({"texts": ["x"] * 9}, 422, "texts: List should have at most 8 items"),
     ({"text": ["a great movie"]}, 422, "text: Extra inputs are not permitted"),
-    ({}, 422, 'send exactly one of "texts" or "tokens"'),
-    ({"texts": ["a"], "tokens": [["a"]]}, 422, 'send exactly one of "texts" or "tokens"'),
+    ({}, 422, 'send exactly one of "texts", "tokens" or "records"'),
+    ({"texts": ["a"], "tokens": [["a"]]}, 422, 'send exactly one of "texts", "tokens" or "records"'),
     ({"tokens": [["EU", "rejects"]]}, 422, "sequence classifier"),
     (["a great movie"], 422, "body: expected a JSON object"),
 ])

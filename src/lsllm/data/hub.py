@@ -13,9 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from lsllm.data.examples import SeqExample, TokenExample
-from lsllm.data.readers import LABEL_COLUMNS, TAG_KEYS, TEXT_COLUMNS, TOKEN_KEYS, ReadSplit, pick_column
+from lsllm.data.readers import (
+    LABEL_COLUMNS,
+    TAG_KEYS,
+    TEXT_COLUMNS,
+    TOKEN_KEYS,
+    LabelFormat,
+    ReadSplit,
+    field_names,
+    flag_value,
+    pick_column,
+    seq_label,
+    seq_text,
+)
 from lsllm.data.source import SPLIT_ALIASES, Source
-from lsllm.data.text import has_visible_text
 from lsllm.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -59,9 +70,15 @@ def _class_names(feature: Any) -> list[str] | None:
 
 
 def _unlabelled(values: list) -> bool:
-    """GLUE-style hidden test labels: every label is -1 or None (token tasks: every tag list)."""
-    flat = [v for seq in values for v in seq] if values and isinstance(values[0], list) else values
-    return all(v is None or v == -1 for v in flat)
+    """GLUE-style hidden test labels: every label is -1 or None (token tasks: every tag list;
+    STS-B's hidden scores are -1.0). A split whose label lists are all empty is labelled: a
+    multi-label example may have no label."""
+    if not values:
+        return True
+    flat = [v for seq in values for v in seq] if isinstance(values[0], list) else values
+    if not flat:
+        return False
+    return all(v is None or (not isinstance(v, bool) and v == -1) for v in flat)
 
 
 def hub_source(
@@ -71,6 +88,10 @@ def hub_source(
     text_columns: Sequence[str] | None = None,
     label_column: str | None = None,
     label_names: Sequence[str] | None = None,
+    *,
+    label_columns: Sequence[str] | None = None,
+    label_separator: str | None = None,
+    problem: str | None = None,
 ) -> Source:
     """Turn a DatasetDict into a `Source` with our split names and string labels.
 
@@ -78,9 +99,13 @@ def hub_source(
         dd: the DatasetDict.
         ref: how messages name it, e.g. "hf:glue:sst2".
         task: "seq" / "token"; inferred from the text column's type when None.
-        text_columns: text field(s) (seq) or the token-list field (token); defaults as for files.
+        text_columns: text field(s) (seq; several are kept apart as `fields`) or the token-list
+            field (token); defaults as for files.
         label_column: label or tag-list field; defaults as for files.
         label_names: names of integer labels when the column is not a ClassLabel.
+        label_columns / label_separator / problem: how seq labels are held (see
+            `readers.LabelFormat`); a list-valued label column (e.g. a list of ClassLabel ids)
+            is multi-label.
     """
     ours: dict[str, str] = {}
     for split, aliases in SPLIT_ALIASES.items():
@@ -95,52 +120,69 @@ def hub_source(
     if task is None:
         candidate = text_columns[0] if text_columns else next((c for c in TOKEN_KEYS + TEXT_COLUMNS if c in columns), None)
         task = "token" if candidate in columns and _inner(first.features[candidate]) is not None else "seq"
+    fmt = LabelFormat(label_column, tuple(label_columns) if label_columns else None, label_separator, problem)
     if task == "seq":
         texts = [pick_column(columns, c, TEXT_COLUMNS, "text", "--text-column", ref) for c in (text_columns or [None])]
-        label = pick_column(columns, label_column, LABEL_COLUMNS, "label", "--label-column", ref)
-        names = _class_names(first.features[label])
+        field_names(texts)
+        if fmt.columns:
+            missing = [c for c in fmt.columns if c not in columns]
+            if missing:
+                raise DataError(f"{ref}: no label column {missing[0]!r} (--label-columns); columns present: "
+                                f"{', '.join(columns)}; name the dataset's 0/1 label columns")
+            label_cols = list(fmt.columns)
+            names = None
+        else:
+            label_cols = [pick_column(columns, label_column, LABEL_COLUMNS, "label", "--label-column", ref)]
+            feature = first.features[label_cols[0]]
+            names = _class_names(feature) or _class_names(_inner(feature))
     else:
         texts = [pick_column(columns, text_columns[0] if text_columns else None, TOKEN_KEYS, "tokens", "--text-column", ref)]
-        label = pick_column(columns, label_column, TAG_KEYS, "tags", "--label-column", ref)
-        names = _class_names(_inner(first.features[label]))
+        label_cols = [pick_column(columns, label_column, TAG_KEYS, "tags", "--label-column", ref)]
+        names = _class_names(_inner(first.features[label_cols[0]]))
     names = names or (list(label_names) if label_names else None)
     source = Source(name=ref, task=task, names=names, order=names, identity=[ref])
     for split, theirs in ours.items():
         ds = dd[theirs]
-        missing = [c for c in texts + [label] if c not in ds.column_names]
+        missing = [c for c in texts + label_cols if c not in ds.column_names]
         if missing:
             raise DataError(f"{ref}/{theirs}: no column {missing[0]!r}; columns present: {', '.join(ds.column_names)}")
-        labels = list(ds[label])
-        if _unlabelled(labels):
+        labels = [list(ds[c]) for c in label_cols]
+        if all(_unlabelled(values) for values in labels):
             source.notes.append(f"{ref} split {theirs!r} has no labels (all -1): not used")
             continue
-        source.readers[split] = _reader(ds, f"{ref}/{theirs}", task, texts, labels)
+        source.readers[split] = _reader(ds, f"{ref}/{theirs}", task, texts, labels, label_cols, fmt)
     return source
 
 
-def _reader(ds: Any, origin: str, task: str, texts: list[str], labels: list) -> Any:
+def _reader(ds: Any, origin: str, task: str, texts: list[str], labels: list[list], label_cols: list[str],
+            fmt: LabelFormat) -> Any:
     def read() -> ReadSplit:
         examples: list = []
         rows: list[int] = []
         if task == "seq":
             columns = [list(ds[c]) for c in texts]
-            for row, (parts, label) in enumerate(zip(zip(*columns, strict=True), labels, strict=True), 1):
-                text = " ".join(str(p).strip() for p in parts if p is not None).strip()
-                if not has_visible_text(text):
-                    raise DataError(f"{origin} row {row}: empty text (no visible character); "
-                                    "filter the row out of the dataset, or pick another --text-column")
-                if label is None:
-                    raise DataError(f"{origin} row {row}: no label; every training/evaluation row needs one")
-                examples.append(SeqExample(text, str(label)))
+            for row, parts in enumerate(zip(*columns, strict=True), 1):
+                where = f"{origin} row {row}"
+                values = ["" if p is None else str(p) for p in parts]
+                text, fields = seq_text(values, texts, where, "filter the row out of the dataset, or pick another --text-column")
+                if fmt.columns:
+                    label = [c for c, values in zip(label_cols, labels, strict=True) if flag_value(values[row - 1], c, where)]
+                else:
+                    value = labels[0][row - 1]
+                    if value is None:
+                        raise DataError(f"{where}: no label; every training/evaluation row needs one")
+                    label = seq_label(value, fmt, where)
+                examples.append(SeqExample(text, label, fields))
                 rows.append(row)
         else:
-            for row, (tokens, tags) in enumerate(zip(ds[texts[0]], labels, strict=True), 1):
+            for row, (tokens, tags) in enumerate(zip(ds[texts[0]], labels[0], strict=True), 1):
                 if len(tokens) != len(tags):
                     raise DataError(f"{origin} row {row}: {len(tokens)} tokens but {len(tags)} tags")
                 if not tokens:
                     continue  # some hub copies keep empty sentences; there is nothing to tag
                 examples.append(TokenExample([str(t) for t in tokens], [str(t) for t in tags]))
                 rows.append(row)
-        return ReadSplit(examples, origin, rows, ds._fingerprint, line_prefix=" row ")
+        label_column = None if fmt.columns or task != "seq" else label_cols[0]
+        return ReadSplit(examples, origin, rows, ds._fingerprint, line_prefix=" row ", label_column=label_column)
 
     return read

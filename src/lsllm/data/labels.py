@@ -11,6 +11,13 @@ seen once while the median one is seen at least RARE_MEDIAN times is a loud warn
 the file:line and `--labels`, which makes any label outside the given set an error. So is a
 train label (entity type) that holds an invisible character ("B-PER\u200b") or differs from
 another only by case or invisible characters ("Positive" / "positive").
+
+Seq problem types (`seq_problem`): `--problem` or a built-in's wins; else `--label-columns`,
+`--label-separator` or a JSON label list make the data multi-label; else it is single-label.
+Regression is never guessed. Multi-label: each label is a list of names, the label set is
+`--labels`, else the label columns, else labels.txt / the spec, else the sorted union of the
+train labels. Regression: each label is a number and the label list is one name, the label
+column's.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from lsllm.data.readers import ReadSplit
 from lsllm.data.schemes import bio_labels, entity_types, scan_scheme, split_tag, to_bio
 from lsllm.data.source import Source
 from lsllm.data.text import escaped, invisible_characters, label_key
-from lsllm.errors import DataError
+from lsllm.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +44,30 @@ RARE_BELOW = 2
 
 
 def explicit_labels(source: Source, cfg: DataConfig) -> list[str] | None:
-    """The label order fixed before reading data (`--labels`, else the source's), or None."""
+    """The label order fixed before reading data (`--labels`, else the label columns, else the
+    source's), or None."""
     if cfg.labels:
         return list(cfg.labels)
+    if source.label_columns:
+        return list(source.label_columns)
     return list(source.order) if source.order else None
+
+
+def labels_known(source: Source, cfg: DataConfig) -> bool:
+    """Whether the label list is known without reading train (a regression's is its column's name)."""
+    return source.problem == "regression" or explicit_labels(source, cfg) is not None
+
+
+def seq_problem(read: dict[str, ReadSplit], source: Source) -> str:
+    """The problem type: fixed before reading (`--problem`, a built-in's), else multi-label when
+    the labels are lists (label columns, a separator, JSON lists), else single-label."""
+    if source.problem is not None:
+        return source.problem
+    if source.label_columns or source.label_separator:
+        return "multi-label"
+    if any(isinstance(ex.label, list) for rs in read.values() for ex in rs.examples):
+        return "multi-label"
+    return "single-label"
 
 
 def _label_sort_key(label: str) -> tuple:
@@ -55,8 +82,22 @@ def _map_int(value: str, names: list[str] | None, known: set[str]) -> str:
     return names[index] if 0 <= index < len(names) else value
 
 
-def seq_labels(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> list[str]:
-    """Map integer labels to names, fix the label list, and check every label is in it."""
+def seq_labels(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> tuple[list[str], str, list[str]]:
+    """Fix the problem type and the label list, map integer labels to names and check every label.
+
+    Returns:
+        (labels in id order, problem type, notes): notes state a multi-label or regression
+        problem ("multi-label: 11 labels from ...; 204 of 6,838 train examples have none").
+    """
+    problem = seq_problem(read, source)
+    if problem == "regression":
+        return _regression(read, source, cfg)
+    if problem == "multi-label":
+        return _multi_label(read, source, cfg)
+    return _single_label(read, source, cfg), problem, []
+
+
+def _single_label(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> list[str]:
     names = list(cfg.labels) if cfg.labels else source.names or source.order
     known = set(names or ())
     for rs in read.values():
@@ -80,6 +121,69 @@ def seq_labels(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> l
                 raise DataError(f"{rs.where(i)}: label {ex.label!r} is not in the label set ({', '.join(labels)}); "
                                 + _fix(read["train"].origin if derived else None))
     return labels
+
+
+def _multi_label(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> tuple[list[str], str, list[str]]:
+    """Lists of names: integer ids mapped, the label set fixed (see the module docstring), checked."""
+    if cfg.labels and source.label_columns and set(cfg.labels) != set(source.label_columns):
+        raise DataError(f"--labels ({', '.join(cfg.labels)}) and the label columns ({', '.join(source.label_columns)}) "
+                        "name different labels; give --labels the same names (in the id order you want), or drop it")
+    names = list(cfg.labels) if cfg.labels else source.names or source.order
+    known = set(names or ())
+    for rs in read.values():
+        for ex in rs.examples:
+            values = ex.label if isinstance(ex.label, list) else [ex.label]  # a name among lists: one label
+            ex.label = list(dict.fromkeys(_map_int(v, names, known) for v in values))
+    labels = explicit_labels(source, cfg)
+    derived = labels is None
+    train = read.get("train")
+    if derived:
+        counts = Counter(chain.from_iterable(ex.label for ex in train.examples))
+        if not counts:
+            raise DataError(f"{train.origin}: no train example has a label, so there is no label set; "
+                            "fix the file, or pass --labels with the full set")
+        labels = sorted(counts, key=_label_sort_key)
+        def where(label: str) -> str:
+            return train.where(next(i for i, ex in enumerate(train.examples) if label in ex.label))
+
+        _warn_rare(counts, where, "label")
+        _warn_lookalikes(labels, where, "label")
+    allowed = set(labels)
+    for rs in read.values():
+        for i, ex in enumerate(rs.examples):
+            bad = next((x for x in ex.label if x not in allowed), None)
+            if bad is not None:
+                raise DataError(f"{rs.where(i)}: label {bad!r} is not in the label set ({', '.join(labels)}); "
+                                + _fix(train.origin if derived else None))
+    origin = ("--labels" if cfg.labels else "--label-columns" if cfg.label_columns
+              else f"the label columns of {source.name}" if source.label_columns
+              else source.order_from or "the dataset's label list" if not derived else "the train labels")
+    note = f"multi-label: {len(labels)} labels from {origin}"
+    if train is not None:
+        n = len(train.examples)
+        none = sum(1 for ex in train.examples if not ex.label)
+        note += f"; {none:,} of {n:,} train examples have none"
+        if none == 0 and all(len(ex.label) == 1 for ex in train.examples):
+            note += ", every one has exactly one (single-label data read as multi-label)"
+    return labels, "multi-label", [note]
+
+
+def _regression(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> tuple[list[str], str, list[str]]:
+    """Numbers (the readers checked them): the label list is the label column's name."""
+    if cfg.labels:
+        raise ConfigError(f"--labels ({', '.join(cfg.labels)}) names classes, but --problem regression predicts a number; "
+                          "drop --labels")
+    column = next((rs.label_column for rs in read.values() if rs.label_column), None)
+    column = column or (source.order[0] if source.order and len(source.order) == 1 else "label")
+    if source.names and source.names != source.order:
+        logger.info("%s: labels.txt names classes; a regression's labels are numbers, so it is not used", source.name)
+    note = f"regression: predicting {column!r}, a number"
+    train = read.get("train")
+    if train is not None:
+        values = [float(ex.label) for ex in train.examples]
+        note += (f" (train: {len(values):,} values from {min(values):g} to {max(values):g}, "
+                 f"mean {statistics.fmean(values):.3g})")
+    return [column], "regression", [note]
 
 
 def _fix(train_origin: str | None) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 from lsllm.config import DataConfig
 from lsllm.data.examples import DatasetBundle
 from lsllm.data.hub import HubUnreachable, hub_source, load_hub
-from lsllm.data.labels import explicit_labels, seq_labels, token_labels
+from lsllm.data.labels import labels_known, seq_labels, token_labels
 from lsllm.data.readers import (
     CONLL_SUFFIXES,
     JSONL_SUFFIXES,
@@ -41,11 +41,11 @@ from lsllm.data.readers import (
 )
 from lsllm.data.registry import REGISTRY, DatasetSpec
 from lsllm.data.source import SPLIT_ALIASES, SPLITS, Source
-from lsllm.errors import DataError
+from lsllm.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
-READER_VERSION = 1  # bump when reading/conversion changes what examples a file yields
+READER_VERSION = 2  # bump when reading/conversion changes what examples a file yields (2: fields, label lists, numbers)
 CARVE_FRACTION = 0.1
 _SUFFIXES = TABLE_SUFFIXES + JSONL_SUFFIXES + CONLL_SUFFIXES
 
@@ -154,13 +154,16 @@ def folder_source(folder: Path, name: str, cfg: DataConfig, spec: DatasetSpec | 
         raise DataError(f"{spec.name} is a {spec.task} task, not {cfg.task}; drop --task")
     task = spec.task if spec else cfg.task or sniff_task(files.get("train") or next(iter(files.values())), _first(cfg.text_column))
     source = Source(name=name, task=task, where=str(folder))
+    settings = read_settings(cfg, spec)
+    _label_format(source, settings)
     labels_txt = folder / "labels.txt"
     if labels_txt.is_file():
         source.names = read_label_names(labels_txt)
         source.identity.append(read_text(labels_txt)[1])
     source.order = list(spec.labels) if spec else source.names
+    source.order_from = f"the {spec.name} label list" if spec else "labels.txt" if source.names else ""
     for split, path in files.items():
-        source.readers[split] = functools.partial(read_file, path, task, cfg.text_column, cfg.label_column, cfg.tag_column)
+        source.readers[split] = functools.partial(read_file, path, task, tag_column=cfg.tag_column, **settings)
     return source
 
 
@@ -168,13 +171,41 @@ def file_source(path: Path, cfg: DataConfig) -> Source:
     """`--data FILE` with optional `--validation-file` / `--test-file`."""
     task = cfg.task or sniff_task(path, _first(cfg.text_column))
     source = Source(name=path.stem, task=task, where=str(path))
+    settings = read_settings(cfg)
+    _label_format(source, settings)
     splits = {"train": path, "validation": cfg.validation_file, "test": cfg.test_file}
     for split, file in splits.items():
         if file:
-            source.readers[split] = functools.partial(
-                read_file, Path(file).expanduser(), task, cfg.text_column, cfg.label_column, cfg.tag_column
-            )
+            source.readers[split] = functools.partial(read_file, Path(file).expanduser(), task, tag_column=cfg.tag_column, **settings)
     return source
+
+
+def read_settings(cfg: DataConfig, spec: DatasetSpec | None = None) -> dict:
+    """How to read a seq source's columns: `read_file`'s text/label keyword arguments.
+
+    The flags win over a built-in's own columns; `problem` None means "detect" (a JSON label
+    list makes the data multi-label). `--label-column` or `--label-separator` replace a
+    built-in's 0/1 label columns.
+    """
+    spec_columns = spec.label_columns if spec and not (cfg.label_column or cfg.label_separator) else None
+    label_columns = cfg.label_columns or (list(spec_columns) if spec_columns else None)
+    return {
+        "text_columns": cfg.text_column or (list(spec.text_columns) if spec and spec.text_columns else None),
+        "label_column": cfg.label_column or (spec.label_column if spec and not label_columns else None),
+        "label_columns": label_columns,
+        "label_separator": cfg.label_separator,
+        "problem": cfg.problem or (spec.problem if spec else None),
+    }
+
+
+def _label_format(source: Source, settings: dict) -> None:
+    """Record on the source what was fixed before reading: the problem and the label columns."""
+    if settings["label_columns"] and settings["label_separator"]:
+        raise ConfigError("--label-columns (one 0/1 column per label) and --label-separator (one column of joined "
+                          "names) exclude each other; keep one")
+    source.problem = settings["problem"]
+    source.label_columns = list(settings["label_columns"]) if settings["label_columns"] else None
+    source.label_separator = settings["label_separator"]
 
 
 def _first(columns: list[str] | None) -> str | None:
@@ -190,12 +221,19 @@ def _hf_source(ref: str, cfg: DataConfig) -> Source:
             f"{err}; go online, or pass a local copy: hf:<folder written by save_to_disk or holding parquet/csv/json "
             "split files>, or --data <folder> with train/validation/test files"
         ) from None
-    source = hub_source(dd, f"hf:{ref}", cfg.task, cfg.text_column, cfg.label_column)
+    settings = read_settings(cfg)
+    source = hub_source(
+        dd, f"hf:{ref}", cfg.task, settings["text_columns"], settings["label_column"], label_columns=settings["label_columns"],
+        label_separator=settings["label_separator"], problem=settings["problem"],
+    )
+    _label_format(source, settings)
     source.name = Path(name).name + (f"_{config}" if config else "")
     return source
 
 
 def _builtin_source(spec: DatasetSpec, cfg: DataConfig) -> Source:
+    if spec.problem is not None and cfg.problem is not None and cfg.problem != spec.problem:
+        raise DataError(f"{spec.name} is a {spec.problem} dataset, not {cfg.problem}; drop --problem")
     if spec.resource:
         source = folder_source(resources_dir() / spec.resource, spec.name, cfg, spec)
     else:
@@ -214,6 +252,12 @@ def _builtin_source(spec: DatasetSpec, cfg: DataConfig) -> Source:
 
 def _builtin_hub_source(spec: DatasetSpec, cfg: DataConfig, why: str) -> Source:
     """The first hub copy of a built-in that loads; a DataError naming both ways out otherwise."""
+    ext = "tsv" if spec.task == "seq" else "txt"
+    files = (f"{spec.name}/train.{ext} (and validation/test.{ext}"
+             f"{', labels.txt' if spec.task == 'seq' and spec.problem is None else ''})")
+    if not spec.hub:
+        raise DataError(f"{why}; {spec.name} has no hub copy, it is read from a data folder: pass --data-dir DIR with {files}")
+    settings = read_settings(cfg, spec)
     errors = []
     for hub in spec.hub:
         try:
@@ -226,16 +270,14 @@ def _builtin_hub_source(spec: DatasetSpec, cfg: DataConfig, why: str) -> Source:
             continue
         ref = f"hf:{hub.path}" + (f":{hub.config}" if hub.config else "")
         source = hub_source(
-            dd, ref, spec.task, cfg.text_column or hub.text_columns, cfg.label_column or hub.label_column, hub.label_names
+            dd, ref, spec.task, cfg.text_column or hub.text_columns, cfg.label_column or hub.label_column, hub.label_names,
+            label_columns=settings["label_columns"], label_separator=settings["label_separator"], problem=settings["problem"],
         )
-        source.name, source.order = spec.name, list(spec.labels)
+        _label_format(source, settings)
+        source.name, source.order, source.order_from = spec.name, list(spec.labels), f"the {spec.name} label list"
         return source
-    ext = "tsv" if spec.task == "seq" else "txt"
-    raise DataError(
-        f"{why}, and the hub failed ({errors[0] if errors else 'no hub copy known'}); "
-        f"pass --data-dir DIR with {spec.name}/train.{ext} (and validation/test.{ext}"
-        f"{', labels.txt' if spec.task == 'seq' else ''}), or go online"
-    )
+    raise DataError(f"{why}, and the hub failed ({errors[0] if errors else 'no hub copy known'}); pass --data-dir DIR with {files}, "
+                    "or go online")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,8 +295,13 @@ def build_bundle(source: Source, cfg: DataConfig, splits: Sequence[str] = SPLITS
     notes = list(source.notes)
     scheme = None
     if source.task == "seq":
-        labels = seq_labels(read, source, cfg)
+        labels, problem, label_notes = seq_labels(read, source, cfg)
+        notes.extend(label_notes)
     else:
+        if source.problem not in (None, "single-label") or source.label_columns or source.label_separator:
+            raise DataError(f"{source.name} is a token task (one tag per word): --problem / --label-columns / "
+                            "--label-separator apply to sequence tasks; drop them")
+        problem = "single-label"
         labels, scheme, scheme_notes = token_labels(read, source, cfg)
         notes.extend(scheme_notes)
     out: dict[str, ReadSplit] = {}
@@ -291,8 +338,8 @@ def build_bundle(source: Source, cfg: DataConfig, splits: Sequence[str] = SPLITS
             notes.append(f"{split} limited to the first {limit} of {len(examples)} examples")
             examples = examples[:limit]
         final[split] = examples
-    fingerprint = _fingerprint(source, cfg, source.task, labels, read, carved)
-    return DatasetBundle(source.name, source.task, labels, final, notes, scheme, fingerprint)
+    fingerprint = _fingerprint(source, cfg, source.task, labels, read, carved, problem)
+    return DatasetBundle(source.name, source.task, labels, final, notes, scheme, fingerprint, problem)
 
 
 def _read_needed(
@@ -304,7 +351,7 @@ def _read_needed(
     official validation when returned as such, reported as test, or sizing a carve.
     """
     need: set[str] = set()
-    if "train" in splits or ("validation" in splits and carve) or explicit_labels(source, cfg) is None:
+    if "train" in splits or ("validation" in splits and carve) or not labels_known(source, cfg):
         need.add("train")
     if "validation" in source.readers and ((carve and "train" in need) or (not carve and "validation" in splits)):
         need.add("validation")
@@ -332,7 +379,8 @@ def _carve(train: ReadSplit, size: int, seed: int) -> tuple[ReadSplit, ReadSplit
     return train.subset([i for i in range(n) if i not in chosen_set]), train.subset(chosen)
 
 
-def _fingerprint(source: Source, cfg: DataConfig, task: str, labels: list[str], read: dict[str, ReadSplit], carved: int) -> str:
+def _fingerprint(source: Source, cfg: DataConfig, task: str, labels: list[str], read: dict[str, ReadSplit], carved: int,
+                 problem: str = "single-label") -> str:
     """Hash of everything that shapes the examples: contents, label set, settings, reader version."""
     payload = {
         "reader_version": READER_VERSION,
@@ -341,7 +389,9 @@ def _fingerprint(source: Source, cfg: DataConfig, task: str, labels: list[str], 
         "identity": source.identity,  # hub ids, labels.txt digest: file contents are in "content"
         "content": {split: rs.digest for split, rs in read.items()},
         "labels": labels,
+        "problem": problem,
         "settings": {
+            "label_columns": source.label_columns, "label_separator": source.label_separator,
             "text_column": cfg.text_column, "label_column": cfg.label_column, "tag_column": cfg.tag_column,
             "train_limit": cfg.train_limit, "eval_limit": cfg.eval_limit, "split_seed": cfg.split_seed, "carved": carved,
             **({"subset_seed": cfg.subset_seed} if cfg.subset_seed is not None else {}),

@@ -230,15 +230,8 @@ _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")  # what a reg
 
 
 def _shown(value: object) -> str:
-    return repr(value)[:40] if isinstance(value, str) else json.dumps(value)[:40] if _jsonable(value) else repr(value)[:40]
-
-
-def _jsonable(value: object) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+    """A value for a one-line message: a string quoted, anything else as JSON writes it."""
+    return repr(value)[:40] if isinstance(value, str) else json.dumps(value, default=str)[:40]
 
 
 def number_label(value: object, where: str) -> float:
@@ -362,20 +355,25 @@ def seq_text(values: Sequence[str], names: Sequence[str], where: str, fix: str) 
 
 
 def read_table(
-    path: Path, text_columns: Sequence[str] | None = None, label_column: str | None = None, labelled: bool = True
+    path: Path, text_columns: Sequence[str] | None = None, label_column: str | None = None, labelled: bool = True,
+    label_format: LabelFormat | None = None,
 ) -> ReadSplit:
     """Read a CSV or TSV file with a header row into SeqExamples.
 
     CSV uses standard quoting. TSV is read as-is, without quote handling (GLUE-style: a field
     may start with a quote), unless the file is CSV-quoted TSV as pandas' `to_csv(sep="\\t")`
-    writes it (see `_tsv_records`). Several text columns are joined with one space; text is
-    stripped. Errors name the line where the record starts, also when a quoted field runs on
-    over several lines.
+    writes it (see `_tsv_records`). Several text columns are kept apart as the examples'
+    `fields` (sentence pairs); text is stripped. Labels are read as `label_format` says (one
+    name, names joined by a separator, one 0/1 column per label, or a number); without it, one
+    name from `label_column`. Errors name the line where the record starts, also when a quoted
+    field runs on over several lines.
 
     Raises:
         DataError: missing or duplicate column (lists the columns present), ragged row, empty
-            text or label, or a quoted field that swallows what reads as a row of its own.
+            text, field or label, a bad 0/1 or number label, or a quoted field that swallows
+            what reads as a row of its own.
     """
+    fmt = label_format or LabelFormat(column=label_column)
     text, digest = read_text(path)
     tsv = path.suffix.lower() == ".tsv"
     with _field_limit(), paused_gc():
@@ -383,7 +381,7 @@ def read_table(
             records, quoted = _tsv_records(path, text)
         else:
             records, quoted = _records(path, text, ",", csv.QUOTE_MINIMAL), True
-        return _read_rows(path, records, digest, text_columns, label_column, labelled, "\t" if tsv else ",", quoted)
+        return _read_rows(path, records, digest, text_columns, fmt, labelled, "\t" if tsv else ",", quoted)
 
 
 @contextlib.contextmanager
@@ -479,7 +477,7 @@ def _tsv_records(path: Path, text: str) -> tuple[list[Record], bool]:
     return quoted, True
 
 
-def _read_rows(path: Path, records: list[Record], digest: str, text_columns, label_column, labelled, delimiter: str,
+def _read_rows(path: Path, records: list[Record], digest: str, text_columns, fmt: LabelFormat, labelled, delimiter: str,
                quoted: bool) -> ReadSplit:
     if not records:
         raise DataError(f"{path}: empty file; expected a header row naming the columns, e.g. text and label")
@@ -491,12 +489,22 @@ def _read_rows(path: Path, records: list[Record], digest: str, text_columns, lab
             raise DataError(f"{path}:{header_line}: column {_name(name)!r} appears twice in the header; "
                             "rename or remove one, so that it is clear which one to read")
         seen.add(name)
-    text_idx = [header.index(pick_column(header, c, TEXT_COLUMNS, "text", "--text-column", str(path))) for c in (text_columns or [None])]
-    label_idx = None
-    if labelled:
-        label_idx = header.index(pick_column(header, label_column, LABEL_COLUMNS, "label", "--label-column", str(path)))
+    names = [pick_column(header, c, TEXT_COLUMNS, "text", "--text-column", str(path)) for c in (text_columns or [None])]
+    field_names(names)
+    text_idx = [header.index(name) for name in names]
+    label_idx: list[int] = []
+    label_col = None
+    if labelled and fmt.columns:
+        missing = [c for c in fmt.columns if c not in header]
+        if missing:
+            raise DataError(f"{path}: no label column {_name(missing[0])!r} (--label-columns); columns present: "
+                            f"{', '.join(map(_name, header))}; name the file's 0/1 label columns")
+        label_idx = [header.index(c) for c in fmt.columns]
+    elif labelled:
+        label_col = pick_column(header, fmt.column, LABEL_COLUMNS, "label", "--label-column", str(path))
+        label_idx = [header.index(label_col)]
     # The label column, also when unlabelled (prediction inputs), to recognise rows swallowed by a quote.
-    check_idx = label_idx if label_idx is not None else next((header.index(c) for c in LABEL_COLUMNS if c in header), None)
+    check_idx = label_idx[0] if label_idx else next((header.index(c) for c in LABEL_COLUMNS if c in header), None)
     merges = _Merges(path, header, delimiter, check_idx, text_idx) if quoted and check_idx is not None else None
     examples, lines = [], []
     for start, end, row in records[1:]:
@@ -509,19 +517,19 @@ def _read_rows(path: Path, records: list[Record], digest: str, text_columns, lab
             if merges is not None:
                 merges.check()  # an earlier row swallowed by a quote explains more than this count
             raise DataError(_ragged(path, start, end, len(row), len(header), delimiter, quoted))
-        sentence = " ".join(row[i].strip() for i in text_idx).strip()
-        check_visible(sentence, where, "text", "remove the row or fill it in")
+        text, fields = seq_text([row[i] for i in text_idx], names, where, "remove the row or fill it in")
         label = None
-        if label_idx is not None:
-            label = row[label_idx].strip()
-            check_visible(label, where, "label", "every training/evaluation row needs one")
+        if fmt.columns and labelled:
+            label = [c for c, i in zip(fmt.columns, label_idx, strict=True) if flag_value(row[i], c, where)]
+        elif labelled:
+            label = seq_label(row[label_idx[0]], fmt, where, table=True)
         if merges is not None:
             merges.labels.add(row[check_idx].strip())
-        examples.append(SeqExample(sentence, label))
+        examples.append(SeqExample(text, label, fields))
         lines.append(start)
     if merges is not None:
         merges.check()
-    return ReadSplit(examples, str(path), lines, digest)
+    return ReadSplit(examples, str(path), lines, digest, label_column=label_col)
 
 
 def _ragged(path: Path, start: int, end: int, n: int, width: int, delimiter: str, quoted: bool) -> str:
@@ -647,27 +655,51 @@ def _json_lines(path: Path, text: str) -> list[tuple[int, dict]]:
 
 
 def read_jsonl_seq(
-    path: Path, text_columns: Sequence[str] | None = None, label_column: str | None = None, labelled: bool = True
+    path: Path, text_columns: Sequence[str] | None = None, label_column: str | None = None, labelled: bool = True,
+    label_format: LabelFormat | None = None,
 ) -> ReadSplit:
-    """Read JSON Lines objects with text field(s) and a label (string or int) into SeqExamples."""
+    """Read JSON Lines objects with text field(s) and a label into SeqExamples.
+
+    A label is a name (string or class id), a list of names (multi-label, `[]` for none), a
+    number (`--problem regression`), or one 0/1 key per label (`--label-columns`). Several
+    text fields are kept apart as `fields`; a record lacking one is an error naming it.
+    """
+    fmt = label_format or LabelFormat(column=label_column)
     records, digest = jsonl_records(path)
     examples, lines = [], []
+    label_col = None
+    names: list[str] | None = list(text_columns) if text_columns and len(text_columns) > 1 else None
+    if names:
+        field_names(names)
     for line, obj in records:
         keys = list(obj)
-        text_keys = [pick_column(keys, c, TEXT_COLUMNS, "text", "--text-column", f"{path}:{line}") for c in (text_columns or [None])]
-        parts = [obj[k] for k in text_keys]
-        if not all(isinstance(p, str) for p in parts):
-            raise DataError(f"{path}:{line}: text field must be a string; for token lists use a token task (tokens/tags)")
-        sentence = " ".join(p.strip() for p in parts).strip()
-        check_unicode(sentence, f"{path}:{line}", "text")
-        check_visible(sentence, f"{path}:{line}", "text", "remove the line or fill it in")
+        where = f"{path}:{line}"
+        if names:
+            missing = next((k for k in names if k not in obj), None)
+            if missing is not None:
+                raise DataError(f"{where}: no field {_name(missing)!r} (--text-column {' '.join(names)}); fields present: "
+                                f"{', '.join(map(_name, keys)) or '(none)'}; every record needs all of them")
+            text_keys = names
+        else:
+            text_keys = [pick_column(keys, c, TEXT_COLUMNS, "text", "--text-column", where) for c in (text_columns or [None])]
+        bad = next((k for k in text_keys if not isinstance(obj[k], str)), None)
+        if bad is not None:
+            raise DataError(f"{where}: text field {_name(bad)!r} must be a string; for token lists use a token task (tokens/tags)")
+        text, fields = seq_text([obj[k] for k in text_keys], text_keys, where, "remove the line or fill it in")
         label = None
-        if labelled:
-            key = pick_column(keys, label_column, LABEL_COLUMNS, "label", "--label-column", f"{path}:{line}")
-            label = label_name(obj[key], f"{path}:{line}")
-        examples.append(SeqExample(sentence, label))
+        if labelled and fmt.columns:
+            missing = next((c for c in fmt.columns if c not in obj), None)
+            if missing is not None:
+                raise DataError(f"{where}: no label column {_name(missing)!r} (--label-columns); fields present: "
+                                f"{', '.join(map(_name, keys))}; give every record each label's 0/1 key")
+            label = [c for c in fmt.columns if flag_value(obj[c], c, where)]
+        elif labelled:
+            key = pick_column(keys, fmt.column, LABEL_COLUMNS, "label", "--label-column", where)
+            label_col = label_col or key
+            label = seq_label(obj[key], fmt, where)
+        examples.append(SeqExample(text, label, fields))
         lines.append(line)
-    return ReadSplit(examples, str(path), lines, digest)
+    return ReadSplit(examples, str(path), lines, digest, label_column=label_col)
 
 
 _BLOCK = re.compile(r"[^\n]*\S[^\n]*(?:\n[^\n]*\S[^\n]*)*")  # a run of non-blank lines
@@ -808,14 +840,24 @@ def read_file(
     label_column: str | None = None,
     tag_column: int = -1,
     labelled: bool = True,
+    *,
+    label_columns: Sequence[str] | None = None,
+    label_separator: str | None = None,
+    problem: str | None = "single-label",
 ) -> ReadSplit:
-    """Read one split file with the reader its extension and the task call for."""
+    """Read one split file with the reader its extension and the task call for.
+
+    Sequence labels are read as `label_columns` / `label_separator` / `problem` say (see
+    `LabelFormat`; `problem=None` detects multi-label from JSON lists); several
+    `text_columns` become the examples' `fields`.
+    """
     suffix = path.suffix.lower()
     if task == "seq":
+        fmt = LabelFormat(label_column, tuple(label_columns) if label_columns else None, label_separator, problem)
         if suffix in TABLE_SUFFIXES:
-            return read_table(path, text_columns, label_column, labelled)
+            return read_table(path, text_columns, labelled=labelled, label_format=fmt)
         if suffix in JSONL_SUFFIXES:
-            return read_jsonl_seq(path, text_columns, label_column, labelled)
+            return read_jsonl_seq(path, text_columns, labelled=labelled, label_format=fmt)
         raise DataError(f"{path}: sequence tasks read .tsv, .csv or .jsonl files, not {suffix or 'no extension'}")
     if suffix in CONLL_SUFFIXES:
         return read_conll(path, tag_column, labelled)

@@ -40,12 +40,20 @@ class DatasetSpec:
         name: what `--data` accepts; also the folder name under `--data-dir`.
         task: "seq" or "token".
         labels: seq: class names in id order; token: entity types in id order (the BIO list is
-            "O", then B-/I- of each type).
-        hub: hub copies tried in order when the data dir does not hold the dataset.
+            "O", then B-/I- of each type); regression: the score's name (its label column).
+        hub: hub copies tried in order when the data dir does not hold the dataset; empty for a
+            dataset read only from its `--data-dir` folder (its error then says so).
         description: one line for `--help` and docs.
         resource: folder under `lsllm/resources` shipped with the package (always offline).
         carve_size: size of the validation slice carved from train when the dataset has no
             usable validation split (default: the official validation's size, else 10%).
+        notes: facts added to every bundle of this dataset.
+        problem: seq: "multi-label" or "regression" when the dataset is one (a conflicting
+            `--problem` is an error); None: as the labels say (single-label).
+        text_columns: the text column(s) of the data-dir files (default: text / sentence);
+            several are kept apart as fields (sentence pairs).
+        label_column: the label column of the data-dir files (default: label).
+        label_columns: multi-label: one 0/1 column per label, in id order (== labels).
     """
 
     name: str
@@ -56,6 +64,10 @@ class DatasetSpec:
     resource: str | None = None
     carve_size: int | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    problem: str | None = None
+    text_columns: tuple[str, ...] | None = None
+    label_column: str | None = None
+    label_columns: tuple[str, ...] | None = None
 
 
 _ONTONOTES_TYPES = (
@@ -69,6 +81,10 @@ _TNER_ONTONOTES_TAGS = (
     "B-WORK_OF_ART", "I-WORK_OF_ART", "B-FAC", "B-TIME", "I-CARDINAL", "B-LOC", "B-QUANTITY",
     "I-QUANTITY", "I-NORP", "I-LOC", "B-PRODUCT", "I-TIME", "B-EVENT", "I-EVENT", "I-FAC",
     "B-LANGUAGE", "I-PRODUCT", "I-ORDINAL", "I-LANGUAGE",
+)  # fmt: skip
+
+_SEMEVAL_EC_EMOTIONS = (
+    "anger", "anticipation", "disgust", "fear", "joy", "love", "optimism", "pessimism", "sadness", "surprise", "trust",
 )  # fmt: skip
 
 _SPECS = [
@@ -110,6 +126,18 @@ _SPECS = [
         "wnut17", "token", ("corporation", "creative-work", "group", "location", "person", "product"),
         hub=(HubSource("leondz/wnut_17", None, ("tokens",), "ner_tags"), HubSource("wnut_17", None, ("tokens",), "ner_tags")),
         description="WNUT-17 emerging entities, 6 types (3,394 / 1,009 / 1,287)",
+    ),
+    DatasetSpec(
+        "stsb", "seq", ("score",), problem="regression", text_columns=("sentence1", "sentence2"), label_column="score",
+        description="STS Benchmark sentence-pair similarity, a score in [0, 5] (5,749 / 1,500 / 1,379); --data-dir only",
+    ),
+    DatasetSpec(
+        "semeval2018-ec", "seq", _SEMEVAL_EC_EMOTIONS, problem="multi-label", text_columns=("Tweet",),
+        label_columns=_SEMEVAL_EC_EMOTIONS,
+        notes=("semeval2018-ec: test is the official E-c dev set (886 tweets; the official test labels are not public "
+               "offline)",),
+        description="SemEval-2018 Task 1 E-c English tweets, 0 to 11 emotions each (6,838 train; the official dev set "
+                    "of 886 as test); --data-dir only",
     ),
 ]  # fmt: skip
 

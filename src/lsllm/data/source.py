@@ -33,6 +33,12 @@ class Source:
         fallback: another way to get the data when a needed split is missing (the hub for a
             built-in whose data-dir folder is incomplete).
         where: the folder or file, for messages about missing splits.
+        problem: seq: the problem type fixed before reading (`--problem`, or a built-in's), None
+            to detect it from the labels read.
+        label_columns: multi-label: the 0/1 label columns read (`--label-columns` or a
+            built-in's); they name the labels, in id order.
+        label_separator: multi-label: the separator of a joined label column.
+        order_from: what fixed `order`, for notes ("labels.txt", "the hub's ClassLabel", ...).
     """
 
     name: str
@@ -45,3 +51,7 @@ class Source:
     carve_size: int | None = None
     fallback: Callable[[str], Source] | None = None
     where: str = ""
+    problem: str | None = None
+    label_columns: list[str] | None = None
+    label_separator: str | None = None
+    order_from: str = ""

@@ -15,6 +15,7 @@ from typing import Any
 from seqeval.metrics.sequence_labeling import get_entities
 
 from lsllm import describe
+from lsllm.problems import make_problem
 from lsllm.report.collect import Run
 
 MAX_ERRORS = 2000  # wrong examples listed per run (sorted by confidence, most confident first)
@@ -26,6 +27,21 @@ IRREGULAR = "(irregular)"  # what an SFT answer that names no label is shown as
 def percent(value: Any) -> str:
     """A fraction as the report shows it: 0.58333 -> "58.33"; anything else -> "-"."""
     return f"{100 * value:.2f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+NOT_PERCENT = {"pearson", "spearman", "mse", "mae"}  # regression: correlations and errors are shown as numbers
+
+
+def shown(value: Any, key: str) -> str:
+    """A metric as the report shows it: a percentage, or a number for correlations and errors."""
+    if key in NOT_PERCENT:
+        return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+    return percent(value)
+
+
+def run_headline(run: Run) -> tuple[str, ...]:
+    """The metrics a run's tables show: the token metrics, or its sequence problem type's."""
+    return HEADLINE["token"] if run.task == "token" else make_problem(run.problem).headline
 
 
 def duration(seconds: Any) -> str:
@@ -123,9 +139,15 @@ class SeqError:
 def seq_errors(run: Run) -> list[SeqError]:
     """The wrong predictions, most confident first (the ones that say most about the model)."""
     errors = []
+    if run.problem == "regression":
+        return regression_errors(run)
     for i, record in enumerate(run.predictions):
         gold = record.get("gold")
         predicted = record.get("label")
+        if run.problem == "multi-label":  # wrong when the label sets differ
+            if not isinstance(gold, list) or not isinstance(record.get("labels"), list) or set(gold) == set(record["labels"]):
+                continue
+            gold, predicted = ", ".join(gold) or "(none)", ", ".join(record["labels"]) or "(none)"
         if gold is None or predicted == gold:
             continue
         probabilities = sorted((record.get("probabilities") or {}).items(), key=lambda kv: -kv[1])
@@ -135,6 +157,23 @@ def seq_errors(run: Run) -> list[SeqError]:
                                record.get("raw_output")))
     errors.sort(key=lambda e: -(e.confidence if e.confidence is not None else 0.0))
     return errors
+
+
+def regression_errors(run: Run) -> list[SeqError]:
+    """Regression: the predictions furthest from gold, largest first (predicted and gold shown as numbers)."""
+    errors = []
+    for i, record in enumerate(run.predictions):
+        gold, value = record.get("gold"), record.get("value")
+        if isinstance(gold, (int, float)) and isinstance(value, (int, float)):
+            errors.append(SeqError(i, str(record.get("text", "")), f"{gold:.3f}", f"{value:.3f}", None, []))
+    errors.sort(key=lambda e: -abs(float(e.gold) - float(e.predicted)))
+    return errors
+
+
+def scatter_points(run: Run) -> list[tuple[float, float]]:
+    """(gold, predicted) of a regression run's predictions."""
+    return [(float(r["gold"]), float(r["value"])) for r in run.predictions
+            if isinstance(r.get("gold"), (int, float)) and isinstance(r.get("value"), (int, float))]
 
 
 def confusion(metrics: dict[str, Any]) -> dict[str, Any] | None:
@@ -262,30 +301,31 @@ COMPARED = {"seq": ("accuracy", "f1_macro"), "token": ("f1", "precision", "recal
 
 def headline(run: Run, split: str, keys: tuple[str, ...] | None = None) -> dict[str, str]:
     """Metric name -> shown value (percent, or a count for SFT's irregular answers)."""
-    keys = keys or HEADLINE[run.task] + (("irregular",) if run.kind == "sft" else ())
+    keys = keys or run_headline(run) + (("irregular",) if run.kind == "sft" else ())
     metrics = run.metrics.get(split) or {}
-    return {key: (str(metrics[key]) if key == "irregular" and key in metrics else percent(metrics.get(key))) for key in keys}
+    return {key: (str(metrics[key]) if key == "irregular" and key in metrics else shown(metrics.get(key), key)) for key in keys}
 
 
 def comparison(runs: list[Run]) -> dict[str, Any]:
     """One row per run: what it is, its reported split's main metrics and the validation selection metric."""
     keys: list[str] = []
     for run in runs:
-        for key in COMPARED[run.task] + (("irregular",) if run.kind == "sft" else ()):
+        compared = COMPARED["token"] if run.task == "token" else run_headline(run)[:2]
+        for key in compared + (("irregular",) if run.kind == "sft" else ()):
             if key not in keys:
                 keys.append(key)
     rows = []
     for number, run in enumerate(runs):
         data = run.config.get("data") or {}
         train = run.config.get("train") or {}
-        selection = "accuracy" if run.task == "seq" else "f1"
+        selection = "f1" if run.task == "token" else make_problem(run.problem).selection
         rows.append({
             "anchor": f"run-{number + 1}", "name": run.name, "method": run.method, "task": run.task,
             "model": str((run.config.get("model") or {}).get("name", "-")).rsplit("/", 1)[-1],
             "data": str(data.get("data", "-")).rsplit("/", 1)[-1], "seed": train.get("seed", "-"),
             "split": run.predictions_split if run.metrics else "-",
             "values": headline(run, run.predictions_split, tuple(keys)),
-            "validation": f"{selection} {percent((run.metrics.get('validation') or {}).get(selection))}",
+            "validation": f"{selection} {shown((run.metrics.get('validation') or {}).get(selection), selection)}",
             "seconds": duration(run.record.get("seconds")),
         })
     return {"keys": keys, "rows": rows}

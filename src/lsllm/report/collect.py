@@ -66,6 +66,11 @@ class Run:
     def name(self) -> str:
         return self.root.name
 
+    @property
+    def problem(self) -> str:
+        """single-label | multi-label | regression (sequence runs; token runs are single-label per word)."""
+        return self.info.get("problem") or (self.config.get("data") or {}).get("problem") or "single-label"
+
 
 @dataclass
 class Study:

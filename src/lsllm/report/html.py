@@ -30,6 +30,8 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = analysis.percent
+    env.filters["metric"] = analysis.shown
+    env.globals["not_percent"] = analysis.NOT_PERCENT
     env.filters["duration"] = analysis.duration
     env.filters["quoted"] = lambda text: json.dumps(text, ensure_ascii=False)  # shows "\n" and blanks as generated
     return env
@@ -43,8 +45,9 @@ def run_context(run: Run, number: int) -> dict[str, Any]:
         "run": run, "anchor": f"run-{number}", "facts": analysis.header_facts(run), "split": split,
         "splits": [(key, name) for key, name in (("step0", "validation before training"), ("validation", "validation"),
                                                  ("test", "test")) if isinstance(run.metrics.get(key), dict)],
-        "headline": analysis.HEADLINE[run.task], "curves_svg": plots.curves_svg(run.curves, salt=f"curves-{number}"),
-        "per_class": reported.get("per_class"), "confusion": analysis.confusion(reported),
+        "headline": analysis.run_headline(run), "curves_svg": plots.curves_svg(run.curves, salt=f"curves-{number}"),
+        "per_class": reported.get("per_class") or reported.get("per_label"), "confusion": analysis.confusion(reported),
+        "scatter_svg": plots.scatter_svg(analysis.scatter_points(run), salt=f"scatter-{number}") if run.problem == "regression" else None,
         "per_type": reported.get("per_type"), "irregular_top": reported.get("irregular_top") or [],
     }
     if run.task == "seq":

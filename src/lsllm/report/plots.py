@@ -78,6 +78,24 @@ def curves_svg(curves: Curves, salt: str) -> str | None:
         return _svg(fig, salt)
 
 
+def scatter_svg(points: Sequence[tuple[float, float]], salt: str) -> str | None:
+    """Regression: predicted against gold, one dot per example, with the diagonal where they would be equal."""
+    if not points:
+        return None
+    gold, predicted = zip(*points, strict=True)
+    low, high = min(min(gold), min(predicted)), max(max(gold), max(predicted))
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(4.8, 4.6))
+        ax.plot([low, high], [low, high], color="#888888", linestyle="--", linewidth=1.0, label="predicted = gold")
+        ax.scatter(gold, predicted, s=9, alpha=0.45, color="tab:blue", edgecolors="none")
+        ax.set_xlabel("gold")
+        ax.set_ylabel("predicted")
+        ax.set_aspect("equal", adjustable="box")
+        ax.legend(loc="upper left", fontsize=8, frameon=False)
+        fig.tight_layout()
+        return _svg(fig, salt)
+
+
 def study_svg(summary: list[dict[str, Any]], metric: str, salt: str) -> str | None:
     """Mean ± std of the study metric over training-set sizes, one line per method."""
     rows = [r for r in summary if isinstance(r.get("mean"), (int, float)) and r.get("size") is not None]

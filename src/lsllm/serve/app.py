@@ -88,11 +88,14 @@ def request_model(max_texts: int) -> type[BaseModel]:
             None, description=f"raw texts, 1 to {max_texts}")
         tokens: Annotated[list[Annotated[list[Text], Field(min_length=1)]], Field(min_length=1, max_length=max_texts)] | None = Field(
             None, description=f"token models only: pre-split words per sentence, 1 to {max_texts} sentences")
+        records: Annotated[list[dict[str, Text]], Field(min_length=1, max_length=max_texts)] | None = Field(
+            None, description=f"runs on several text fields (sentence pairs): one object of the run's fields per input "
+                              f"(/info lists them), 1 to {max_texts}")
 
         @model_validator(mode="after")
         def _exactly_one(self) -> "PredictRequest":
-            if (self.texts is None) == (self.tokens is None):
-                raise ValueError('send exactly one of "texts" or "tokens", e.g. {"texts": ["a great movie"]}')
+            if sum(x is not None for x in (self.texts, self.tokens, self.records)) != 1:
+                raise ValueError('send exactly one of "texts", "tokens" or "records", e.g. {"texts": ["a great movie"]}')
             return self
 
     return PredictRequest
@@ -110,9 +113,12 @@ class Entity(BaseModel):
 
 class SeqRecord(BaseModel):
     text: str
-    label: str
-    score: float
-    probabilities: dict[str, float]
+    fields: dict[str, str] | None = Field(None, description="runs on several text fields: the input's fields")
+    label: str | None = Field(None, description="single-label: the chosen label")
+    score: float | None = Field(None, description="single-label: its probability")
+    labels: list[str] | None = Field(None, description="multi-label: the labels above their thresholds (possibly none)")
+    value: float | None = Field(None, description="regression: the predicted number")
+    probabilities: dict[str, float] | None = Field(None, description="single- and multi-label: every label's probability")
 
 
 class TokenRecord(BaseModel):
@@ -284,6 +290,8 @@ def served_run(classifier: Any, run_info: dict | None = None) -> dict[str, Any]:
         "model": info.get("base_model"),
         "task": classifier.task,
         "labels": list(classifier.labels),
+        "problem": classifier.problem.name if classifier.task == "seq" else None,
+        "fields": getattr(classifier, "fields", None),
         "attention": describe.attention({"model": {"bidirectional": bidirectional, "unmask_layers": unmask,
                                                    "attention": "repeat" if getattr(config, "lsllm_repeat", False) else None}}),
         "bidirectional": bidirectional,
@@ -408,10 +416,23 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
     @app.post("/predict", dependencies=guarded, response_model=response_model, responses=errors)
     async def predict(body: PredictRequest) -> JSONResponse:  # type: ignore[valid-type]
         """One record per input, in the order sent (the schema of `lsllm predict`)."""
-        kind, inputs = ("texts", body.texts) if body.texts is not None else ("tokens", body.tokens)
+        kind, inputs = next((k, v) for k, v in (("texts", body.texts), ("tokens", body.tokens), ("records", body.records))
+                            if v is not None)
         if kind == "tokens" and classifier.task != "token":
             raise HTTPException(422, 'this run is a sequence classifier: send {"texts": [...]}, not tokens')
-        size = sum(len(x) if kind == "texts" else sum(map(len, x)) for x in inputs)
+        fields = getattr(classifier, "fields", None)
+        if kind == "records" and not fields:
+            raise HTTPException(422, 'this run reads one text: send {"texts": [...]}')
+        if kind == "texts" and fields:
+            example = "{" + ", ".join(f'"{name}": "..."' for name in fields) + "}"
+            raise HTTPException(422, f'this run reads several fields: send {{"records": [{example}]}}')
+        if kind == "records":
+            for i, record in enumerate(inputs):
+                missing = [name for name in fields if name not in record]
+                if missing or set(record) - set(fields):
+                    raise HTTPException(422, f"records[{i}]: the fields are {', '.join(fields)}; "
+                                             + (f"{missing[0]!r} is missing" if missing else "drop the others"))
+        size = sum(len(x) if kind == "texts" else sum(map(len, x.values() if kind == "records" else x)) for x in inputs)
         # Short inputs tokenize in microseconds, less than a thread hop costs; long ones must not block the loop.
         counts = lengths(kind, inputs) if size <= INLINE_CHARS else await run_in_threadpool(lengths, kind, inputs)
         limit = classifier.max_length - lengths.prefix
