@@ -43,7 +43,8 @@ def test_column_mapping_and_missing_column_message(tmp_path):
     datasets.DatasetDict({"train": ds, "validation": ds, "test": ds}).save_to_disk(tmp_path / "t")
     cfg = DataConfig(data=f"hf:{tmp_path / 't'}", text_column=["title", "body"], label_column="topic")
     bundle = load_data(cfg)
-    assert bundle.splits["train"][0] == SeqExample("a x", "p") and bundle.labels == ["p", "q"]
+    assert bundle.splits["train"][0] == SeqExample("title: a\nbody: x", "p", {"title": "a", "body": "x"})
+    assert bundle.labels == ["p", "q"]
     with pytest.raises(DataError, match=r"no text column \(looked for text, sentence\); columns present: title, body, topic; pass --text-column"):
         load_data(DataConfig(data=f"hf:{tmp_path / 't'}"))
 

@@ -37,8 +37,9 @@ def test_tsv_reads_quotes_literally_and_strips(write):
 
 def test_csv_quoting_several_text_columns_and_custom_label(write):
     path = write("d.csv", 'title,body,y\n"a, b",c,1\nd,"e ""f""",0\n')
-    rs = read_table(path, ["title", "body"], "y")
-    assert rs.examples == [SeqExample("a, b c", "1"), SeqExample('d e "f"', "0")]
+    rs = read_table(path, ["title", "body"], "y")  # several text columns are kept apart, never joined
+    assert rs.examples == [SeqExample("title: a, b\nbody: c", "1", {"title": "a, b", "body": "c"}),
+                           SeqExample('title: d\nbody: e "f"', "0", {"title": "d", "body": 'e "f"'})]
 
 
 def test_sentence_column_is_a_default(write):
@@ -87,7 +88,7 @@ def test_jsonl_seq_int_and_string_labels(write):
 def test_jsonl_errors_name_the_line(write):
     with pytest.raises(DataError, match=r"d\.jsonl:2: not valid JSON"):
         read_jsonl_seq(write("d.jsonl", '{"text": "a", "label": 1}\n{"text": \n'))
-    with pytest.raises(DataError, match=r"e\.jsonl:1: no label column \(looked for label\); columns present: text, y"):
+    with pytest.raises(DataError, match=r"e\.jsonl:1: no label column \(looked for label, labels\); columns present: text, y"):
         read_jsonl_seq(write("e.jsonl", '{"text": "a", "y": 1}\n'))
     with pytest.raises(DataError, match=r"f\.jsonl: a JSON array"):
         read_jsonl_seq(write("f.jsonl", '[{"text": "a"}]\n'))
@@ -397,7 +398,7 @@ def test_a_tsv_field_count_error_names_the_quoting_fix(write):
 def test_shared_glue_files_read_as_before(shared_data):
     stsb = read_table(shared_data / "stsb" / "train.tsv", ["sentence1", "sentence2"], "score")
     assert len(stsb.examples) == 5749 and not any('""' in ex.text for ex in stsb.examples)
-    assert sum(ex.text.startswith('A dog in a "superman" shirt sleeps on a blanket. ') for ex in stsb.examples) == 1
+    assert sum(ex.fields["sentence1"] == 'A dog in a "superman" shirt sleeps on a blanket.' for ex in stsb.examples) == 1
     fin = read_table(shared_data / "twitterfin" / "train.tsv")  # fields start with a quote they never close
     assert len(fin.examples) == 9543 and sum(ex.text.startswith('"') for ex in fin.examples) == 51
     assert len(read_table(shared_data / "sst2" / "validation.tsv").examples) == 872

@@ -190,8 +190,9 @@ def label_name(value: object, where: str, what: str = "label") -> str:
         return value.strip()
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    hint = " (a score? pass --problem regression)" if isinstance(value, float) and what == "label" else ""
     raise DataError(f"{where}: {what} must be a non-empty string or an integer, got {json.dumps(value)[:40]}; "
-                    "write labels as names (\"positive\") or class ids (1)")
+                    f"write labels as names (\"positive\") or class ids (1){hint}")
 
 
 @dataclass(frozen=True)

@@ -134,8 +134,7 @@ _SPECS = [
     DatasetSpec(
         "semeval2018-ec", "seq", _SEMEVAL_EC_EMOTIONS, problem="multi-label", text_columns=("Tweet",),
         label_columns=_SEMEVAL_EC_EMOTIONS,
-        notes=("semeval2018-ec: test is the official E-c dev set (886 tweets; the official test labels are not public "
-               "offline)",),
+        notes=("test is the official E-c dev set (886 tweets): the official test labels are not in the offline copy",),
         description="SemEval-2018 Task 1 E-c English tweets, 0 to 11 emotions each (6,838 train; the official dev set "
                     "of 886 as test); --data-dir only",
     ),
