@@ -147,7 +147,8 @@ class DataConfig:
     data: str = _help("built-in name (sst2, conll03, ...), hf:<name>[:<config>], a folder or a train file", default="")
     data_dir: str | None = _help("folder laid out like ../shared/data (<name>/<split>.<ext>); env LSLLM_DATA_DIR", default=None)
     task: str | None = _help("seq | token (inferred from the dataset when possible)", default=None)
-    text_column: list[str] | None = _help("text column(s) of CSV/TSV/JSONL; several are joined", default=None)
+    text_column: list[str] | None = _help("text column(s) of CSV/TSV/JSONL; several are kept apart as fields "
+                                          "(sentence pairs; name them in --prompt)", default=None)
     label_column: str | None = _help("label column of CSV/TSV/JSONL", default=None)
     problem: str | None = _help("seq: single-label | multi-label | regression (default: multi-label for JSON label lists "
                                 "or several --label-columns, else single-label)", default=None)

@@ -241,3 +241,9 @@ def test_concurrent_requests_share_model_calls(seq_classifier):
         served = response.json()["predictions"][0]["probabilities"]
         assert served == pytest.approx(record["probabilities"], abs=1e-4)
 
+
+
+@pytest.mark.parametrize("text", ["\u200b", "\ufeff", "\x00", "\u0301", " \u200b\t"])
+def test_texts_without_a_visible_character_are_refused_like_empty_ones(seq_client, text):
+    response = seq_client.post("/predict", json={"texts": ["a great movie", text]})
+    assert response.status_code == 422 and "visible character" in response.json()["detail"]

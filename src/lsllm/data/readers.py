@@ -36,6 +36,12 @@ logger = logging.getLogger(__name__)
 
 TEXT_COLUMNS = ("text", "sentence")
 LABEL_COLUMNS = ("label", "labels")
+SCORE_COLUMNS = ("label", "score")  # --problem regression: a "score" column (STS-B) is the label too
+
+
+def label_defaults(problem: str | None) -> tuple[str, ...]:
+    """The label column names looked for when --label-column is not given."""
+    return SCORE_COLUMNS if problem == "regression" else LABEL_COLUMNS
 TOKEN_KEYS = ("tokens", "words")
 TAG_KEYS = ("tags", "ner_tags", "labels")
 TABLE_SUFFIXES = (".tsv", ".csv")
@@ -502,7 +508,7 @@ def _read_rows(path: Path, records: list[Record], digest: str, text_columns, fmt
                             f"{', '.join(map(_name, header))}; name the file's 0/1 label columns")
         label_idx = [header.index(c) for c in fmt.columns]
     elif labelled:
-        label_col = pick_column(header, fmt.column, LABEL_COLUMNS, "label", "--label-column", str(path))
+        label_col = pick_column(header, fmt.column, label_defaults(fmt.problem), "label", "--label-column", str(path))
         label_idx = [header.index(label_col)]
     # The label column, also when unlabelled (prediction inputs), to recognise rows swallowed by a quote.
     check_idx = label_idx[0] if label_idx else next((header.index(c) for c in LABEL_COLUMNS if c in header), None)
@@ -695,7 +701,7 @@ def read_jsonl_seq(
                                 f"{', '.join(map(_name, keys))}; give every record each label's 0/1 key")
             label = [c for c in fmt.columns if flag_value(obj[c], c, where)]
         elif labelled:
-            key = pick_column(keys, fmt.column, LABEL_COLUMNS, "label", "--label-column", where)
+            key = pick_column(keys, fmt.column, label_defaults(fmt.problem), "label", "--label-column", where)
             label_col = label_col or key
             label = seq_label(obj[key], fmt, where)
         examples.append(SeqExample(text, label, fields))

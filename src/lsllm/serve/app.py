@@ -48,6 +48,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lsllm import describe
 from lsllm.data.encoding import special_tokens
+from lsllm.data.text import has_visible_text
 from lsllm.errors import ConfigError, DataError
 from lsllm.serve.batching import MicroBatcher
 from lsllm.serve.page import page as try_page_html
@@ -64,12 +65,12 @@ INLINE_CHARS = 4096
 
 def _clean(value: str) -> str:
     """Non-blank and encodable: the model must never see an empty or unencodable string."""
-    if not value.strip():
-        raise ValueError("empty text; give at least one non-space character")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("not valid Unicode (a lone surrogate such as \\ud800); send UTF-8 text") from None
+    if not has_visible_text(value):
+        raise ValueError("empty text; give at least one visible character (not only spaces, zero-width or control characters)")
     return value
 
 

@@ -28,6 +28,13 @@ from lsllm.errors import ConfigError
 
 TEMPLATES = ("chat", "llama2-chat", "plain")
 DEFAULT_SYSTEM_PROMPT = "Classify the text. Answer with exactly one of these labels: {labels}."
+DEFAULT_SYSTEM_PROMPTS = {
+    "single-label": DEFAULT_SYSTEM_PROMPT,
+    "multi-label": "Classify the text. Answer with every one of these labels that applies, separated by commas, "
+                   "or none: {labels}.",
+    "regression": "Rate the text. Answer with a score from {min} to {max}.",
+}
+"""The system prompt a run gets when --system-prompt is left at its default, by problem type."""
 SCORINGS = ("generate", "likelihood")
 ANSWER_MARGIN = 4
 """Tokens generated beyond the longest label's answer, so that an answer that goes on after a
@@ -43,16 +50,19 @@ class SFTConfig:
         default="chat",
     )
     system_prompt: str = _help(
-        "instruction shown before every input; {labels} is replaced by the label names, comma-separated",
+        "instruction shown before every input; {labels} is replaced by the label names, comma-separated (regression: "
+        "{min} / {max} by the training targets' range); the default fits the data's problem type (multi-label: every "
+        "label that applies, comma-separated, or none; regression: a score from {min} to {max})",
         default=DEFAULT_SYSTEM_PROMPT,
     )
     scoring: str = _help(
         "how answers are read: generate (greedy answer, parsed; irregular outputs counted) | likelihood (the label "
-        "whose answer tokens are most probable; never irregular)",
+        "whose answer tokens are most probable; never irregular; single-label data only)",
         default="generate",
     )
     max_new_tokens: int | None = _help(
-        f"greedy generation budget per answer; default: the longest label's answer in tokens + {ANSWER_MARGIN}",
+        f"greedy generation budget per answer; default: the longest possible answer in tokens (multi-label: "
+        f"every label) + {ANSWER_MARGIN}",
         default=None,
     )
     eval_batch_size: int = _help("the most prompts per evaluation batch", default=32)
@@ -86,6 +96,20 @@ class SFTConfig:
             raise ConfigError(f"sft eval_splits: {', '.join(unknown)} not among validation, test")
 
 
+def check_scoring(scoring: str, problem: str | None) -> None:
+    """Refuse `--scoring likelihood` for problem types whose answers are not one of a fixed set of label words."""
+    if scoring == "likelihood" and problem not in (None, "single-label"):
+        raise ConfigError(f"--scoring likelihood picks one label word and cannot score {problem} answers: "
+                          "use --scoring generate")
+
+
+def default_system_prompt(system_prompt: str, problem: str | None) -> str:
+    """The problem type's default system prompt where `system_prompt` is the (single-label) default; else it unchanged."""
+    if system_prompt == DEFAULT_SYSTEM_PROMPT:
+        return DEFAULT_SYSTEM_PROMPTS.get(problem or "single-label", system_prompt)
+    return system_prompt
+
+
 @dataclass
 class SFTRunConfig:
     """Everything that defines an SFT run; saved as config.yaml in the run directory.
@@ -110,6 +134,7 @@ class SFTRunConfig:
                     raise ConfigError(f"{section}.{name} is not used by SFT: {fix}")
         if self.data.task == "token":
             raise ConfigError("SFT is not offered for token tasks (NER): use `lsllm train` for those")
+        check_scoring(self.sft.scoring, self.data.problem)
 
     to_dict = RunConfig.to_dict  # versioned asdict of every section, sft included
 

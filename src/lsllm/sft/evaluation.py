@@ -1,11 +1,13 @@
 """Evaluating a generative classifier: prompt, answer (generate and parse, or label likelihood), score.
 
-Scores use the same `seq_metrics` as LS runs (accuracy, macro/weighted F1, per class,
-confusion matrix), so `compare` can put the two side by side. With `scoring: generate` an
-irregular output (one that names no label) is scored as wrong for its gold class; the confusion
-matrix covers label predictions only, and `irregular` / `irregular_top` say how many and which
-outputs fell outside. With `scoring: likelihood` every prediction is a label (`irregular` is 0
-by construction, and metrics.json says so in `scoring_note`).
+Scores use the same metric functions as LS runs (single-label: `seq_metrics`, accuracy,
+macro/weighted F1, per class, confusion matrix; multi-label: `problems.multilabel_metrics`;
+regression: `problems.regression_metrics`), so `compare` can put the two side by side. With
+`scoring: generate` an irregular output (one that names no label, or no number) is scored as
+wrong for its gold class (single-label), as the empty label set (multi-label) or as the training
+mean (regression); `irregular` / `irregular_top` say how many and which outputs fell outside.
+With `scoring: likelihood` (single-label only) every prediction is a label (`irregular` is 0 by
+construction, and metrics.json says so in `scoring_note`).
 """
 
 from __future__ import annotations
@@ -21,12 +23,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from lsllm.data import load_data
 from lsllm.data.examples import SeqExample
 from lsllm.errors import ConfigError, DataError
-from lsllm.evaluation import seq_metrics
 from lsllm.files import atomic_write_jsonl
 from lsllm.models.backbones import warn_if_weights_differ
 from lsllm.runs import RunDir
-from lsllm.sft.answers import AnswerParser, irregular_summary
-from lsllm.sft.config import ANSWER_MARGIN, SFTConfig, SFTRunConfig
+from lsllm.sft.answers import Answers, SingleLabelAnswers, irregular_summary, make_answers
+from lsllm.sft.config import ANSWER_MARGIN, SFTConfig, SFTRunConfig, check_scoring
 from lsllm.sft.generation import generate_answers, stop_token_ids
 from lsllm.sft.likelihood import label_log_likelihoods
 from lsllm.sft.loading import load_trained
@@ -34,8 +35,6 @@ from lsllm.sft.rundir import read_info
 from lsllm.sft.templates import PromptTemplate, format_system_prompt, truncate_input
 
 log = logging.getLogger(__name__)
-
-IRREGULAR = "<irregular>"  # stands for "no label" in y_pred (made unique against the label set)
 
 
 @dataclass
@@ -46,13 +45,20 @@ class SplitResult:
     predictions: list[dict[str, Any]]
 
 
-def build_template(sft: SFTConfig, tokenizer: PreTrainedTokenizerBase, labels: list[str]) -> PromptTemplate:
-    return PromptTemplate(sft.template, tokenizer, format_system_prompt(sft.system_prompt, labels))
+def build_template(sft: SFTConfig, tokenizer: PreTrainedTokenizerBase, labels: list[str],
+                   answers: Answers | None = None) -> PromptTemplate:
+    """The run's prompt template, its system prompt filled with the labels (regression: and the targets' range)."""
+    fields = answers.prompt_fields() if answers is not None else None
+    return PromptTemplate(sft.template, tokenizer, format_system_prompt(sft.system_prompt, labels, fields))
 
 
-def answer_budget(template: PromptTemplate, labels: list[str], stop_ids: list[int]) -> int:
-    """Default `max_new_tokens`: the longest label's answer (stop token included) + `ANSWER_MARGIN`."""
-    return max(len(template.answer_ids("", label, stop_ids)) for label in labels) + ANSWER_MARGIN
+def answer_budget(template: PromptTemplate, answers: list[str], stop_ids: list[int]) -> int:
+    """Default `max_new_tokens`: the longest of `answers` (stop token included) + `ANSWER_MARGIN`.
+
+    `answers` are the label names (single-label) or `Answers.longest()`: every label joined
+    (multi-label), the widest number of the training range (regression).
+    """
+    return max(len(template.answer_ids("", answer, stop_ids)) for answer in answers) + ANSWER_MARGIN
 
 
 def evaluate_examples(
@@ -64,16 +70,22 @@ def evaluate_examples(
     sft: SFTConfig,
     max_length: int,
     show_progress: bool = False,
+    answers: Answers | None = None,
 ) -> SplitResult:
     """Answer every example (`sft.scoring`: generate and parse, or label likelihood) and score against the gold labels.
 
+    `answers` says how the problem type's answers are read and scored (default: single-label
+    over `labels`).
+
     Raises:
+        ConfigError: likelihood scoring of a multi-label or regression run.
         DataError: an example has no gold label.
     """
+    answers = answers or SingleLabelAnswers(labels)
+    check_scoring(sft.scoring, answers.problem)
     missing = sum(ex.label is None for ex in examples)
     if missing:
         raise DataError(f"{missing} evaluation example(s) have no label: evaluation needs labelled data")
-    parser = AnswerParser(labels)
     cut = [truncate_input(tokenizer, ex.text, max_length) for ex in examples]
     prompts = [template.prompt_ids(text) for text, _ in cut]
     stop_ids = stop_token_ids(model, tokenizer)
@@ -81,26 +93,23 @@ def evaluate_examples(
     if sft.scoring == "likelihood":
         answers = [[template.answer_ids(text, label, stop_ids) for label in labels] for text, _ in cut]
         scores = label_log_likelihoods(model, prompts, answers, sft.eval_batch_size, sft.eval_batch_tokens, show_progress)
-        parsed: list[str | None] = [labels[int(k)] for k in scores.argmax(dim=1)]
+        parsed: list[Any | None] = [labels[int(k)] for k in scores.argmax(dim=1)]
         raws: list[str | None] = [None] * len(examples)  # nothing is generated
         extra["scoring_note"] = "label likelihood: every prediction is a label, so no irregular outputs are possible"
     else:
-        budget = sft.max_new_tokens or answer_budget(template, labels, stop_ids)
+        budget = sft.max_new_tokens or answer_budget(template, answers.longest(), stop_ids)
         raws = list(generate_answers(model, tokenizer, prompts, budget, sft.eval_batch_size, sft.eval_batch_tokens,
                                      show_progress))
-        parsed = [parser.parse(raw) for raw in raws]
+        parsed = [answers.parse(raw) for raw in raws]
         extra["max_new_tokens"] = budget
-    gold = [str(ex.label) for ex in examples]
+    gold = [ex.label for ex in examples]
     n_cut = sum(was_cut for _, was_cut in cut)
-    none = IRREGULAR
-    while none in labels:
-        none += "_"
-    metrics = seq_metrics(gold, [p if p is not None else none for p in parsed], labels, n_truncated=n_cut)
+    metrics = answers.score(gold, parsed, n_truncated=n_cut)
     n_irregular, top = irregular_summary([r or "" for r in raws], parsed, sft.irregular_top)
     metrics.update(irregular=n_irregular, irregular_top=top, n_examples=len(examples), **extra)
     predictions = []
-    for i, (ex, raw, label) in enumerate(zip(examples, raws, parsed, strict=True)):
-        row = {"text": ex.text, "label": label, "gold": ex.label, "raw_output": raw, "irregular": label is None}
+    for i, (ex, raw, value) in enumerate(zip(examples, raws, parsed, strict=True)):
+        row = {"text": ex.text, **answers.record(value), "gold": ex.label, "raw_output": raw, "irregular": value is None}
         if sft.scoring == "likelihood":
             row["log_likelihood"] = {name: round(float(v), 4) for name, v in zip(labels, scores[i], strict=True)}
         predictions.append(row)
@@ -130,15 +139,20 @@ def evaluate_sft(
         show_progress: draw a progress bar (examples/s) on stderr.
 
     Returns:
-        The split's metrics (accuracy, f1_macro, f1_weighted, irregular, irregular_top, ...).
+        The split's metrics: the problem type's (single-label: accuracy, f1_macro, f1_weighted, ...;
+        multi-label: jaccard, f1_micro, f1_macro, subset_accuracy, ...; regression: pearson,
+        spearman, mse, mae), plus irregular, irregular_top, scoring.
 
     Raises:
-        ConfigError: run_dir is not a finished SFT run, or an override names no DataConfig field.
+        ConfigError: run_dir is not a finished SFT run, an override names no DataConfig field,
+            or likelihood scoring of a multi-label or regression run.
         DataError: the split does not exist for the data.
     """
     run = RunDir(Path(run_dir))
     info = read_info(run)
     cfg = SFTRunConfig.load(run.config)
+    problem = info.get("problem") or cfg.data.problem  # runs from before problem types: single-label
+    check_scoring((sft_overrides or {}).get("scoring", cfg.sft.scoring), problem)
     overrides = dict(data_overrides or {})
     if eval_limit is not None:
         overrides["eval_limit"] = eval_limit
@@ -151,7 +165,11 @@ def evaluate_sft(
         raise ConfigError(f"unknown sft setting(s): {', '.join(sorted(unknown))}")
     sft_cfg = dataclasses.replace(cfg.sft, **(sft_overrides or {}))
     labels = list(info["labels"])
+    answers = make_answers(problem, labels, state=info.get("problem_state"))
     bundle = load_data(dataclasses.replace(data_cfg, labels=labels), splits=(split,))
+    if bundle.task == "seq" and bundle.problem != answers.problem:
+        raise DataError(f"{bundle.name} is {bundle.problem} data but the run was trained on {answers.problem} data: "
+                        "evaluate it on data of its own kind")
     if bundle.task != "seq":
         raise ConfigError("SFT is not offered for token tasks (NER): use `lsllm train` / `lsllm eval` for those")
     examples = bundle.splits.get(split)  # eval_limit applied by load_data
@@ -159,10 +177,18 @@ def evaluate_sft(
         raise DataError(f"{bundle.name}: no labelled {split!r} split to evaluate; try --split validation")
     model, tokenizer, source = load_trained(cfg.model, run.model)
     warn_if_weights_differ(info["weights"], source)
-    template = build_template(sft_cfg, tokenizer, labels)
-    result = evaluate_examples(model, tokenizer, template, labels, examples, sft_cfg, data_cfg.max_length, show_progress)
+    template = build_template(sft_cfg, tokenizer, labels, answers)
+    result = evaluate_examples(model, tokenizer, template, labels, examples, sft_cfg, data_cfg.max_length, show_progress,
+                               answers=answers)
     if predictions_path is not None:
         atomic_write_jsonl(Path(predictions_path), result.predictions)
-    log.info("%s %s: accuracy %.4f, f1_macro %.4f, irregular %d/%d", bundle.name, split,
-             result.metrics["accuracy"], result.metrics["f1_macro"], result.metrics["irregular"], len(examples))
+    log.info("%s %s: %s", bundle.name, split, summary(result.metrics, answers.problem))
     return result.metrics
+
+
+def summary(metrics: dict[str, Any], problem: str | None) -> str:
+    """One log line of a split's headline metrics and irregular outputs."""
+    from lsllm.problems import make_problem
+
+    shown = ", ".join(f"{key} {metrics[key]:.4f}" for key in make_problem(problem).headline[:2] if key in metrics)
+    return f"{shown}, irregular {metrics['irregular']}/{metrics['n_examples']}"

@@ -4,11 +4,13 @@ The layout is that of `lsllm train` runs; what differs is the `sft` config secti
 model/ contents (a causal-LM adapter, no classification head):
 
     config.yaml         SFTRunConfig (labels resolved), reloadable with SFTRunConfig.load
-    model/              LoRA adapter (--no-lora: all weights) + tokenizer + lsllm-sft.json (labels, template, base weights)
+    model/              LoRA adapter (--no-lora: all weights) + tokenizer + lsllm-sft.json (labels, problem type and
+                        its answers' state, template, base weights)
     checkpoints/        Trainer checkpoints, complete ones marked (--resume)
     logs/               TensorBoard events, trainer_state.json
     metrics.json        {"train": {...}, "validation": {...}, "test": {...}}
-    predictions.jsonl   one row per reported example: text, label, gold, raw_output, irregular
+    predictions.jsonl   one row per reported example: text, label (multi-label: labels; regression: value), gold,
+                        raw_output, irregular
     README.md           model card
 """
 
@@ -19,14 +21,20 @@ from typing import Any
 from lsllm import runs
 from lsllm.errors import ConfigError
 from lsllm.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
-from lsllm.run_outputs import card_facts
+from lsllm.run_outputs import PERCENT, card_facts, headline
+from lsllm.sft.answers import Answers
 from lsllm.sft.config import SFTRunConfig
 
 SFT_INFO = runs.SFT_INFO
 
 
-def save_model(run: runs.RunDir, model, tokenizer, cfg: SFTRunConfig, labels: list[str], source: dict[str, Any]) -> None:
-    """model/ (atomically): the LoRA adapter (--no-lora: the whole causal LM), the tokenizer it was trained with, and what reloads it."""
+def save_model(run: runs.RunDir, model, tokenizer, cfg: SFTRunConfig, labels: list[str], source: dict[str, Any],
+               answers: Answers | None = None) -> None:
+    """model/ (atomically): the LoRA adapter (--no-lora: the whole causal LM), the tokenizer it was trained with, and what reloads it.
+
+    lsllm-sft.json records the problem type and its answers' state (regression: decimals, training
+    mean and range), so `lsllm sft eval` writes, reads and scores answers as training did.
+    """
 
     def write(folder) -> None:
         model.save_pretrained(folder)
@@ -36,6 +44,8 @@ def save_model(run: runs.RunDir, model, tokenizer, cfg: SFTRunConfig, labels: li
         "method": "sft",
         "task": "seq",
         "labels": list(labels),
+        "problem": answers.problem if answers is not None else "single-label",
+        "problem_state": answers.state() if answers is not None else {},
         "template": cfg.sft.template,
         "base_model": cfg.model.name,
         "weights": source,
@@ -65,14 +75,32 @@ def _loss(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+_ANSWERS = {
+    "single-label": ("the label word", "An answer that names no label is irregular and counts as wrong."),
+    "multi-label": ('every label that applies, comma-separated, or "none"',
+                    "An answer with any part that is not a label is irregular and scored as the empty set."),
+    "regression": ("the score as a number",
+                   "An answer that is not one number is irregular and scored as the training mean."),
+}
+
+
+def _metric(value: Any, key: str) -> str:
+    if not isinstance(value, (int, float)):
+        return "-"
+    return _pct(value) if key in PERCENT else f"{value:.4f}"
+
+
 def model_card(run: runs.RunDir, cfg: SFTRunConfig, bundle, metrics: dict[str, Any], source: dict, example: str) -> str:
-    """README.md of an SFT run: what was trained on what, how it was asked, what it scored."""
+    """README.md of an SFT run: what was trained on what, how it was asked, what it scored (the problem type's headline metrics)."""
     train = metrics.get("train", {})
+    problem = getattr(bundle, "problem", None) or "single-label"
+    writes, irregular = _ANSWERS[problem]
+    keys = headline("seq", problem)
     lines = [
-        f"# lsllm SFT baseline: {bundle.name}",
+        f"# lsllm SFT baseline: {bundle.name}" + ("" if problem == "single-label" else f" ({problem})"),
         "",
-        f"Instruction-tuned with TRL's SFTTrainer ({'LoRA' if cfg.lora.enabled else 'full fine-tuning'}) to answer with the label word, loss on the answer",
-        "only; scored by greedy generation. An answer that names no label is irregular and counts as wrong.",
+        f"Instruction-tuned with TRL's SFTTrainer ({'LoRA' if cfg.lora.enabled else 'full fine-tuning'}) to answer with {writes}, loss on the answer",
+        f"only; scored by greedy generation. {irregular}",
         "",
         *card_facts(cfg, bundle, source),
         f"- steps trained: {train.get('steps')}",
@@ -80,13 +108,14 @@ def model_card(run: runs.RunDir, cfg: SFTRunConfig, bundle, metrics: dict[str, A
         "",
         "## Metrics",
         "",
-        "| split | n | accuracy % | F1 macro % | irregular |",
-        "|---|---|---|---|---|",
+        "| split | n | " + " | ".join(f"{key} %" if key in PERCENT else key for key in keys) + " | irregular |",
+        "|---|---|" + "---|" * len(keys) + "---|",
     ]
     for split in ("validation", "test"):
         if split in metrics:
             m = metrics[split]
-            lines.append(f"| {split} | {m['n_examples']} | {_pct(m['accuracy'])} | {_pct(m['f1_macro'])} | {m['irregular']} |")
+            values = " | ".join(_metric(m.get(key), key) for key in keys)
+            lines.append(f"| {split} | {m['n_examples']} | {values} | {m['irregular']} |")
     reported = "test" if "test" in metrics else "validation"
     top = metrics.get(reported, {}).get("irregular_top") or []
     if top:

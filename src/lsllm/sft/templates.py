@@ -23,9 +23,13 @@ from lsllm.errors import ConfigError
 Messages = list[dict[str, str]]
 
 
-def format_system_prompt(system_prompt: str, labels: list[str]) -> str:
-    """Fill `{labels}` with the label names, in id order (plain replace: other braces stay)."""
-    return system_prompt.replace("{labels}", ", ".join(labels))
+def format_system_prompt(system_prompt: str, labels: list[str], fields: dict[str, str] | None = None) -> str:
+    """Fill `{labels}` with the label names, in id order, and any other `fields` ({min}, {max}) (plain replace: other braces stay)."""
+    text = system_prompt.replace("{labels}", ", ".join(labels))
+    for name, value in (fields or {}).items():
+        if name != "labels":
+            text = text.replace("{" + name + "}", value)
+    return text
 
 
 def tokenizer_adds_bos(tokenizer: PreTrainedTokenizerBase) -> bool:

@@ -3,7 +3,8 @@
 This is the baseline the LS-LLaMA paper argues against: the model reads a system prompt that
 lists the labels, the input, and learns to answer with the label word (loss on the answer
 tokens only, TRL's prompt-completion format). It is evaluated by greedy generation, and answers
-that name no label are counted as irregular.
+that name no label are counted as irregular. Multi-label data is answered with every label that
+applies ("joy, optimism", or "none"), regression data with the number ("3.8"): `answers.make_answers`.
 
 Example (the original study: Llama-2-13b-chat, QLoRA, SST-2, 1,000 examples)::
 
@@ -36,17 +37,21 @@ from lsllm.models.attention import attend_per_example, packed_segments
 from lsllm.models.dropout import use_fast_dropout
 from lsllm.runs import RunDir
 from lsllm.sft import rundir
-from lsllm.sft.answers import AnswerParser
-from lsllm.sft.config import SFTRunConfig
-from lsllm.sft.evaluation import SplitResult, build_template, evaluate_examples
+from lsllm.sft.answers import Answers, SingleLabelAnswers, make_answers
+from lsllm.sft.config import SFTRunConfig, check_scoring, default_system_prompt
+from lsllm.sft.evaluation import SplitResult, build_template, evaluate_examples, summary
 from lsllm.sft.loading import load_base_model, load_trained
 from lsllm.sft.templates import PromptTemplate, truncate_input
 
 log = logging.getLogger(__name__)
 
 
-def build_train_dataset(template: PromptTemplate, examples: list, max_length: int) -> tuple[Dataset, int]:
+def build_train_dataset(template: PromptTemplate, examples: list, max_length: int,
+                        answers: Answers | None = None) -> tuple[Dataset, int]:
     """TRL prompt-completion rows for the training examples, inputs cut to `max_length` tokens.
+
+    The completion is `answers.answer(label)`: the label word (default), the labels that apply
+    joined by ", " or "none" (multi-label), or the number (regression).
 
     Returns:
         The dataset and the number of inputs that were cut.
@@ -55,12 +60,13 @@ def build_train_dataset(template: PromptTemplate, examples: list, max_length: in
         DataError: a training example has no label.
     """
     rows, n_cut = [], 0
+    answer = answers.answer if answers is not None else str
     for i, ex in enumerate(examples):
         if ex.label is None:
             raise DataError(f"training example {i + 1} has no label: SFT trains on labelled examples only")
         text, was_cut = truncate_input(template.tokenizer, ex.text, max_length)
         n_cut += was_cut
-        rows.append(template.row(text, ex.label))
+        rows.append(template.row(text, answer(ex.label)))
     return Dataset.from_list(rows), n_cut
 
 
@@ -180,6 +186,7 @@ class SFTMethod(lifecycle.Method):
     def __init__(self) -> None:
         self.source: dict = {}
         self.template: PromptTemplate | None = None
+        self.answers: Answers | None = None
         self.n_cut = 0
 
     def prepare(self, cfg: SFTRunConfig, bundle, explicit: set[str]) -> None:
@@ -187,26 +194,33 @@ class SFTMethod(lifecycle.Method):
             raise ConfigError(f"{bundle.name} is a token task: SFT is not offered for token tasks (NER), use `lsllm train`")
         if not bundle.splits.get("train"):
             raise DataError(f"{bundle.name}: no training examples")
-        AnswerParser(bundle.labels)  # refuse label sets whose answers cannot be told apart, before training
+        problem = bundle.problem
+        check_scoring(cfg.sft.scoring, problem)  # before any weights are read
+        train_targets = [ex.label for ex in bundle.splits["train"]] if problem == "regression" else None
+        # Refuse label sets whose answers cannot be told apart, before training; regression: decimals, mean, range.
+        self.answers = make_answers(problem, bundle.labels, train_targets=train_targets)
         if not cfg.train.resume:
             cfg.data.labels = list(bundle.labels)  # saved: evaluation scores against exactly these
             cfg.data.task = bundle.task
+            cfg.data.problem = problem
+            cfg.sft.system_prompt = default_system_prompt(cfg.sft.system_prompt, problem)  # saved as used
 
     def build_trainer(self, cfg: SFTRunConfig, run: RunDir, bundle, precision: lifecycle.Precision):
         model, tokenizer, self.source = load_base_model(cfg.model, dtype=precision.weights)
-        self.template = build_template(cfg.sft, tokenizer, bundle.labels)
+        self.template = build_template(cfg.sft, tokenizer, bundle.labels, self.answers)
         train_examples = bundle.splits["train"]  # load_data applied train_limit / eval_limit
-        train_dataset, self.n_cut = build_train_dataset(self.template, train_examples, cfg.data.max_length)
-        log.info("SFT on %s: %d training examples (%d inputs cut to %d tokens), template %s",
-                 bundle.name, len(train_examples), self.n_cut, cfg.data.max_length, cfg.sft.template)
+        train_dataset, self.n_cut = build_train_dataset(self.template, train_examples, cfg.data.max_length, self.answers)
+        log.info("SFT on %s (%s): %d training examples (%d inputs cut to %d tokens), template %s", bundle.name,
+                 bundle.problem, len(train_examples), self.n_cut, cfg.data.max_length, cfg.sft.template)
         return build_trainer(cfg, model, tokenizer, train_dataset, run, precision)
 
     def save(self, run: RunDir, cfg: SFTRunConfig, bundle, trainer) -> None:
-        rundir.save_model(run, trainer.model, trainer.processing_class, cfg, bundle.labels, self.source)
+        rundir.save_model(run, trainer.model, trainer.processing_class, cfg, bundle.labels, self.source, self.answers)
 
     def results(self, run: RunDir, cfg: SFTRunConfig, bundle, state, train_seconds: float) -> None:
         """Score the splits by generation (or likelihood) from the saved run, exactly as `evaluate_sft` will load it."""
         assert self.template is not None
+        answers = self.answers or SingleLabelAnswers(bundle.labels)
         train_examples = bundle.splits["train"]
         metrics: dict[str, Any] = {
             "train": {
@@ -218,7 +232,7 @@ class SFTMethod(lifecycle.Method):
             }
         }
         model, tokenizer, _ = load_trained(cfg.model, run.model)
-        template = build_template(cfg.sft, tokenizer, bundle.labels)
+        template = build_template(cfg.sft, tokenizer, bundle.labels, answers)
         results: dict[str, SplitResult] = {}
         splits = [split for split in cfg.sft.eval_splits if bundle.splits.get(split)]
         if not splits and bundle.splits.get("validation"):  # no labelled test split: report validation instead
@@ -227,14 +241,13 @@ class SFTMethod(lifecycle.Method):
             examples = bundle.splits[split]
             started = time.perf_counter()
             results[split] = evaluate_examples(model, tokenizer, template, bundle.labels, examples, cfg.sft, cfg.data.max_length,
-                                               show_progress=True)
+                                               show_progress=True, answers=answers)
             metrics[split] = {**results[split].metrics, "seconds": round(time.perf_counter() - started, 1)}
-            log.info("%s: accuracy %.4f, f1_macro %.4f, irregular %d/%d", split, metrics[split]["accuracy"],
-                     metrics[split]["f1_macro"], metrics[split]["irregular"], len(examples))
+            log.info("%s: %s", split, summary(metrics[split], answers.problem))
         reported = "test" if "test" in results else "validation"
         rundir.write_results(run, metrics, results[reported].predictions if reported in results else [])
         first = train_examples[0]
-        rundir.write_model_card(run, cfg, bundle, metrics, self.source, template.render(first.text, first.label))
+        rundir.write_model_card(run, cfg, bundle, metrics, self.source, template.render(first.text, answers.answer(first.label)))
 
 
 def train_sft(cfg: SFTRunConfig) -> Path:
