@@ -12,7 +12,6 @@ import dataclasses
 import pytest
 
 pytest.importorskip("selenium", reason="selenium is not installed: pip install -e '.[test]'")
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -81,7 +80,7 @@ def _open(page, server):
 
 
 def _ctrl_enter(page, element):
-    ActionChains(page).key_down(Keys.CONTROL, element).send_keys_to_element(element, Keys.ENTER).key_up(Keys.CONTROL).perform()
+    element.send_keys(Keys.CONTROL, Keys.ENTER)  # the modifier stays down until the end of the call
 
 
 def _bars(page) -> dict[str, tuple[str, bool, bool]]:
@@ -101,7 +100,7 @@ def test_a_pair_run_asks_for_each_field_and_shows_the_label_predict_gives(page, 
     for box in boxes:
         label = page.find_element(By.CSS_SELECTOR, f'label[for="{box.get_attribute("id")}"]')
         assert label.is_displayed() and label.text == box.get_attribute("data-field")
-    assert "sequence classification, single-label" in page.find_element(By.ID, "model-line").text
+    assert "sequence classification, single-label, on premise + hypothesis" in page.find_element(By.ID, "model-line").text
     assert "premise, hypothesis" in page.find_element(By.ID, "info").text
     assert '{"records": [{"premise": "...", "hypothesis": "..."}]}' in page.find_element(By.ID, "curl").text
     # An empty field is the page's own error: nothing is sent.
@@ -171,5 +170,6 @@ def test_a_regression_run_shows_the_predicted_value(page, regression, screenshot
     assert set(expected) == {"text", "value"}
     assert page.find_element(By.ID, "result-kind").text == "predicted value"
     assert page.find_element(By.ID, "label").text == f"{expected['value']:.3f}"
+    assert "labels" not in page.find_element(By.ID, "info").text  # a regressor chooses none
     assert not page.find_element(By.ID, "probabilities").is_displayed()
     screenshot("serve-regression")

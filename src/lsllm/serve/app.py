@@ -293,6 +293,7 @@ def served_run(classifier: Any, run_info: dict | None = None) -> dict[str, Any]:
         "labels": list(classifier.labels),
         "problem": classifier.problem.name if classifier.task == "seq" else None,
         "fields": getattr(classifier, "fields", None),
+        "thresholds": classifier.problem.state().get("thresholds") if classifier.task == "seq" else None,
         "attention": describe.attention({"model": {"bidirectional": bidirectional, "unmask_layers": unmask,
                                                    "attention": "repeat" if getattr(config, "lsllm_repeat", False) else None}}),
         "bidirectional": bidirectional,
