@@ -6,7 +6,7 @@ import pytest
 
 from lsllm.config import DataConfig
 from lsllm.data import cache as cache_module
-from lsllm.data import encode_bundle, encode_split, load_data
+from lsllm.data import encode_split, load_data
 
 
 @pytest.fixture
@@ -25,11 +25,12 @@ def counted(monkeypatch):
 def test_second_encode_is_served_from_cache(write, tmp_path, isolated_cache, bpe_tokenizer, counted):
     write("d/train.tsv", "text\tlabel\n" + "".join(f"row {i}\t{i % 2}\n" for i in range(20)))
     bundle = load_data(DataConfig(data=str(tmp_path / "d")))
-    first = encode_bundle(bundle, bpe_tokenizer, 16)
+    first = {split: encode_split(bundle, split, bpe_tokenizer, 16) for split in bundle.splits}
     assert counted == [18, 2]
     files = sorted((isolated_cache / "tokenized").iterdir())
     assert len(files) == 2 and all(f.suffix == ".json" for f in files)  # no temporary files left
-    again = encode_bundle(load_data(DataConfig(data=str(tmp_path / "d"))), bpe_tokenizer, 16)
+    reloaded = load_data(DataConfig(data=str(tmp_path / "d")))
+    again = {split: encode_split(reloaded, split, bpe_tokenizer, 16) for split in reloaded.splits}
     assert counted == [18, 2]
     assert {k: v.features for k, v in again.items()} == {k: v.features for k, v in first.items()}
     encode_split(bundle, "train", bpe_tokenizer, 12)  # another max_length is another entry

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from seqeval.metrics.sequence_labeling import get_entities
 
-from lsllm.data.schemes import bio_labels, detect_scheme, scan_scheme, split_tag, to_bio
+from lsllm.data.schemes import bio_labels, scan_scheme, split_tag, to_bio
 
 TYPES = ["PER", "LOC", "ORG"]
 
@@ -76,10 +76,10 @@ def test_output_is_always_valid_bio(tags):
 
 
 def test_detection():
-    assert detect_scheme([["B-PER", "I-PER", "O", "B-LOC"]]) == "BIO"
-    assert detect_scheme([["I-PER", "I-PER", "O", "I-LOC", "B-LOC"]]) == "IOB1"
-    assert detect_scheme([["S-PER", "O", "B-LOC", "E-LOC"]]) == "IOBES"
-    assert detect_scheme([["U-PER", "O", "B-LOC", "L-LOC"]]) == "BILOU"
+    assert scan_scheme([["B-PER", "I-PER", "O", "B-LOC"]]).scheme == "BIO"
+    assert scan_scheme([["I-PER", "I-PER", "O", "I-LOC", "B-LOC"]]).scheme == "IOB1"
+    assert scan_scheme([["S-PER", "O", "B-LOC", "E-LOC"]]).scheme == "IOBES"
+    assert scan_scheme([["U-PER", "O", "B-LOC", "L-LOC"]]).scheme == "BILOU"
 
 
 def test_mostly_bio_with_a_few_i_starts_is_bio_with_repairs():

@@ -102,7 +102,7 @@ def test_one_mark_decides_the_ls_only_settings_for_the_cli_and_the_config():
         value = {"bool": True, "str": "x", "int": 2, "float": 0.5}.get(str(field.type).split(" ")[0], ["x"])
         value = {"model.attention": "repeat", "model.pooling": "mean", "model.head_init": "labels",
                  "train.class_weights": "balanced", "train.preset": "lsllm", "model.label_words": ["a", "b"],
-                 "model.prompt": "Review: {text}"}.get(dotted, value)
+                 "model.prompt": "Review: {text}", "train.thresholds": "per-label"}.get(dotted, value)
         cfg = SFTRunConfig()
         with pytest.raises(ConfigError, match=rf"^{dotted} is not used by SFT"):
             SFTRunConfig.from_dict({**cfg.to_dict(), section: {**getattr(cfg, section).__dict__, name: value}, "sft": {}})

@@ -5,12 +5,12 @@ the resolution order of `--data` and the split rules.
 """
 
 from lsllm.data.batching import Collator
-from lsllm.data.cache import encode_bundle, encode_split
+from lsllm.data.cache import encode_split
 from lsllm.data.encoding import EncodedSplit, encode_sequences, encode_tokens
 from lsllm.data.examples import DatasetBundle, SeqExample, TokenExample
 from lsllm.data.inputs import read_predict_inputs
 from lsllm.data.loading import load_data
-from lsllm.data.registry import REGISTRY, DatasetSpec, known_names
+from lsllm.data.registry import REGISTRY, DatasetSpec
 from lsllm.data.weights import class_weights
 
 __all__ = [
@@ -22,11 +22,9 @@ __all__ = [
     "SeqExample",
     "TokenExample",
     "class_weights",
-    "encode_bundle",
     "encode_sequences",
     "encode_split",
     "encode_tokens",
-    "known_names",
     "load_data",
     "read_predict_inputs",
 ]

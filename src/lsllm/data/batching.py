@@ -13,8 +13,6 @@ import torch
 from lsllm.data.encoding import IGNORE_INDEX
 from lsllm.data.packing import is_float_list, seq_targets
 
-MODEL_KEYS = ("input_ids", "labels")  # what reaches the model; example_id / word_ids stay behind
-
 
 class Collator:
     """Pad a list of features on the right to the longest one (`--no-pack`).

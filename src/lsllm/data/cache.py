@@ -93,18 +93,3 @@ def encode_split(
     except OSError as err:  # a read-only or full disk must not stop a run
         logger.warning("could not write tokenization cache %s (%s)", path, err)
     return encoded
-
-
-def encode_bundle(
-    bundle: DatasetBundle,
-    tokenizer: Any,
-    max_length: int,
-    label_all_subtokens: bool = False,
-    stride: int | None = None,
-    cache: bool = True,
-) -> dict[str, EncodedSplit]:
-    """Encode every split of a bundle (cached); see `encode_split`."""
-    return {
-        split: encode_split(bundle, split, tokenizer, max_length, label_all_subtokens, stride, cache)
-        for split in bundle.splits
-    }

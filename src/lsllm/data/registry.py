@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lsllm.errors import DataError
-
 
 @dataclass(frozen=True)
 class HubSource:
@@ -141,20 +139,3 @@ _SPECS = [
 ]  # fmt: skip
 
 REGISTRY: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
-
-
-def known_names() -> list[str]:
-    """Names `--data` accepts as built-ins, in registry order."""
-    return list(REGISTRY)
-
-
-def get_spec(name: str) -> DatasetSpec:
-    """The spec of a built-in dataset.
-
-    Raises:
-        DataError: unknown name (lists the known ones).
-    """
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise DataError(f"unknown dataset {name!r}; built-ins: {', '.join(REGISTRY)}") from None

@@ -74,11 +74,6 @@ def scan_scheme(sequences: Iterable[list[str]]) -> SchemeScan:
     return SchemeScan("IOB1" if i_starts > b_fresh else "BIO", i_starts)
 
 
-def detect_scheme(sequences: Iterable[list[str]]) -> str:
-    """The scheme name of `scan_scheme`."""
-    return scan_scheme(sequences).scheme
-
-
 def to_bio(tags: list[str]) -> list[str]:
     """Convert one tag sequence of any supported scheme to BIO (IOB2).
 

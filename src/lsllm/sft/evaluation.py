@@ -91,8 +91,8 @@ def evaluate_examples(
     stop_ids = stop_token_ids(model, tokenizer)
     extra: dict[str, Any] = {"scoring": sft.scoring}
     if sft.scoring == "likelihood":
-        answers = [[template.answer_ids(text, label, stop_ids) for label in labels] for text, _ in cut]
-        scores = label_log_likelihoods(model, prompts, answers, sft.eval_batch_size, sft.eval_batch_tokens, show_progress)
+        label_ids = [[template.answer_ids(text, label, stop_ids) for label in labels] for text, _ in cut]
+        scores = label_log_likelihoods(model, prompts, label_ids, sft.eval_batch_size, sft.eval_batch_tokens, show_progress)
         parsed: list[Any | None] = [labels[int(k)] for k in scores.argmax(dim=1)]
         raws: list[str | None] = [None] * len(examples)  # nothing is generated
         extra["scoring_note"] = "label likelihood: every prediction is a label, so no irregular outputs are possible"
@@ -166,7 +166,9 @@ def evaluate_sft(
     sft_cfg = dataclasses.replace(cfg.sft, **(sft_overrides or {}))
     labels = list(info["labels"])
     answers = make_answers(problem, labels, state=info.get("problem_state"))
-    bundle = load_data(dataclasses.replace(data_cfg, labels=labels), splits=(split,))
+    # The run's labels in its id order (regression: none to give; the data names its score).
+    bundle = load_data(dataclasses.replace(data_cfg, labels=labels if answers.problem != "regression" else None),
+                       splits=(split,))
     if bundle.task == "seq" and bundle.problem != answers.problem:
         raise DataError(f"{bundle.name} is {bundle.problem} data but the run was trained on {answers.problem} data: "
                         "evaluate it on data of its own kind")

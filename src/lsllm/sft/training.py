@@ -200,7 +200,8 @@ class SFTMethod(lifecycle.Method):
         # Refuse label sets whose answers cannot be told apart, before training; regression: decimals, mean, range.
         self.answers = make_answers(problem, bundle.labels, train_targets=train_targets)
         if not cfg.train.resume:
-            cfg.data.labels = list(bundle.labels)  # saved: evaluation scores against exactly these
+            # Saved: evaluation scores against exactly these (regression: the score's name is not a class list).
+            cfg.data.labels = list(bundle.labels) if problem != "regression" else None
             cfg.data.task = bundle.task
             cfg.data.problem = problem
             cfg.sft.system_prompt = default_system_prompt(cfg.sft.system_prompt, problem)  # saved as used
