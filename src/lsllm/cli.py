@@ -128,23 +128,24 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from lsllm.data.loading import data_dir
 
     folder = data_dir(DataConfig(data="", data_dir=args.data_dir))
-    print(f"{'name':<14}{'task':<7}{'offline':<34}labels")
+    print(f"{'name':<16}{'task':<18}{'offline':<34}labels")
     for name, spec in REGISTRY.items():
         labels = ", ".join(spec.labels) + (" (BIO)" if spec.task == "token" else "")
-        print(f"{name:<14}{spec.task:<7}{_offline_status(spec.resource, folder, name):<34}{labels}")
+        kind = spec.task if spec.task == "token" else f"seq {spec.problem or 'single-label'}"
+        print(f"{name:<16}{kind:<18}{_offline_status(spec.resource, folder, name, bool(spec.hub)):<34}{labels}")
     extra = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in REGISTRY) if folder and folder.is_dir() else []
     for name in extra:
-        print(f"{name:<14}{'?':<7}{_offline_status(None, folder, name):<34}(from the folder's files)")
+        print(f"{name:<16}{'?':<18}{_offline_status(None, folder, name, False):<34}(from the folder's files)")
     if folder is None:
         print("\n(no data folder: pass --data-dir DIR or set LSLLM_DATA_DIR to use local copies; otherwise the hub is tried)")
     return 0
 
 
-def _offline_status(resource: str | None, folder: Path | None, name: str) -> str:
+def _offline_status(resource: str | None, folder: Path | None, name: str, on_hub: bool) -> str:
     if resource:
         return "yes (bundled)"
     splits = sorted(p.stem for p in (folder / name).glob("*.*") if p.stem in ("train", "validation", "dev", "test")) if folder else []
-    return f"yes: {', '.join(splits)}" if splits else "no (hub only)"
+    return f"yes: {', '.join(splits)}" if splits else ("no (hub only)" if on_hub else "no (needs --data-dir)")
 
 
 def cmd_sft_train(args: argparse.Namespace) -> int:
@@ -326,6 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lsllm datasets | head`: the reader left; stop quietly as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

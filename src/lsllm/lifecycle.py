@@ -25,6 +25,7 @@ import gc
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,13 +198,15 @@ class Method:
         raise NotImplementedError
 
 
-def run_training(cfg: Any, method: Method, explicit: set[str] | frozenset = frozenset()) -> Path:
+def run_training(cfg: Any, method: Method, explicit: set[str] | frozenset = frozenset(),
+                 callbacks: Sequence[TrainerCallback] = ()) -> Path:
     """Train one run of ``method`` from ``cfg`` and write its run directory; the same sequence for LS and SFT.
 
     Args:
         cfg: a RunConfig or SFTRunConfig.
         method: what the method adds (model, trainer, how the model is saved, how results are computed).
         explicit: dotted config fields the user set explicitly (presets do not override them).
+        callbacks: more Trainer callbacks for this run (e.g. `lsllm tune`'s pruning).
 
     Returns:
         The run directory (already finished: returned as is, with a warning, on --resume).
@@ -223,6 +226,8 @@ def run_training(cfg: Any, method: Method, explicit: set[str] | frozenset = froz
         cfg.save(run.config)
     torch.manual_seed(cfg.train.seed)
     trainer = method.build_trainer(cfg, run, bundle, training_precision(cfg, method.autocast_bf16_weights))
+    for callback in callbacks:
+        trainer.add_callback(callback)
     if not cfg.train.resume and main_process:
         method.before_fit(run, bundle)
     clock = time.perf_counter()

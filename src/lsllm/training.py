@@ -211,17 +211,18 @@ class LSMethod(lifecycle.Method):
         finish_run(run, cfg, bundle, self.classifier, self.source, state.log_history, self.step0, self.evaluated)
 
 
-def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset()) -> Path:
+def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset(), callbacks: Sequence = ()) -> Path:
     """Train, select on validation, evaluate validation and test, and write the run directory.
 
     Args:
         cfg: the run's configuration (presets are applied here, after the task is known).
         explicit: dotted config fields the user set explicitly; presets do not override them.
+        callbacks: more Trainer callbacks (`lsllm tune` reports validation scores to Optuna through one).
 
     Returns:
         The run directory.
     """
-    return lifecycle.run_training(cfg, LSMethod(), explicit)
+    return lifecycle.run_training(cfg, LSMethod(), explicit, callbacks)
 
 
 def save_classifier(run: runs.RunDir, classifier: Classifier, cfg: RunConfig, source: dict, bundle: DatasetBundle) -> None:
