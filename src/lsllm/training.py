@@ -9,6 +9,7 @@ by `eval`/`predict`/`serve`, atomic checkpoint completion markers and exact resu
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
