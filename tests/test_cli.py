@@ -111,3 +111,31 @@ def test_datasets_lists_every_builtin(capsys):
     out = capsys.readouterr().out
     for name in ("sst2", "sst5", "agnews", "twitterfin", "conll03", "ontonotesv5", "wnut17", "sst2-sample"):
         assert f"\n{name} " in out
+
+
+def test_train_shows_one_bar_a_table_and_the_next_steps(tmp_path, tiny_model_dir, tiny_seq_data, capfd, monkeypatch):
+    """The terminal of `lsllm train`: a bar with the loss in its postfix, no Trainer dicts, no third-party noise."""
+    monkeypatch.setenv("LSLLM_PROGRESS", "1")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_seq_data), "--model", str(tiny_model_dir), "--output", str(out), *TRAIN_FLAGS]) == 0
+    captured = capfd.readouterr()
+    assert "{'loss'" not in captured.err + captured.out and "'grad_norm'" not in captured.err
+    assert "training" in captured.err and "loss=" in captured.err and "val accuracy=" in captured.err
+    assert "FutureWarning" not in captured.err and "LOAD REPORT" not in captured.err
+    assert f"report: {out / 'report.html'}" in captured.out
+    assert f"lsllm predict {out} " in captured.out and f"lsllm serve {out}" in captured.out and f"lsllm report {out}" in captured.out
+
+
+def test_quiet_draws_no_bar(tmp_path, tiny_model_dir, tiny_seq_data, capfd, monkeypatch):
+    monkeypatch.setenv("LSLLM_PROGRESS", "1")
+    out = tmp_path / "run"
+    assert main(["--quiet", "train", "--data", str(tiny_seq_data), "--model", str(tiny_model_dir), "--output", str(out),
+                 *TRAIN_FLAGS]) == 0
+    assert "training" not in capfd.readouterr().err
+    monkeypatch.delenv("LSLLM_PROGRESS")
+
+
+def test_lsllm_alone_lists_the_commands(capsys):
+    assert main([]) == 0
+    shown = capsys.readouterr().out
+    assert all(command in shown for command in ("train", "predict", "serve", "report", "study")) and "start here" in shown

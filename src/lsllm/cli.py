@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,29 @@ def _print_results(run: Path) -> None:
     results = {split: m for split, m in RunDir(run).read_metrics().items() if split in ("validation", "test")}
     data = RunDir(run).read_config().get("data") or {}
     print(metrics_table(results, data.get("task") or "seq", data.get("problem")))
-    print(f"run written to {run}")
+    print(f"\nrun written to {run}")
+    print(next_steps(RunDir(run)))
+
+
+def next_steps(run) -> str:
+    """What a user tries next with a finished run, its own path filled in."""
+    import shlex
+
+    from lsllm.runs import RUN_INFO, read_json_object
+
+    info = read_json_object(run.model / RUN_INFO) if (run.model / RUN_INFO).is_file() else {}
+    root = shlex.quote(str(run.root))
+    if info.get("fields"):
+        example = "'" + json.dumps({name: "..." for name in info["fields"]}) + "'"
+        first = f"  lsllm predict {root} --input inputs.jsonl        # one {example} per line"
+    elif info.get("task") == "token":
+        first = f"  lsllm predict {root} \"EU rejects German call to boycott British lamb .\""
+    else:
+        first = f"  lsllm predict {root} \"a gripping, beautifully acted film\""
+    lines = [f"report: {run.html}" if run.html.is_file() else "", "next:", first,
+             f"  lsllm serve {root}                                 # API + try-it page on http://127.0.0.1:8000",
+             f"  lsllm report {root} RUN2 ...                       # compare runs on one page"]
+    return "\n".join(line for line in lines if line)
 
 
 def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -206,11 +229,9 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def _progress(desc: str) -> Callable | None:
-    if not sys.stderr.isatty() and os.environ.get("LSLLM_PROGRESS") != "1":
-        return None
-    from tqdm.auto import tqdm
+    from lsllm.progress import bar
 
-    return lambda items: tqdm(items, desc=desc, leave=False)
+    return bar(desc)
 
 
 # ---------------------------------------------------------------- parser
@@ -219,14 +240,28 @@ def _progress(desc: str) -> Callable | None:
 def build_parser() -> argparse.ArgumentParser:
     from lsllm.version import __version__
 
-    parser = argparse.ArgumentParser(prog="lsllm", description="Label-supervised finetuning of decoder LLMs for classification.")
+    parser = argparse.ArgumentParser(
+        prog="lsllm", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Label-supervised finetuning of decoder LLMs: classification (single- and multi-label, sentence "
+                    "pairs), regression and NER.",
+        epilog="start here:\n  lsllm train --data sst2-sample --epochs 1     # a few minutes on a laptop CPU, offline\n"
+               "  lsllm <command> --help                        # each command's flags and examples")
     parser.add_argument("--version", action="version", version=f"lsllm {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details (and third-party warnings) to stderr")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no warnings: results and errors only")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train a label-supervised classifier (LS-LLM / LS-unLLM)")
+    train = commands.add_parser(
+        "train", help="train a label-supervised classifier (LS-LLM / LS-unLLM)", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a classifier (a label head on a decoder, LoRA) and write a run folder: model, metrics on "
+                    "validation and test, predictions, report.html. The flags most used: --data, --model, --epochs.",
+        epilog="examples:\n"
+               "  lsllm train --data sst2-sample --epochs 1\n"
+               "  lsllm train --data conll03 --data-dir ../shared/data --preset lsllm\n"
+               "  lsllm train --data my.tsv --text-column premise hypothesis --prompt 'P: {premise}\\nH: {hypothesis}\\nA:'\n"
+               "  lsllm train --config runs/X/config.yaml --output runs/again")
     train.add_argument("--config", help="YAML with sections model/lora/data/train (e.g. a run's config.yaml)")
-    add_config_flags(train)
+    add_config_flags(train, ["data", "model", "train", "lora"])
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("eval", help="evaluate a trained run on a split")
@@ -236,7 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads_flag(evaluate)
     evaluate.set_defaults(handler=cmd_eval)
 
-    predict = commands.add_parser("predict", help="predict labels (seq) or entities (token) for texts")
+    predict = commands.add_parser(
+        "predict", help="predict labels (seq) or entities (token) for texts", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Predict with a trained run: JSONL records on stdout (or --output-file).",
+        epilog='examples:\n  lsllm predict runs/X "a gripping, beautifully acted film"\n'
+               "  lsllm predict runs/X --input texts.txt --output-file predictions.jsonl")
     predict.add_argument("run_dir")
     predict.add_argument("texts", nargs="*", help="texts to classify")
     predict.add_argument("--input", help="a .txt file (one text per line) or .jsonl ({\"text\"} or {\"tokens\"})")
@@ -305,15 +344,24 @@ def add_threads_flag(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, passthrough = parser.parse_known_args(argv)
+    if args.command is None:  # `lsllm` alone: what it can do
+        parser.print_help()
+        return 0
     if passthrough and getattr(args, "handler", None) is not cmd_study:
         parser.parse_args(argv)  # the usual "unrecognized arguments" error for every other command
     args.passthrough = passthrough
     from lsllm.runs import COMMAND
 
     COMMAND.set(["lsllm", *(sys.argv[1:] if argv is None else argv)])
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.quiet:
+        os.environ["LSLLM_PROGRESS"] = "0"
     if not args.verbose:  # transformers' load reports ("score.weight MISSING" for a new head) are expected here
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        # third-party deprecation notices a user cannot act on (transformers' own, raised inside the Trainer)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         if hasattr(args, "threads"):  # eval, predict, serve, sft eval; training applies cfg.train.threads itself

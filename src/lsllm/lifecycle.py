@@ -34,6 +34,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainerState, TrainingArguments
 from transformers.integrations import TensorBoardCallback
+from transformers.trainer_callback import ProgressCallback
 
 from lsllm import runs
 from lsllm.config import TrainConfig
@@ -41,6 +42,7 @@ from lsllm.data import DatasetBundle, load_data
 from lsllm.errors import ConfigError
 from lsllm.hardware import configure_threads, default_device, training_dtype
 from lsllm.models.backbones import check_quantization
+from lsllm.progress import TrainingBar
 from lsllm.report import write_report
 
 log = logging.getLogger(__name__)
@@ -226,6 +228,8 @@ def run_training(cfg: Any, method: Method, explicit: set[str] | frozenset = froz
         cfg.save(run.config)
     torch.manual_seed(cfg.train.seed)
     trainer = method.build_trainer(cfg, run, bundle, training_precision(cfg, method.autocast_bf16_weights))
+    trainer.remove_callback(ProgressCallback)  # its bar prints every log as a dict: ours puts them in the postfix
+    trainer.add_callback(TrainingBar())
     for callback in callbacks:
         trainer.add_callback(callback)
     if not cfg.train.resume and main_process:

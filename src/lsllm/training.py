@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from transformers import Trainer
 
-from lsllm import lifecycle, runs
+from lsllm import lifecycle, progress, runs
 from lsllm.config import RunConfig, apply_preset
 from lsllm.data import Collator, DatasetBundle, class_weights, encode_split
 from lsllm.data.encoding import prompt_fields
@@ -82,7 +82,8 @@ class LSTrainer(Trainer):
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         self.classifier.model = self.model
         with merged_for_inference(self.model):  # multi-label: thresholds tuned on this validation split, then scored
-            metrics, _ = self.classifier.evaluate(eval_dataset if eval_dataset is not None else self.eval_dataset, tune=True)
+            metrics, _ = self.classifier.evaluate(eval_dataset if eval_dataset is not None else self.eval_dataset, tune=True,
+                                                  progress=progress.bar("validating"))
         flat = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items() if isinstance(v, int | float)}
         self.log(flat)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, flat)
@@ -272,7 +273,8 @@ def evaluate_splits(classifier: Classifier, bundle: DatasetBundle) -> tuple[dict
     results, records = {}, {}
     for split in ("validation", "test"):
         if split in bundle.splits:
-            results[split], records[split] = classifier.evaluate(bundle.splits[split], tune=split == "validation")
+            results[split], records[split] = classifier.evaluate(bundle.splits[split], tune=split == "validation",
+                                                                 progress=progress.bar(f"scoring {split}"))
     return results, records
 
 

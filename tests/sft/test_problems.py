@@ -237,9 +237,9 @@ def test_generated_multilabel_answers_are_parsed_recorded_and_scored(smol_tokeni
 def _cfg(tmp_path, data: DataConfig) -> SFTRunConfig:
     return SFTRunConfig(
         model=ModelConfig(name=str(tmp_path / "tiny-llama"), dtype="float32"),
-        lora=LoraSettings(r=4, alpha=8, dropout=0.0),
+        lora=LoraSettings(r=8, alpha=16, dropout=0.0),
         data=data,
-        train=TrainConfig(max_steps=3, batch_size=4, lr=1e-2, output=str(tmp_path / "run")),
+        train=TrainConfig(max_steps=16, batch_size=4, lr=1e-2, output=str(tmp_path / "run")),  # enough to answer in form
         sft=SFTConfig(template="chat", eval_batch_size=4),
     )
 
@@ -270,7 +270,7 @@ def test_multilabel_run_end_to_end(tmp_path, tiny_model_dir):
     rows = _rows(run)
     assert [set(r) for r in rows] == [{"text", "labels", "gold", "raw_output", "irregular"}] * 6
     assert all(r["irregular"] == (r["labels"] is None) for r in rows)
-    assert sum(r["irregular"] for r in rows) == m["irregular"]
+    assert sum(r["irregular"] for r in rows) == m["irregular"] < 6  # some answers are label lists
     exact = sum(set(r["labels"] or []) == set(r["gold"]) for r in rows) / 6  # irregular: the empty set
     assert m["subset_accuracy"] == pytest.approx(exact)
     card = run.card.read_text()
@@ -308,6 +308,7 @@ def test_regression_pairs_run_end_to_end(tmp_path, tiny_model_dir):
     assert [set(r) for r in rows] == [{"text", "value", "gold", "raw_output", "irregular"}] * 6
     assert rows[0]["text"].startswith("sentence1: a man plays 200\nsentence2: ")
     assert all(r["irregular"] == (r["value"] is None) for r in rows)
+    assert sum(r["irregular"] for r in rows) == m["irregular"] < 6  # some answers are numbers
     values = [r["value"] if r["value"] is not None else info["problem_state"]["train_mean"] for r in rows]
     assert m["mae"] == pytest.approx(sum(abs(v - r["gold"]) for v, r in zip(values, rows, strict=True)) / 6)
     card = run.card.read_text()

@@ -110,7 +110,9 @@ def _resolve_alias(name: str, alias: Alias) -> ResolvedModel:
         return _from_hub(alias.hub_id)
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     if offline:
-        _warn_fallback(name, alias, "HF_HUB_OFFLINE is set")
+        # the user chose offline: the embedded weights are the expected path, said in the log, not as a warning
+        log.info("%s: HF_HUB_OFFLINE is set; using the embedded GGUF %s (dequantized Q4 weights, not %s)",
+                 name, alias.gguf_name, alias.hub_id)
         return _packaged(name, alias)
     try:
         return _from_hub(alias.hub_id)
