@@ -121,7 +121,7 @@ def test_train_shows_one_bar_a_table_and_the_next_steps(tmp_path, tiny_model_dir
     captured = capfd.readouterr()
     assert "{'loss'" not in captured.err + captured.out and "'grad_norm'" not in captured.err
     assert "training" in captured.err and "loss=" in captured.err and "val accuracy=" in captured.err
-    assert "FutureWarning" not in captured.err and "LOAD REPORT" not in captured.err
+    assert "FutureWarning" not in captured.err and "LOAD REPORT" not in captured.err and "Loading weights" not in captured.err
     assert f"report: {out / 'report.html'}" in captured.out
     assert f"lsllm predict {out} " in captured.out and f"lsllm serve {out}" in captured.out and f"lsllm report {out}" in captured.out
 

@@ -196,7 +196,8 @@ def cmd_sft_eval(args: argparse.Namespace) -> int:
     metrics = evaluate_sft(args.run_dir, overrides, args.split, eval_limit, sft_overrides=sft_overrides,
                            show_progress=_progress("generating") is not None)
     out = RunDir(Path(args.run_dir)).write_eval(args.split, {args.split: metrics})
-    print(metrics_table({args.split: metrics}, "seq") + f"\nirregular outputs: {metrics['irregular']}")
+    problem = (RunDir(Path(args.run_dir)).read_config().get("data") or {}).get("problem")
+    print(metrics_table({args.split: metrics}, "seq", problem) + f"\nirregular outputs: {metrics['irregular']}")
     print(f"written to {out}")
     return 0
 
@@ -359,6 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["LSLLM_PROGRESS"] = "0"
     if not args.verbose:  # transformers' load reports ("score.weight MISSING" for a new head) are expected here
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" bar: ours say what runs
+        if "transformers" in sys.modules:  # already imported (lsllm used as a library, tests): read at import, so tell it
+            sys.modules["transformers"].utils.logging.disable_progress_bar()
         # third-party deprecation notices a user cannot act on (transformers' own, raised inside the Trainer)
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -18,11 +18,19 @@ from typing import Any
 
 from lsllm import describe
 from lsllm.errors import ConfigError
+from lsllm.problems import make_problem
 from lsllm.runs import RunDir
 
 # Settings that name a run but do not change what it learns.
 _NOT_IN_GROUP = {("train", "seed"), ("train", "output"), ("train", "resume")}
-_METRICS = ("accuracy", "f1_macro", "irregular")
+NOT_PERCENT = {"irregular", "pearson", "spearman", "mse", "mae"}
+
+
+def shown_metrics(task: str, problem: str | None) -> tuple[str, ...]:
+    """The two metrics a comparison shows for a run: its problem type's headline (NER: entity F1, precision)."""
+    if task == "token":
+        return ("f1", "precision")
+    return make_problem(problem).headline[:2]
 
 
 @dataclass
@@ -38,6 +46,7 @@ class RunSummary:
     split: str
     metrics: dict[str, Any]
     group: str
+    keys: tuple[str, ...] = ("accuracy", "f1_macro")
 
 
 def _mapping(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
@@ -83,6 +92,7 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
         split=split,
         metrics=scores,
         group=json.dumps(_str_keys(group), sort_keys=True, default=str),
+        keys=shown_metrics(str(data_cfg.get("task") or "seq"), data_cfg.get("problem")),
     )
 
 
@@ -100,9 +110,9 @@ def _short(name: str) -> str:
     return Path(name).name if "/" in name else name
 
 
-def _mean_std(values: list[float], percent: bool) -> str:
+def _mean_std(values: list[float], percent: bool, digits: int | None = None) -> str:
     scale = 100.0 if percent else 1.0
-    digits = 2 if percent else 1
+    digits = digits if digits is not None else 2 if percent else 1
     mean = statistics.fmean(values) * scale
     if len(values) < 2:
         return str(values[0]) if isinstance(values[0], int) else f"{mean:.{digits}f}"
@@ -115,6 +125,7 @@ def compare_rows(run_dirs: list[str | Path]) -> list[dict[str, Any]]:
     for run_dir in run_dirs:
         summary = summarize_run(run_dir)
         groups.setdefault(summary.group, []).append(summary)
+    keys = list(dict.fromkeys(k for summaries in groups.values() for r in summaries for k in r.keys)) + ["irregular"]
     rows = []
     for runs in groups.values():
         first = runs[0]
@@ -126,9 +137,10 @@ def compare_rows(run_dirs: list[str | Path]) -> list[dict[str, Any]]:
             "seeds": ",".join(str(r.seed) for r in runs),
             "split": first.split,
         }
-        for key in _METRICS:
+        for key in keys:
             values = [r.metrics[key] for r in runs if _is_number(r.metrics.get(key))]
-            row[key] = _mean_std(values, percent=key != "irregular") if len(values) == len(runs) else "—"
+            row[key] = _mean_std(values, percent=key not in NOT_PERCENT, digits=3 if key in NOT_PERCENT - {"irregular"} else None) \
+                if len(values) == len(runs) else "—"
         rows.append(row)
     return rows
 

@@ -25,6 +25,7 @@ from lsllm.data import load_data
 from lsllm.describe import METHODS
 from lsllm.errors import ConfigError
 from lsllm.files import atomic_save_figure, atomic_write_json, atomic_write_text
+from lsllm.problems import make_problem
 from lsllm.report import write_report
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,12 @@ def new_spec(data: str, methods: list[str], sizes: list[int], seeds: int, cell_f
     if unknown:
         raise ConfigError(f"lsllm study: {', '.join(sorted(unknown))} is a flag of neither `lsllm train` nor `lsllm sft train`")
     cfg, _ = flags.config_from_flags(cell_flags)
-    task = load_data(cfg.data, splits=("validation",)).task
-    check_methods(task, methods)
+    bundle = load_data(cfg.data, splits=("validation",))
+    check_methods(bundle.task, methods)
     plan(sizes, methods, seeds)  # refuse bad sizes / methods / seeds before anything is written
-    return {"data": data, "task": task, "metric": metric_for(task), "sizes": sorted(set(sizes)),
+    task = bundle.task
+    return {"data": data, "task": task, "problem": bundle.problem, "metric": metric_for(task, bundle.problem),
+            "sizes": sorted(set(sizes)),
             "methods": list(methods), "seeds": seeds, "flags": cell_flags}
 
 
@@ -187,7 +190,8 @@ def summarise(spec: dict[str, Any], cells: list[dict[str, Any]]) -> dict[str, An
 def study_markdown(study: dict[str, Any]) -> str:
     metric = study["metric"]
     methods = [m for m in study["methods"] if any(s["method"] == m for s in study["summary"])]
-    lines = [f"# Study: {study['data']} — test {metric} (%) by training examples", "",
+    unit = "x100" if metric == "pearson" else "%"
+    lines = [f"# Study: {study['data']} — test {metric} ({unit}) by training examples", "",
              f"{len(study['cells'])} runs; seeds 0..{study['seeds'] - 1}; mean ± std over seeds (n runs), wall-clock summed.", "",
              "| examples | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     for size in study["sizes"]:
@@ -224,7 +228,7 @@ def plot_study(study: dict[str, Any], path: Path) -> None:
     ax.set_xticks(sizes, [f"{n:,}" for n in sizes])  # the studied sizes, not log-axis minor labels that overlap
     ax.minorticks_off()
     ax.set_xlabel("training examples")
-    ax.set_ylabel(f"test {study['metric']} (%)")
+    ax.set_ylabel(f"test {study['metric']} ({'x100' if study['metric'] == 'pearson' else '%'})")
     counts = sorted({s["n"] for s in study["summary"]})
     n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     ax.set_title(f"{study['data']}: mean ± std over seeds (n = {n} per point)")
@@ -241,8 +245,9 @@ def write_study(output: Path, study: dict[str, Any]) -> None:
         plot_study(study, output / "study.png")
 
 
-def metric_for(task: str) -> str:
-    return "accuracy" if task == "seq" else "f1"
+def metric_for(task: str, problem: str | None = None) -> str:
+    """The metric a study compares: the selection metric of the task's problem type (NER: entity F1)."""
+    return "f1" if task == "token" else make_problem(problem).selection
 
 
 def check_methods(task: str, methods: list[str]) -> None:

@@ -3,13 +3,14 @@
 A decoder is taught with TRL's SFTTrainer (+ PEFT LoRA, QLoRA on CUDA) to answer a prompt that
 lists the labels with the label word; it is scored by greedy generation, and answers that name no
 label are counted as irregular (or, with `--scoring likelihood`, by the label whose answer is most
-probable). Runs use the same data, model resolution and run directory conventions as `lsllm
+probable). Multi-label data is answered with every label that applies ("joy, optimism" or "none"),
+regression data with the number. Runs use the same data, model resolution and run directory conventions as `lsllm
 train`, so `compare` can set LS, unLS and SFT side by side.
 
 Modules (import the heavy ones directly; this package imports only the configs):
     config       SFTConfig, SFTRunConfig
     templates    PromptTemplate: chat | llama2-chat | plain
-    answers      normalize, AnswerParser, irregular_summary
+    answers      make_answers (label → answer → prediction, per problem type), normalize, AnswerParser, irregular_summary
     generation   generate_answers (greedy; the shared prompt prefix computed once, token-budget batches)
     likelihood   label_log_likelihoods (every label's answer scored in one pass: --scoring likelihood)
     training     train_sft(cfg) -> run_dir

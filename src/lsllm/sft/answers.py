@@ -58,7 +58,7 @@ class AnswerParser:
         return self._by_answer.get(normalize(raw))
 
 
-def irregular_summary(raw_outputs: Iterable[str], parsed: Iterable[str | None], top: int = 10) -> tuple[int, list[list]]:
+def irregular_summary(raw_outputs: Iterable[str], parsed: Iterable[Any | None], top: int = 10) -> tuple[int, list[list]]:
     """Number of irregular outputs and the `top` most frequent ones as [text, count] pairs.
 
     Outputs are counted by their whitespace-stripped text, so the list shows what the model wrote.
