@@ -88,7 +88,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from lsllm.run_outputs import metrics_table
     from lsllm.runs import RunDir
 
-    metrics, data_cfg = evaluate_run(args.run_dir, args.split, _data_overrides(args), progress=_progress("evaluating"))
+    metrics, data_cfg = evaluate_run(args.run_dir, args.split, _data_overrides(args), progress=_progress("evaluating"),
+                                     dtype=args.dtype)
     out = RunDir(Path(args.run_dir)).write_eval(args.split, {args.split: metrics, "data": data_cfg.data})
     print(metrics_table({args.split: metrics}, data_cfg.task or "seq", data_cfg.problem))
     print(f"written to {out}")
@@ -108,7 +109,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--output-file {args.output_file} {what}; name a file in an existing folder")
     fields = RunDir(Path(args.run_dir)).run_info().get("fields") if args.input else None  # a pair run reads records
     inputs = read_predict_inputs(Path(args.input), fields=fields) if args.input else []  # a bad file fails before the model loads
-    classifier, _ = load_run(args.run_dir)
+    classifier, _ = load_run(args.run_dir, dtype=args.dtype)
     records: list[dict] = []
     if args.texts:
         records += classifier.predict_texts(args.texts, progress=_progress("predicting"))
@@ -270,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
     add_config_flags(evaluate, ["data"], skip={"train-limit", "labels", "max-length", "label-all-subtokens", "task", "split-seed"})
     add_threads_flag(evaluate)
+    add_dtype_flag(evaluate)
     evaluate.set_defaults(handler=cmd_eval)
 
     predict = commands.add_parser(
@@ -282,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", help="a .txt file (one text per line) or .jsonl ({\"text\"} or {\"tokens\"})")
     predict.add_argument("--output-file", help="write JSONL records here instead of stdout")
     add_threads_flag(predict)
+    add_dtype_flag(predict)
     predict.set_defaults(handler=cmd_predict)
 
     merge = commands.add_parser("merge", help="fold LoRA into the base and write a standalone HF model")
@@ -335,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve_cli.register(commands)
     return parser
+
+
+def add_dtype_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "int8"], default=None,
+                        help="inference weights (default: the run's); int8: the backbone's linear layers as dynamic int8 (CPU)")
 
 
 def add_threads_flag(parser: argparse.ArgumentParser) -> None:

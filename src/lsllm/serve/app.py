@@ -4,7 +4,7 @@
                    -> {"predictions": [record, ...], "truncated": [input index, ...]}
     GET  /health   liveness, never behind the API key (HEAD /health too: 200, no body)
     GET  /info     model, labels, task, attention mode, pooling, max_length, limits
-    GET  /docs     OpenAPI UI (FastAPI's)
+    GET  /docs     OpenAPI UI (Swagger UI, and ReDoc at /redoc, from a package: no CDN; serve/docs.py)
     GET  /         a page to try the model in a browser (serve/page.html; calls /info and /predict)
 
 Records are those of `lsllm predict` and predictions.jsonl (lsllm.prediction), because the
@@ -51,6 +51,7 @@ from lsllm.data.encoding import special_tokens
 from lsllm.data.text import has_visible_text
 from lsllm.errors import ConfigError, DataError
 from lsllm.serve.batching import MicroBatcher
+from lsllm.serve.docs import add_docs
 from lsllm.serve.page import page as try_page_html
 from lsllm.serve.settings import ServeSettings
 from lsllm.version import __version__
@@ -358,11 +359,12 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
     else:
         description = (f"{classifier.task} classifier over {info['model'] or 'a trained run'}: "
                        f"labels {', '.join(classifier.labels)}")
-    app = FastAPI(title=title, version=__version__, lifespan=lifespan, description=description)
+    # FastAPI's own docs pages load Swagger UI / ReDoc from a CDN (blank offline): these load the package's copies.
+    app = FastAPI(title=title, version=__version__, lifespan=lifespan, description=description, docs_url=None, redoc_url=None)
+    docs_paths = add_docs(app)  # /docs, its OAuth2 redirect, /redoc, /openapi.json and their static files
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     if settings.api_key:  # added last, so it runs first: before the body is read, validated or routed
-        open_paths = frozenset(p for p in ("/", "/health", app.docs_url, app.redoc_url, app.openapi_url,
-                                           app.swagger_ui_oauth2_redirect_url) if p)
+        open_paths = frozenset({"/", "/health", *docs_paths})
         app.add_middleware(ApiKey, api_key=settings.api_key, open_paths=open_paths)
     app.state.batcher = batcher
 
@@ -494,7 +496,7 @@ def app_from_run(run_dir: str | Path, settings: ServeSettings | None = None, max
         run_dir: a finished `lsllm train` output directory.
         settings: server limits and batching.
         max_length: serving limit in tokens (default: the run's training max_length).
-        dtype: "float32" | "bfloat16" | "auto" (default: the run's dtype).
+        dtype: "float32" | "bfloat16" | "auto" | "int8" (default: the run's dtype).
         device: "cpu", "cuda", ... (default: the best available).
         max_batch_tokens: tokens per forward pass inside one model call (default: the
             classifier's). A micro-batch is cut into length-sorted forward passes of at most this
