@@ -69,3 +69,19 @@ def test_study_refuses_sft_for_token_tasks_and_unknown_flags(tmp_path, tiny_mode
     assert "--no-such-flag" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--no-such-flag"])  # other commands keep argparse's own error
+
+
+def test_a_regression_study_compares_on_pearson(tmp_path, tiny_model_dir):
+    from tests.problems.test_problem_runs import SCORES
+
+    data = tmp_path / "scores"
+    data.mkdir()
+    for split, repeat in (("train", 3), ("validation", 1), ("test", 1)):
+        (data / f"{split}.tsv").write_text("text\tscore\n" + "".join(f"{t}\t{s:.1f}\n" for _ in range(repeat) for t, s in SCORES.items()))
+    out = tmp_path / "study"
+    assert main(["study", "--data", str(data), "--model", str(tiny_model_dir), "--sizes", "12", "--methods", "ls", "sft",
+                 "--seeds", "1", "--output", str(out), "--problem", "regression", *CELL_FLAGS, "--max-new-tokens", "4"]) == 0
+    study = json.loads((out / "study.json").read_text())
+    assert study["metric"] == "pearson" and study["problem"] == "regression"
+    assert {c["method"] for c in study["cells"]} == {"ls", "sft"} and all(isinstance(c["test"], float) for c in study["cells"])
+    assert "test pearson (x100)" in (out / "study.md").read_text()
