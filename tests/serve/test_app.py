@@ -247,3 +247,47 @@ def test_concurrent_requests_share_model_calls(seq_classifier):
 def test_texts_without_a_visible_character_are_refused_like_empty_ones(seq_client, text):
     response = seq_client.post("/predict", json={"texts": ["a great movie", text]})
     assert response.status_code == 422 and "visible character" in response.json()["detail"]
+
+
+def test_docs_load_swagger_ui_from_this_server_open_without_the_key(seq_classifier):
+    """/docs works offline: Swagger UI's files come from the fastapi-offline package, served here and open like /docs."""
+    import base64
+    import hashlib
+    import re
+
+    from lsllm.serve.docs import ASSETS, STATIC
+
+    with TestClient(create_app(seq_classifier, ServeSettings(api_key="s3cret"))) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200
+        loaded = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert sorted(loaded) == sorted(f"{STATIC}/{name}" for name in ASSETS)  # all on this server, no CDN
+        for url, kind in zip(sorted(loaded), ("image/png", "javascript", "text/css"), strict=True):
+            response = client.get(url)  # no key
+            assert response.status_code == 200 and kind in response.headers["content-type"], url
+            assert response.headers["x-content-type-options"] == "nosniff" and len(response.content) > 1000
+        # The page's one inline script (it starts Swagger UI) is allowed by its hash; nothing else inline, nothing outside.
+        policy = page.headers["content-security-policy"]
+        scripts = re.findall(r"<script>(.*?)</script>", page.text, flags=re.S)
+        assert len(scripts) == 1 and "SwaggerUIBundle(" in scripts[0] and "url: '/openapi.json'" in scripts[0]
+        digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+        assert f"script-src 'self' 'sha256-{digest}';" in policy and "default-src 'none'" in policy
+        assert "unsafe" not in policy and "http" not in policy
+        assert client.get("/docs/oauth2-redirect").status_code == 200
+        schema = client.get("/openapi.json")  # no key
+        assert schema.status_code == 200 and "/predict" in schema.json()["paths"]
+        assert not any(p.startswith(("/docs", "/static", "/redoc")) for p in schema.json()["paths"])
+        # Only those files are served and open: anything else there is a 401 without the key, a 404 with it.
+        good = {"Authorization": "Bearer s3cret"}
+        for path in (f"{STATIC}/redoc.standalone.js", f"{STATIC}/", f"{STATIC}/../docs.py", f"{STATIC}/%2e%2e/docs.py",
+                     "/static/swagger-ui.css", "/redoc"):
+            assert client.get(path).status_code == 401, path
+            assert client.get(path, headers=good).status_code == 404, path
+
+
+def test_docs_behind_a_root_path_load_from_under_it(seq_classifier):
+    with TestClient(create_app(seq_classifier), root_path="/lsllm") as client:
+        page = client.get("/lsllm/docs")
+        assert page.status_code == 200
+        assert 'src="/lsllm/static/swagger/swagger-ui-bundle.js"' in page.text and "url: '/lsllm/openapi.json'" in page.text
+        assert client.get("/lsllm/static/swagger/swagger-ui.css").status_code == 200

@@ -4,7 +4,7 @@
                    -> {"predictions": [record, ...], "truncated": [input index, ...]}
     GET  /health   liveness, never behind the API key (HEAD /health too: 200, no body)
     GET  /info     model, labels, task, attention mode, pooling, max_length, limits
-    GET  /docs     OpenAPI UI (Swagger UI, and ReDoc at /redoc, from a package: no CDN; serve/docs.py)
+    GET  /docs     OpenAPI UI (Swagger UI from a package, no CDN: serve/docs.py; no /redoc)
     GET  /         a page to try the model in a browser (serve/page.html; calls /info and /predict)
 
 Records are those of `lsllm predict` and predictions.jsonl (lsllm.prediction), because the
@@ -359,9 +359,9 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
     else:
         description = (f"{classifier.task} classifier over {info['model'] or 'a trained run'}: "
                        f"labels {', '.join(classifier.labels)}")
-    # FastAPI's own docs pages load Swagger UI / ReDoc from a CDN (blank offline): these load the package's copies.
+    # FastAPI's own docs page loads Swagger UI from a CDN (blank offline): add_docs serves a package's copy.
     app = FastAPI(title=title, version=__version__, lifespan=lifespan, description=description, docs_url=None, redoc_url=None)
-    docs_paths = add_docs(app)  # /docs, its OAuth2 redirect, /redoc, /openapi.json and their static files
+    docs_paths = add_docs(app)  # /docs, its OAuth2 redirect, its static files and /openapi.json
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     if settings.api_key:  # added last, so it runs first: before the body is read, validated or routed
         open_paths = frozenset({"/", "/health", *docs_paths})

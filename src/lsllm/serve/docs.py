@@ -1,15 +1,16 @@
-"""`GET /docs` and `GET /redoc` without a network: Swagger UI and ReDoc from a package, under a strict CSP.
+"""`GET /docs` without a network: Swagger UI from a package, under a strict Content-Security-Policy.
 
-FastAPI's own docs pages load Swagger UI / ReDoc from a CDN, so offline (or behind a firewall)
-they are blank. Here the pages load the copies that the `fastapi-offline` package ships
-(`fastapi_offline/static`: swagger-ui-bundle.js, swagger-ui.css, favicon.png, redoc.standalone.js),
-served by this app under `STATIC` (no API key needed, like the pages themselves).
+FastAPI's own docs page loads Swagger UI from a CDN, so offline (or behind a firewall) it is
+blank. Here the page loads the copy that the `fastapi-offline` package ships
+(`fastapi_offline/static`: swagger-ui-bundle.js, swagger-ui.css, favicon.png), served by this
+app under `STATIC` (no API key needed, like the page itself; nothing else there is served).
 
-Each page's Content-Security-Policy allows scripts and styles from this server only, plus the
-page's own inline `<script>` by its hash (FastAPI's page writes one that starts Swagger UI),
-and requests to this server only (the spec, and "Try it out"). ReDoc's bundle styles the page
-with `<style>` elements it writes at run time, so /redoc alone also allows inline styles; its
-scripts stay as strict as /docs'.
+The page's policy allows scripts, styles and images from this server only, plus the page's own
+inline `<script>` by its hash (FastAPI's page writes one that starts Swagger UI), and requests
+to this server only (the schema, and "Try it out"); no eval, no inline style, no frames.
+
+There is no /redoc: ReDoc's bundle always loads its logo from the vendor's CDN and writes
+inline `<style>` elements, which this policy refuses; Swagger UI shows the same schema.
 """
 
 from __future__ import annotations
@@ -20,33 +21,30 @@ import re
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 STATIC = "/static/swagger"
-"""Where the Swagger UI / ReDoc files are served."""
-DOCS, REDOC, OAUTH2_REDIRECT = "/docs", "/redoc", "/docs/oauth2-redirect"
+"""Where Swagger UI's files are served."""
+ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
+"""The files of `assets_dir()` served under `STATIC` (each open without the API key)."""
+DOCS, OAUTH2_REDIRECT = "/docs", "/docs/oauth2-redirect"
 
 
 def assets_dir() -> Path:
-    """The folder of Swagger UI and ReDoc files that the `fastapi-offline` package ships."""
+    """The folder of Swagger UI files that the `fastapi-offline` package ships."""
     import fastapi_offline
 
     return Path(fastapi_offline.__file__).parent / "static"
-
-
-def asset_paths() -> frozenset[str]:
-    """The URL path of every file served under `STATIC` (each open without the API key)."""
-    return frozenset(f"{STATIC}/{p.name}" for p in assets_dir().iterdir() if p.is_file())
 
 
 def _hash(block: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(block.encode("utf-8")).digest()).decode() + "'"
 
 
-def secured(page: HTMLResponse, inline_styles: bool = False) -> HTMLResponse:
+def secured(page: HTMLResponse) -> HTMLResponse:
     """`page` with a CSP allowing this server's files and the page's own inline scripts (by hash), nothing else."""
     html = page.body.decode("utf-8")
     scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
@@ -54,13 +52,11 @@ def secured(page: HTMLResponse, inline_styles: bool = False) -> HTMLResponse:
     policy = "; ".join([
         "default-src 'none'",
         "script-src " + " ".join(["'self'", *map(_hash, scripts)]),
-        "style-src " + ("'self' 'unsafe-inline'" if inline_styles else " ".join(["'self'", *map(_hash, styles)])),
+        "style-src " + " ".join(["'self'", *map(_hash, styles)]),
         "img-src 'self' data:",  # Swagger UI's icons are data: URLs in its CSS
-        "font-src 'self'",
         "connect-src 'self'",  # the schema and "Try it out"
-        "worker-src 'self' blob:" if inline_styles else "worker-src 'none'",  # ReDoc's search runs in a blob: worker
         "base-uri 'none'",
-        "form-action 'self'",
+        "form-action 'none'",  # Swagger UI's forms (Authorize) are handled by its script
         "frame-ancestors 'none'",
     ])
     headers = {"Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
@@ -69,7 +65,10 @@ def secured(page: HTMLResponse, inline_styles: bool = False) -> HTMLResponse:
 
 
 class _Assets(StaticFiles):
-    """StaticFiles that also sends `X-Content-Type-Options: nosniff`."""
+    """StaticFiles for `ASSETS` only (anything else is a 404), with `X-Content-Type-Options: nosniff`."""
+
+    def lookup_path(self, path: str):
+        return super().lookup_path(path) if path in ASSETS else ("", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_nosniff(message: dict) -> None:
@@ -81,9 +80,9 @@ class _Assets(StaticFiles):
         await super().__call__(scope, receive, send_nosniff)
 
 
-def add_docs(app: FastAPI, redoc: bool = True) -> frozenset[str]:
-    """Serve /docs (and its OAuth2 redirect), /redoc and their files from this app; the app must be built
-    with `docs_url=None, redoc_url=None`. Returns the paths to leave open without the API key."""
+def add_docs(app: FastAPI) -> frozenset[str]:
+    """Serve /docs, its OAuth2 redirect and Swagger UI's files from this app; the app must be built with
+    `docs_url=None, redoc_url=None`. Returns the paths to leave open without the API key (with /openapi.json)."""
     app.mount(STATIC, _Assets(directory=assets_dir()), name="swagger-static")
 
     def root(request: Request) -> str:
@@ -102,15 +101,4 @@ def add_docs(app: FastAPI, redoc: bool = True) -> frozenset[str]:
     async def swagger_ui_redirect() -> HTMLResponse:
         return secured(get_swagger_ui_oauth2_redirect_html())
 
-    opened = {DOCS, OAUTH2_REDIRECT, app.openapi_url, *asset_paths()}
-    if redoc:
-        @app.get(REDOC, include_in_schema=False)
-        async def redoc_html(request: Request) -> HTMLResponse:
-            base = root(request)
-            return secured(get_redoc_html(
-                openapi_url=base + app.openapi_url, title=f"{app.title} - ReDoc", with_google_fonts=False,
-                redoc_js_url=f"{base}{STATIC}/redoc.standalone.js", redoc_favicon_url=f"{base}{STATIC}/favicon.png"),
-                inline_styles=True)
-
-        opened.add(REDOC)
-    return frozenset(opened)
+    return frozenset({DOCS, OAUTH2_REDIRECT, app.openapi_url, *(f"{STATIC}/{name}" for name in ASSETS)})
