@@ -329,14 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(handler=cmd_compare)
 
     report = commands.add_parser("report", help="one self-contained HTML page: metrics, confusion, curves, errors, NER spans")
-    report.add_argument("run_dirs", nargs="+", help="run directories and/or study directories")
+    report.add_argument("run_dirs", nargs="+", help="run, study and/or tune directories")
     report.add_argument("--output", default=None, help="the HTML file (default: RUN/report.html for one directory, "
                         "./report.html for several)")
     report.set_defaults(handler=cmd_report)
 
+    from lsllm import export_cli, tune_cli
     from lsllm.serve import cli as serve_cli
 
-    serve_cli.register(commands)
+    for module in (serve_cli, export_cli, tune_cli):  # commands whose flags live beside their code
+        module.register(commands)
     return parser
 
 

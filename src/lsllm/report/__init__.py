@@ -3,6 +3,7 @@
     lsllm report runs/sst2-...                      # -> runs/sst2-.../report.html
     lsllm report runs/a runs/b --output ab.html     # a comparison table, then each run
     lsllm report studies/sst2-sizes                 # the study's table, plot and cells
+    lsllm report tunes/mine                         # a tune's trials and its best one (tune.json)
 
 The page shows, per run: what was trained and how to reproduce it; validation and test
 metrics, the per-class table and the confusion matrix as a heat map; the training curves with

@@ -1,7 +1,7 @@
 """Read what a run or study directory holds into plain data for the report, loading no model.
 
 A report must open on any run: finished or not, LS or SFT, written by this or an older lsllm.
-So only config.yaml (a run) or study.json (a study) is required; every other file is optional
+So only config.yaml (a run), study.json (a study) or tune.json (a tune) is required; every other file is optional
 and a missing or unreadable one becomes a line in ``notes`` that the report shows, never an
 error. What is read, and from where:
 
@@ -27,6 +27,8 @@ from lsllm.errors import ConfigError
 from lsllm.runs import RUN_INFO, SFT_INFO, RunDir, read_json_noting, read_jsonl_noting
 
 STUDY = "study.json"
+TUNE = "tune.json"  # written by `lsllm tune` (lsllm.tune) beside its trial run folders
+TUNE_PLOTS = ("history.png", "importances.png", "slice.png")
 
 
 @dataclass
@@ -88,8 +90,20 @@ class Study:
         return (self.root / cell["run"]) if cell.get("run") else None
 
 
-def read(path: str | Path) -> Run | Study:
-    """A run directory (config.yaml) or a study directory (study.json).
+@dataclass
+class Tune:
+    """A tune directory: tune.json (settings, every trial, the best one) beside the trials' run folders."""
+
+    root: Path
+    spec: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+
+def read(path: str | Path) -> Run | Study | Tune:
+    """A run directory (config.yaml), a study directory (study.json) or a tune directory (tune.json).
 
     Raises:
         ConfigError: the folder is neither, or its config.yaml / study.json is unreadable.
@@ -99,10 +113,13 @@ def read(path: str | Path) -> Run | Study:
         raise ConfigError(f"{path}: no such directory; pass a run directory (config.yaml) or a study directory ({STUDY})")
     if (path / STUDY).is_file():
         return read_study(path)
+    if (path / TUNE).is_file():
+        spec = read_mapping(path / TUNE, "json", fix="was the tune interrupted while writing? run it again with --resume")
+        return Tune(path, {**spec, "trials": spec.get("trials") or []})
     if RunDir(path).exists():
         return read_run(path)
-    raise ConfigError(f"{path}: neither a run (no config.yaml) nor a study (no {STUDY}); pass the folder `lsllm train`, "
-                      "`lsllm sft train` or `lsllm study` wrote")
+    raise ConfigError(f"{path}: neither a run (no config.yaml) nor a study (no {STUDY}) nor a tune (no {TUNE}); pass the "
+                      "folder `lsllm train`, `lsllm sft train`, `lsllm study` or `lsllm tune` wrote")
 
 
 def read_study(root: Path) -> Study:

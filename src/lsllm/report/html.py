@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from lsllm.describe import METHODS
 from lsllm.report import analysis, plots
-from lsllm.report.collect import Run, Study
+from lsllm.report.collect import TUNE_PLOTS, Run, Study, Tune
 from lsllm.runs import RunDir
 from lsllm.version import __version__
 
@@ -82,13 +82,29 @@ def study_context(study: Study, number: int, output: Path) -> dict[str, Any]:
             "summary": spec.get("summary", []), "plot_svg": plots.study_svg(spec.get("summary", []), metric, salt=f"study-{number}")}
 
 
-def render(items: list[Run | Study], output: Path) -> str:
+def tune_context(tune: Tune, number: int, output: Path) -> dict[str, Any]:
+    """A tune's settings, its best trial (test shown once) and every trial, linked to its run's report."""
+    spec = tune.spec
+    trials = []
+    for trial in spec.get("trials", []):
+        folder = tune.root / str(trial.get("run") or "")
+        target = RunDir(folder).html if RunDir(folder).html.is_file() else folder
+        link = os.path.relpath(target, output.parent) if trial.get("run") and folder.is_dir() else None
+        trials.append({**trial, "link": link})
+    return {"tune": tune, "anchor": f"tune-{number}", "metric": spec.get("metric") or "accuracy", "trials": trials,
+            "names": list(spec.get("space") or {}), "best": spec.get("best"),
+            "plots": [name for name in TUNE_PLOTS if (tune.root / name).is_file()]}
+
+
+def render(items: list[Run | Study | Tune], output: Path) -> str:
     """The whole page for these runs and studies, in the order given."""
     runs = [item for item in items if isinstance(item, Run)]
     sections = []
     for number, item in enumerate(items, start=1):
         if isinstance(item, Run):
             sections.append({"kind": "run", **run_context(item, runs.index(item) + 1)})
+        elif isinstance(item, Tune):
+            sections.append({"kind": "tune", **tune_context(item, number, output)})
         else:
             sections.append({"kind": "study", **study_context(item, number, output)})
     env = _environment()

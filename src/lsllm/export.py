@@ -1,0 +1,559 @@
+"""`lsllm export RUN OUT --format onnx [--int8]`: a trained run as an ONNX graph for ONNX Runtime.
+
+The run is loaded as `lsllm predict` loads it (LoRA merged into fp32 weights, on the CPU) and
+wrapped in `OnnxGraph`: ``(input_ids, attention_mask) -> logits`` for padded batches, dynamic in
+batch and sequence length. The wrapper does what `Classifier` does through packed rows, for a
+padded batch and with export-friendly operations only: one 4D mask per batch built from
+``attention_mask`` (padding hidden in every mode; causal, bidirectional, or bidirectional with the
+lower layers kept causal by ``lsllm_sdpa`` for top-k unmasking), positions 0..n-1 per example
+whatever the padding side, repetition laid out in the graph, pooling over the real tokens.
+
+Before anything is written the wrapper is checked against the `Classifier` on a few texts; after
+exporting, ONNX Runtime is checked against the same logits (fp32: at most `FP32_TOLERANCE`), and
+with ``--int8`` the dynamically quantized graph too (looser, plus its argmax agreement). OUT
+holds::
+
+    model.onnx            inputs input_ids, attention_mask (int64, batch x sequence); output logits
+    model.int8.onnx       --int8: weights int8 (onnxruntime.quantization.quantize_dynamic)
+    tokenizer files       tokenizer.save_pretrained(OUT)
+    lsllm-export.json     labels, task, problem and its state, prompt, fields, max_length, attention, run, versions
+
+`OnnxClassifier(OUT)` runs it with ONNX Runtime and gives the records of `Classifier.predict_texts`
+(it is a `Classifier` whose model is the ONNX session: encoding, problem type and records are shared).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import shutil
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lsllm.errors import ConfigError, ModelError
+from lsllm.pipeline import Classifier
+
+FORMATS = ("onnx",)
+MODEL_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+INFO_FILE = "lsllm-export.json"
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAME = "logits"
+OPSET = 18
+FP32_TOLERANCE = 1e-3  # max |logit difference| ONNX Runtime fp32 vs PyTorch
+INT8_TOLERANCE = 0.25  # int8, relative to the largest |logit| (at least 1): dynamic quantization is lossy
+EXPORTERS = ("dynamo", "torchscript")  # tried in this order
+INSTALL_HINT = "pip install 'lsllm[onnx]' (or: pip install onnx onnxruntime)"
+SAMPLE_TEXTS = (
+    "a great movie",
+    "EU rejects German call to boycott British lamb .",
+    "ok",
+    "The European Commission said on Thursday it disagreed with German advice to consumers to shun British lamb .",
+    "boring and flat , a tedious mess from start to end",
+    "Peter Blackburn",
+)
+
+
+# ----------------------------------------------------------------------------- the graph
+
+
+class OnnxGraph(nn.Module):
+    """A merged LS classifier as ``(input_ids, attention_mask) -> logits`` for padded batches.
+
+    Args of forward:
+        input_ids: (B, T) int64 token ids, padded on either side.
+        attention_mask: (B, T) 1 for real tokens, 0 for padding; each row's real tokens are
+            contiguous (left or right padding).
+
+    Returns:
+        logits: (B, C) for sequence classifiers, (B, T, C) for token classifiers (padding
+        positions carry logits that mean nothing).
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        from lsllm.models.classifiers import LSForSequenceClassification
+
+        self.classifier = model
+        self.is_seq = isinstance(model, LSForSequenceClassification)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        from lsllm.models.attention import attn_implementation
+
+        model = self.classifier
+        backbone = model.model
+        real = attention_mask > 0  # (B, T)
+        second = None
+        if model.repeat:
+            input_ids, real_in, position_ids, second = _repeated(input_ids, real)
+        else:
+            real_in = real
+            position_ids = (real.long().cumsum(1) - 1).clamp(min=0)  # 0..n-1 per example, either padding side
+        dtype = backbone.get_input_embeddings().weight.dtype
+        mask = _attention_mask(real_in, bool(backbone.config.is_causal), dtype, attn_implementation(backbone))
+        hidden = backbone(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False).last_hidden_state
+        if second is not None:  # (B, 2T, H) -> (B, T, H): the second copy of every token
+            hidden = hidden.gather(1, second.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        hidden = hidden.float()
+        if not self.is_seq:
+            return model.score(model.dropout(hidden))
+        return model.score(_pool(hidden, real, model.pooling))
+
+
+def _attention_mask(real: torch.Tensor, causal: bool, dtype: torch.dtype, implementation: str) -> torch.Tensor:
+    """`models.attention.packed_attention_mask` for a padded batch (one example per row), in operations
+    both ONNX exporters and ONNX Runtime take (no EyeLike on booleans).
+
+    A token sees the real tokens of its row (earlier ones only when ``causal``); a padding query
+    sees itself, so softmax never meets an empty row. Returns (B, 1, T, T): boolean (True = attend)
+    for SDPA, additive float for eager.
+    """
+    position = torch.arange(real.shape[1], device=real.device)
+    allowed = real.unsqueeze(1)  # (B, 1, T): keys that are real tokens
+    if causal:
+        allowed = allowed & (position.unsqueeze(1) >= position.unsqueeze(0)).unsqueeze(0)  # (B, T, T)
+    itself = (position.unsqueeze(1) == position.unsqueeze(0)).unsqueeze(0)  # (1, T, T)
+    allowed = (allowed & real.unsqueeze(2)) | (itself & ~real.unsqueeze(2))  # (B, T, T)
+    allowed = allowed.unsqueeze(1)
+    if implementation == "eager":
+        return torch.zeros(allowed.shape, dtype=dtype, device=real.device).masked_fill(~allowed, torch.finfo(dtype).min)
+    return allowed
+
+
+def _repeated(input_ids: torch.Tensor, real: torch.Tensor):
+    """Each row's example [x] laid out as [x ; x] at the start of a (B, 2T) row (then padding).
+
+    Returns (ids, real, position_ids, second): the repeated (B, 2T) ids, real-token mask and
+    positions 0..2n-1, and (B, T) the repeated position of every original token's second copy.
+    """
+    length = input_ids.shape[1]
+    n = real.long().sum(1, keepdim=True)  # (B, 1) real tokens
+    start = (real.long().cumsum(1) == 0).long().sum(1, keepdim=True)  # (B, 1) leading padding
+    p = torch.arange(2 * length, device=input_ids.device).unsqueeze(0)  # (1, 2T)
+    inside = p < 2 * n  # (B, 2T)
+    offset = torch.where(p < n, p, p - n)
+    source = torch.where(inside, start + offset, torch.zeros_like(offset)).clamp(0, length - 1)
+    ids = input_ids.gather(1, source)
+    positions = torch.where(inside, p, torch.zeros_like(p))
+    t = torch.arange(length, device=input_ids.device).unsqueeze(0)  # (1, T)
+    second = (t - start + n).clamp(0, 2 * length - 1)  # (B, T)
+    return ids, inside, positions, second
+
+
+def _pool(hidden: torch.Tensor, real: torch.Tensor, mode: str) -> torch.Tensor:
+    """`models.pooling.pool` for a padded batch, without data-dependent shapes: (B, T, H) -> (B, H)."""
+    mask = real.unsqueeze(-1)  # (B, T, 1)
+    if mode == "last":
+        length = hidden.shape[1]
+        marks = (torch.arange(length, device=hidden.device) + 1).unsqueeze(0) * real.long()  # (B, T)
+        last = marks.argmax(1)  # the last real position
+        return hidden.gather(1, last.view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])).squeeze(1)
+    if mode == "mean":
+        summed = torch.where(mask, hidden, torch.zeros_like(hidden)).sum(1)
+        return summed / real.sum(1, keepdim=True).clamp(min=1).to(hidden.dtype)
+    if mode == "max":
+        return torch.where(mask, hidden, torch.full_like(hidden, float("-inf"))).amax(1)
+    raise ConfigError(f"pooling {mode!r} cannot be exported (last, mean or max)")
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def attention_mode(model: nn.Module) -> str:
+    """causal | bidirectional | top-k | repeat: the run's attention mode, as the model is configured."""
+    config = model.config
+    if config.lsllm_repeat:
+        return "repeat"
+    if config.lsllm_bidirectional:
+        return "top-k" if config.lsllm_unmask_layers else "bidirectional"
+    return "causal"
+
+
+def check_exportable(model: nn.Module, max_length: int) -> None:
+    """Refuse, in one line, what the export cannot reproduce exactly."""
+    from lsllm.models.attention import LSLLM_SDPA, attn_implementation
+
+    implementation = attn_implementation(model.model)
+    if implementation not in ("sdpa", LSLLM_SDPA, "eager"):
+        raise ConfigError(f"attention implementation {implementation!r} cannot be exported; the run must use sdpa or eager")
+    config = model.model.config
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None) or ()
+    sliding = window and (any("sliding" in str(t) for t in layer_types)
+                          or (not layer_types and getattr(config, "use_sliding_window", True)))
+    if sliding and window < max_length:
+        raise ConfigError(f"sliding-window attention (window {window} < max_length {max_length}) is not supported "
+                          "by the ONNX export; export a run of a family without sliding windows, or one trained "
+                          f"with --max-length {window} or less")
+
+
+def require_onnx() -> None:
+    for name in ("onnx", "onnxruntime"):
+        try:
+            __import__(name)
+        except ImportError:
+            raise ConfigError(f"exporting to ONNX needs {name}, which is not installed: {INSTALL_HINT}") from None
+
+
+def check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file; export writes a folder: choose a new folder")
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} exists and is not empty; choose a new folder")
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def padded_batch(features: Sequence[dict], pad_id: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) int64 tensors of encoded features, padded to the longest."""
+    width = max(len(f["input_ids"]) for f in features)
+    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(features), width), dtype=torch.long)
+    for row, feature in enumerate(features):
+        n = len(feature["input_ids"])
+        where = slice(width - n, width) if left else slice(0, n)
+        ids[row, where] = torch.tensor(feature["input_ids"], dtype=torch.long)
+        mask[row, where] = 1
+    return ids, mask
+
+
+def per_feature(logits: torch.Tensor, mask: torch.Tensor, task: str) -> list[torch.Tensor]:
+    """Padded-batch logits -> one tensor per feature: (C,) seq, (n, C) over its real positions (token)."""
+    if task == "seq":
+        return list(logits)
+    return [logits[row][mask[row] > 0] for row in range(logits.shape[0])]
+
+
+def _max_diff(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
+    return max(float((x.float() - y.float()).abs().max()) for x, y in zip(a, b, strict=True))
+
+
+def _argmax_agreement(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> tuple[int, int]:
+    """(agreeing, total) decisions: one per sequence, one per real position (token)."""
+    agree = total = 0
+    for x, y in zip(a, b, strict=True):
+        same = x.argmax(-1) == y.argmax(-1)
+        agree += int(same.sum())
+        total += same.numel()
+    return agree, total
+
+
+def sample_examples(classifier: Classifier, texts: Sequence[str] = SAMPLE_TEXTS) -> list:
+    """A few inputs of different lengths to check the export on, as the classifier encodes them."""
+    from lsllm.data import SeqExample, TokenExample
+    from lsllm.prediction import split_words
+
+    if classifier.task == "token":
+        return [TokenExample(split_words(t)[0]) for t in texts]
+    if classifier.fields:
+        return [classifier.example(i, {name: texts[(i + k) % len(texts)] for k, name in enumerate(classifier.fields)})
+                for i in range(len(texts))]
+    return [SeqExample(t) for t in texts]
+
+
+def reference_logits(classifier: Classifier, features: Sequence[dict]) -> list[torch.Tensor]:
+    """The `Classifier`'s own logits per feature (its packed fast path, as `lsllm predict` runs)."""
+    from lsllm.prediction import feature_probabilities
+
+    return feature_probabilities(classifier.model, features, classifier.tokenizer.pad_token_id,
+                                 classifier.max_batch_tokens, activation=lambda logits: logits)
+
+
+# ----------------------------------------------------------------------------- export
+
+
+@dataclass
+class ExportReport:
+    out: Path
+    n_texts: int
+    wrapper_diff: float  # the wrapper vs the Classifier (PyTorch)
+    onnx_diff: float  # ONNX Runtime fp32 vs the Classifier
+    exporter: str  # "dynamo" | "torchscript"
+    int8_diff: float | None = None
+    int8_agreement: tuple[int, int] | None = None
+
+    def lines(self) -> list[str]:
+        lines = [f"ONNX Runtime fp32 vs PyTorch on {self.n_texts} texts: max |logit difference| {self.onnx_diff:.2e} "
+                 f"(tolerance {FP32_TOLERANCE:g}; {self.exporter} exporter)"]
+        if self.int8_diff is not None and self.int8_agreement is not None:
+            agree, total = self.int8_agreement
+            lines.append(f"ONNX Runtime int8 vs PyTorch: max |logit difference| {self.int8_diff:.2e}, "
+                         f"argmax agrees on {agree}/{total} decisions")
+        return lines
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "onnx", int8: bool = False,
+               texts: Sequence[str] = SAMPLE_TEXTS, log: Callable[[str], None] | None = None) -> ExportReport:
+    """Export a trained LS run to ``out_dir`` (see the module docstring) and verify it.
+
+    Raises:
+        ConfigError: unknown format, OUT not empty, not a run, onnx/onnxruntime missing, or a
+            mode the export cannot reproduce.
+        ModelError: the exported graph does not give the run's logits.
+    """
+    from lsllm.files import atomic_replace_dir, staging_dir
+    from lsllm.pipeline import load_run
+    from lsllm.runs import RunDir
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    out = Path(out_dir)
+    check_out_dir(out)
+    run = RunDir(Path(run_dir))
+    if not run.root.is_dir():
+        raise ConfigError(f"{run.root}: no such run directory")
+    run.run_info()  # a finished LS run, or a one-line error
+    require_onnx()
+    classifier, cfg = load_run(run_dir, dtype="float32", device="cpu")
+    model = classifier.model.eval()
+    check_exportable(model, classifier.max_length)
+    graph = OnnxGraph(model).eval()
+
+    features = classifier.encode(sample_examples(classifier, texts)).features
+    expected = reference_logits(classifier, features)
+    pad_id = classifier.tokenizer.pad_token_id
+    ids, mask = padded_batch(features, pad_id)
+    with torch.inference_mode():
+        wrapped = per_feature(graph(ids, mask), mask, classifier.task)
+        left_ids, left_mask = padded_batch(features, pad_id, left=True)
+        left = per_feature(graph(left_ids, left_mask), left_mask, classifier.task)
+    wrapper_diff = max(_max_diff(wrapped, expected), _max_diff(left, expected))
+    if wrapper_diff > FP32_TOLERANCE:
+        raise ModelError(f"the export wrapper does not reproduce the classifier (max |logit difference| "
+                         f"{wrapper_diff:.2e} > {FP32_TOLERANCE:g} in {attention_mode(model)} mode); please report it")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = staging_dir(out)
+    staging.mkdir(parents=True)
+    try:
+        example = padded_batch(features[:2] if len(features) > 2 else features, pad_id)
+        exporter = _export_onnx(graph, example, staging / MODEL_FILE, classifier.task)
+        got = per_feature(torch.from_numpy(_run_session(staging / MODEL_FILE, ids, mask)), mask, classifier.task)
+        onnx_diff = _max_diff(got, expected)
+        if onnx_diff > FP32_TOLERANCE:
+            raise ModelError(f"the ONNX graph does not reproduce the run: max |logit difference| {onnx_diff:.2e} > "
+                             f"{FP32_TOLERANCE:g} (fp32, {exporter} exporter); please report it")
+        report = ExportReport(out, len(features), wrapper_diff, onnx_diff, exporter)
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            with _quiet(logging.getLogger()):  # "consider pre-processing" on the root logger: not for our graphs
+                quantize_dynamic(str(staging / MODEL_FILE), str(staging / INT8_FILE), weight_type=QuantType.QInt8,
+                                 use_external_data_format=_needs_external_data(graph))
+            got8 = per_feature(torch.from_numpy(_run_session(staging / INT8_FILE, ids, mask)), mask, classifier.task)
+            report.int8_diff = _max_diff(got8, expected)
+            report.int8_agreement = _argmax_agreement(got8, expected)
+            scale = max(1.0, max(float(x.abs().max()) for x in expected))
+            if report.int8_diff > INT8_TOLERANCE * scale:
+                raise ModelError(f"the int8 graph is too far from the run: max |logit difference| {report.int8_diff:.2e} > "
+                                 f"{INT8_TOLERANCE * scale:.2e} ({INT8_TOLERANCE:g} x the largest logit); export without --int8")
+        classifier.tokenizer.save_pretrained(staging)
+        info = export_info(run_dir, classifier, cfg, model, exporter, report, int8)
+        (staging / INFO_FILE).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        if out.exists():  # empty (checked above): replaced by the finished folder
+            out.rmdir()
+        atomic_replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for line in report.lines() if log else ():
+        log(line)
+    return report
+
+
+def _export_onnx(graph: OnnxGraph, example: tuple[torch.Tensor, torch.Tensor], path: Path, task: str) -> str:
+    """torch.onnx.export with dynamic batch and sequence: the dynamo exporter (needs onnxscript), else
+    the TorchScript one. Returns the exporter that wrote ``path``."""
+    errors = []
+    for exporter in EXPORTERS:
+        for stale in path.parent.glob(f"{path.name}*"):
+            stale.unlink()
+        try:
+            with warnings.catch_warnings(), _quiet(logging.getLogger("torch")), _quiet(logging.getLogger("onnxscript")):
+                warnings.simplefilter("ignore")
+                (_dynamo_export if exporter == "dynamo" else _torchscript_export)(graph, example, path, task)
+            return exporter
+        except Exception as err:  # noqa: BLE001 - any exporter failure: try the next one
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            errors.append(f"{exporter}: {type(err).__name__}: {first}")
+    raise ModelError("torch.onnx.export failed (" + "; ".join(errors) + "); please report it")
+
+
+def _dynamo_export(graph: OnnxGraph, example: tuple[torch.Tensor, torch.Tensor], path: Path, task: str) -> None:
+    import onnxscript  # noqa: F401  (the dynamo exporter's dependency: ImportError -> the TorchScript exporter)
+
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    shapes = {"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}}
+    program = torch.onnx.export(graph, example, dynamo=True, input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
+                                dynamic_shapes=shapes, opset_version=OPSET, verbose=False)
+    program.save(str(path), external_data=_needs_external_data(graph))
+
+
+def _torchscript_export(graph: OnnxGraph, example: tuple[torch.Tensor, torch.Tensor], path: Path, task: str) -> None:
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+            OUTPUT_NAME: {0: "batch"} if task == "seq" else {0: "batch", 1: "sequence"}}
+    torch.onnx.export(graph, example, str(path), dynamo=False, input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
+                      dynamic_axes=axes, opset_version=OPSET)
+
+
+class _quiet:
+    """Raise a logger's level for a block (the dynamo exporter logs its progress at INFO/WARNING)."""
+
+    def __init__(self, logger) -> None:
+        self.logger = logger
+
+    def __enter__(self):
+        self.level = self.logger.level
+        self.logger.setLevel(40)
+
+    def __exit__(self, *exc) -> None:
+        self.logger.setLevel(self.level)
+
+
+def _needs_external_data(module: nn.Module) -> bool:
+    """ONNX files hold at most 2 GB (protobuf); larger models keep their weights in model.onnx.data."""
+    return sum(p.numel() * p.element_size() for p in module.parameters()) > 1.8 * 2**30
+
+
+def _run_session(path: Path, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run([OUTPUT_NAME], {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()})[0]
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def export_info(run_dir: str | Path, classifier: Classifier, cfg: Any, model: nn.Module, exporter: str,
+                report: ExportReport, int8: bool) -> dict[str, Any]:
+    """lsllm-export.json: what a runner needs besides the graph and the tokenizer."""
+    from lsllm import describe, runs
+    from lsllm.version import __version__
+
+    info = runs.RunDir(Path(run_dir)).run_info()
+    config = model.config
+    problem = classifier.problem if classifier.task == "seq" else None
+    return {
+        "format": "onnx",
+        "model": MODEL_FILE,
+        "int8_model": INT8_FILE if int8 else None,
+        "inputs": {"input_ids": "int64 (batch, sequence)", "attention_mask": "int64 (batch, sequence): 1 real token, "
+                   "0 padding; left or right padding, each row's real tokens contiguous"},
+        "outputs": {OUTPUT_NAME: "float32 (batch, labels)" if classifier.task == "seq"
+                    else "float32 (batch, sequence, labels): padding positions mean nothing"},
+        "task": classifier.task,
+        "labels": list(classifier.labels),
+        "problem": problem.name if problem else None,
+        "problem_state": problem.state() if problem else {},
+        "outputs_from_logits": {"single-label": "softmax", "multi-label": "sigmoid, then each label's threshold",
+                                "regression": "logit x scale"}.get(problem.name) if problem else "softmax per position",
+        "prompt": classifier.prompt,
+        "fields": classifier.fields,
+        "max_length": classifier.max_length,
+        "label_all_subtokens": classifier.label_all_subtokens,
+        "pad_token_id": classifier.tokenizer.pad_token_id,
+        "attention": attention_mode(model),
+        "attention_description": describe.attention(cfg.to_dict(), info),
+        "unmask_layers": config.lsllm_unmask_layers,
+        "pooling": config.lsllm_pooling if classifier.task == "seq" else None,
+        "run": str(Path(run_dir).resolve()),
+        "base_model": info.get("base_model"),
+        "exporter": exporter,
+        "opset": OPSET,
+        "verification": {"texts": report.n_texts, "max_abs_logit_diff": report.onnx_diff,
+                         "int8_max_abs_logit_diff": report.int8_diff,
+                         "int8_argmax_agreement": list(report.int8_agreement) if report.int8_agreement else None},
+        "versions": {"lsllm": __version__, "torch": torch.__version__, "transformers": _version("transformers"),
+                     "onnx": _version("onnx"), "onnxruntime": _version("onnxruntime")},
+    }
+
+
+# ----------------------------------------------------------------------------- running it
+
+
+class OnnxClassifier(Classifier):
+    """An exported run served by ONNX Runtime, with `Classifier`'s encoding, problem type and records.
+
+    Example:
+        >>> clf = OnnxClassifier("exported/")
+        >>> clf.predict_texts(["a gripping film"])   # the records of `lsllm predict`
+
+    Args:
+        out_dir: a folder written by `lsllm export`.
+        int8: run model.int8.onnx (default: when the export made one).
+        threads: ONNX Runtime intra-op threads (default: its own choice).
+    """
+
+    def __init__(self, out_dir: str | Path, int8: bool | None = None, threads: int | None = None):
+        from lsllm.models.backbones import load_tokenizer
+        from lsllm.problems import SingleLabel, make_problem
+        from lsllm.runs import read_json_object
+
+        require_onnx()
+        import onnxruntime as ort
+
+        folder = Path(out_dir)
+        path = folder / INFO_FILE
+        if not path.is_file():
+            raise ConfigError(f"{folder}: not an `lsllm export` folder (no {INFO_FILE}); export a run with lsllm export")
+        info = read_json_object(path)
+        if int8 is None:
+            int8 = bool(info.get("int8_model"))
+        if int8 and not info.get("int8_model"):
+            raise ConfigError(f"{folder}: exported without --int8; there is no int8 graph")
+        task = info["task"]
+        problem = make_problem(info.get("problem"), info.get("problem_state")) if task == "seq" else SingleLabel()
+        super().__init__(None, load_tokenizer(folder), info["labels"], task, info["max_length"],
+                         info.get("label_all_subtokens", False), prompt=info.get("prompt"), problem=problem,
+                         fields=info.get("fields"))
+        self.info = info
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        model_file = folder / (info["int8_model"] if int8 else info["model"])
+        self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The graph's logits for a padded batch."""
+        return torch.from_numpy(self.session.run([OUTPUT_NAME], {"input_ids": input_ids.numpy(),
+                                                                 "attention_mask": attention_mask.numpy()})[0])
+
+    def probabilities(self, encoded, progress=None) -> list[torch.Tensor]:
+        """Per feature, as `Classifier.probabilities`: problem outputs (seq), softmax per position (token)."""
+        features = encoded.features
+        out: list[torch.Tensor | None] = [None] * len(features)
+        order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+        batches, current = [], []
+        for index in order:  # length-sorted, at most max_batch_tokens padded tokens per batch
+            width = len(features[index]["input_ids"])
+            if current and width * (len(current) + 1) > self.max_batch_tokens:
+                batches.append(current)
+                current = []
+            current.append(index)
+        if current:
+            batches.append(current)
+        for batch in progress(batches) if progress else batches:
+            ids, mask = padded_batch([features[i] for i in batch], self.tokenizer.pad_token_id)
+            logits = self.logits(ids, mask).float()
+            if self.task == "seq":
+                outputs = self.problem.outputs(logits)
+                for row, index in enumerate(batch):
+                    out[index] = outputs[row]
+            else:
+                probs = logits.softmax(-1)
+                for row, index in enumerate(batch):
+                    out[index] = probs[row][mask[row] > 0]
+        return out  # type: ignore[return-value]

@@ -1,0 +1,41 @@
+"""`lsllm export RUN OUT --format onnx [--int8]`: the export command's command line (see lsllm.export).
+
+    lsllm export runs/sst2-... exported/                 # exported/model.onnx + tokenizer + lsllm-export.json
+    lsllm export runs/conll03-... exported/ --int8       # also exported/model.int8.onnx (dynamic int8 weights)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+FORMATS = ("onnx",)  # lsllm.export.FORMATS (not imported here: `lsllm --help` should not load torch)
+DESCRIPTION = ("Export a trained run as an ONNX graph (input_ids, attention_mask -> logits; dynamic batch and "
+               "sequence length) with its tokenizer and lsllm-export.json, checked against PyTorch on a few texts. "
+               "Needs onnx and onnxruntime: pip install 'lsllm[onnx]'. See docs/serving.md.")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `export` command to the `lsllm` parser's subcommands."""
+    export = subparsers.add_parser(
+        "export", help="export a trained run to ONNX (for ONNX Runtime), optionally int8",
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  lsllm export runs/X exported/\n  lsllm export runs/X exported-int8/ --int8")
+    export.add_argument("run_dir", help="a finished `lsllm train` output directory")
+    export.add_argument("out_dir", help="a new (or empty) folder to write")
+    export.add_argument("--format", choices=FORMATS, default="onnx", help="export format (default onnx)")
+    export.add_argument("--int8", action="store_true",
+                        help="also write model.int8.onnx: weights dynamically quantized to int8 (onnxruntime.quantization)")
+    export.set_defaults(handler=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from lsllm.export import export_run
+
+    report = export_run(args.run_dir, args.out_dir, fmt=args.format, int8=args.int8)
+    for line in report.lines():
+        sys.stdout.write(line + "\n")
+    if report.int8_agreement and report.int8_agreement[0] < report.int8_agreement[1]:
+        sys.stderr.write("warning: the int8 graph decides differently from the fp32 model on some of the check texts\n")
+    sys.stdout.write(f"exported to {args.out_dir} (run it with lsllm.export.OnnxClassifier or onnxruntime; see docs/serving.md)\n")
+    return 0

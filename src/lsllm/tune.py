@@ -1,0 +1,893 @@
+"""`lsllm tune`: the recipe for the user's data, searched inside a time budget and selected on validation.
+
+    lsllm tune --data my.tsv --prompt 'Review: {text}\\nSentiment:' --budget 2h --output tunes/mine
+    lsllm tune --output tunes/mine --resume --budget 30m        # a killed tune continues
+    lsllm train --config tunes/mine/best.yaml --output runs/best  # the best trial, trained again
+
+An Optuna study (TPE sampler, median or successive-halving pruner) whose trials are ordinary run
+folders, ``DIR/trial-0007`` (named by Optuna's trial number, unique in a study even when several
+processes share one storage), each trained by `training.train` with the trial's flags added to
+the user's. A trial's value is its run's selection metric on validation (`study.metric_for`:
+accuracy, entity F1, Jaccard, Pearson), read from its metrics.json; test is never used to
+select, and only the best trial's test score is reported, once, after the search.
+
+Pruning: `PruningCallback` reports every validation score to the trial and raises
+`optuna.TrialPruned` when the pruner says so; the exception leaves the Trainer, the objective
+marks the run folder as pruned (``tune-trial.json``) and Optuna records the trial as pruned.
+
+The study lives in a storage (default ``sqlite:///DIR/tune.db``, or ``--storage URL`` for a
+shared database); the tune's settings (data, flags, space) are saved in the study itself, so
+``--resume`` needs only the folder, and another process (or machine) can join the same study.
+Outputs beside the trials: tune.json, tune.md, best.yaml, history.png, importances.png,
+slice.png and report.html.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import random
+import re
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import TrainerCallback
+
+from lsllm import flags, runs
+from lsllm.config import ALL_PROJECTIONS, apply_preset, read_mapping
+from lsllm.data import load_data
+from lsllm.errors import ConfigError, LsllmError, ModelError
+from lsllm.files import atomic_save_figure, atomic_write_json, atomic_write_text
+from lsllm.models.head_init import WORD
+from lsllm.report import write_report
+from lsllm.study import metric_for
+
+log = logging.getLogger(__name__)
+
+TUNE_JSON = "tune.json"
+TUNE_DB = "tune.db"
+BEST_YAML = "best.yaml"
+TRIAL_MARK = "tune-trial.json"  # in each trial's run folder: the trial's number, state and parameters
+MIN_BUDGET_S = 60.0
+PRUNERS = ("median", "halving")
+STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
+# The LoRA target sets the space chooses among.
+TARGETS = {"qv": ["q_proj", "v_proj"], "attention": ["q_proj", "k_proj", "v_proj", "o_proj"], "all": list(ALL_PROJECTIONS)}
+# The built-in dimensions and the settings each one sets (a train flag given for one of them fixes it).
+DIMENSIONS: dict[str, tuple[str, ...]] = {
+    "lr": ("train.lr",),
+    "head_lr_ratio": ("train.head_lr",),
+    "lora_r": ("lora.r",),
+    "lora_alpha_ratio": ("lora.alpha",),
+    "lora_targets": ("lora.target_modules",),
+    "lora_dropout": ("lora.dropout",),
+    "epochs": ("train.epochs",),
+    "attention": ("model.attention", "model.bidirectional", "model.unmask_layers"),
+    "pooling": ("model.pooling",),
+    "head_init": ("model.head_init",),
+}
+NOT_SEARCHED = {"output", "resume"}  # settings a trial does not choose: the tune places each run itself
+KINDS = ("float", "int", "categorical")
+_now = time.monotonic  # the budget's clock (tests replace it)
+
+
+# ---------------------------------------------------------------- budget
+
+
+def parse_budget(text: str | float | int) -> float:
+    """``30m``, ``2h``, ``1h30m``, ``5400s`` or ``5400`` (seconds) -> seconds; at least a minute.
+
+    Raises:
+        ConfigError: unreadable, or under 60 s (too short for one trial).
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        spec = str(text).strip().lower().replace(" ", "")
+        units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+        if re.fullmatch(r"\d+(\.\d+)?", spec):
+            seconds = float(spec)
+        elif spec and re.fullmatch(r"(\d+(\.\d+)?[hms])+", spec):
+            seconds = sum(float(n) * units[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)([hms])", spec))
+        else:
+            raise ConfigError(f"--budget {text}: give a duration like 30m, 2h, 1h30m or 5400s")
+    if not math.isfinite(seconds) or seconds < MIN_BUDGET_S:
+        raise ConfigError(f"--budget {text}: {seconds:g} s is too short for one trial; give at least {MIN_BUDGET_S:.0f}s, "
+                          "e.g. 30m")
+    return seconds
+
+
+def clock(seconds: float | None) -> str:
+    """5400 -> "1h30m", 95 -> "1m35s", 12.3 -> "12s"."""
+    if seconds is None:
+        return "-"
+    s = max(0, round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+# ---------------------------------------------------------------- the search space
+
+
+@dataclass
+class Dim:
+    """One dimension: a float or int range (``log`` for a log scale) or a list of choices."""
+
+    name: str
+    type: str
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.type == "categorical":
+            return {"type": self.type, "choices": list(self.choices or [])}
+        return {"type": self.type, "low": self.low, "high": self.high, "log": self.log}
+
+    @classmethod
+    def from_dict(cls, name: str, raw: dict[str, Any]) -> Dim:
+        return cls(name, raw["type"], raw.get("low"), raw.get("high"), bool(raw.get("log", False)), raw.get("choices"))
+
+    def suggest(self, trial: Any) -> Any:
+        if self.type == "float":
+            return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
+        if self.type == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_categorical(self.name, list(self.choices or []))
+
+    def probes(self) -> list[Any]:
+        """The values that decide whether the train flags accept the dimension: both ends, or every choice."""
+        return list(self.choices or []) if self.type == "categorical" else [self.low, self.high]
+
+
+def _settings() -> dict[str, tuple[str, str, str]]:
+    """Every train setting by its flag name with underscores (``weight_decay``): (section, field, annotation)."""
+    import dataclasses
+
+    out = {}
+    for section, cls in flags.SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            name = flags.flag_for(section, f.name).replace("-", "_")
+            if f.name not in NOT_SEARCHED:
+                out[name] = (section, f.name, str(f.type))
+    return out
+
+
+def labels_are_words(labels: list[str], label_words: list[str] | None) -> bool:
+    """Whether --head-init labels would start the head from words (the rule of `head_init.label_words`, silently)."""
+    if label_words is not None:
+        return len(label_words) == len(labels)
+    return all(WORD.fullmatch(label) and not label.upper().startswith("LABEL_") for label in labels)
+
+
+def default_space(task: str, problem: str | None, cfg: Any, explicit: set[str], labels: list[str],
+                  fixed: Sequence[str] = ()) -> tuple[dict[str, Dim], list[str]]:
+    """The space made for label supervision on this data, and what was left out and why.
+
+    A dimension is left out when ``fixed`` names it, when a train flag sets its setting (the
+    user's choice wins), or when it means nothing here (LoRA dimensions with --no-lora, epochs
+    with --max-steps, pooling for token tasks, the label-word head without word labels and a
+    --prompt).
+    """
+    space = {
+        "lr": Dim("lr", "float", 5e-5, 1e-3, log=True),
+        "head_lr_ratio": Dim("head_lr_ratio", "float", 1.0, 30.0, log=True),
+        "lora_r": Dim("lora_r", "categorical", choices=[4, 8, 16, 32]),
+        "lora_alpha_ratio": Dim("lora_alpha_ratio", "categorical", choices=[1, 2]),
+        "lora_targets": Dim("lora_targets", "categorical", choices=list(TARGETS)),
+        "lora_dropout": Dim("lora_dropout", "float", 0.0, 0.1),
+        "epochs": Dim("epochs", "categorical", choices=[1, 2, 3]),
+        "attention": Dim("attention", "categorical",
+                         choices=["causal", "bidirectional"] if task == "seq" else ["bidirectional", "repeat"]),
+        "pooling": Dim("pooling", "categorical", choices=["last", "mean"]),
+        "head_init": Dim("head_init", "categorical", choices=["random", "labels"]),
+    }
+    unknown = [name for name in fixed if name not in space]
+    if unknown:
+        raise ConfigError(f"--fixed {' '.join(unknown)}: not a dimension; the dimensions are {', '.join(space)}")
+    left_out = []
+    why = {
+        "lora_r": "--no-lora" if not cfg.lora.enabled else None,
+        "lora_alpha_ratio": "--no-lora" if not cfg.lora.enabled else None,
+        "lora_targets": "--no-lora" if not cfg.lora.enabled else None,
+        "lora_dropout": "--no-lora" if not cfg.lora.enabled else None,
+        "epochs": "--max-steps is set" if cfg.train.max_steps > 0 else None,
+        "pooling": "token tasks classify every word" if task != "seq" else None,
+        "head_init": ("token tags are not words" if task != "seq" else "a regression head has no label words"
+                      if problem == "regression" else "it needs --prompt" if cfg.model.prompt is None
+                      else "the labels are not words (give --label-words)"
+                      if not labels_are_words(labels, cfg.model.label_words) else None),
+    }
+    for name in list(space):
+        given = [s for s in DIMENSIONS[name] if s in explicit]
+        reason = ("--fixed" if name in fixed else f"--{flags.flag_for(*given[0].split('.'))} is given" if given
+                  else why.get(name))
+        if reason:
+            del space[name]
+            left_out.append(f"{name} ({reason})")
+    return space, left_out
+
+
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads ``5e-5`` as a string: numbers written so become floats."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _numeric(name: str) -> bool:
+    """Whether a dimension's values are numbers (so a YAML string like "5e-5" is read as one)."""
+    if name in ("head_lr_ratio", "lora_alpha_ratio"):
+        return True
+    kind = _settings().get(name, ("", "", ""))[2]
+    return kind.startswith(("float", "int"))
+
+
+def read_space(path: str | Path) -> tuple[dict[str, Dim], dict[str, dict[str, int]]]:
+    """A --space file: a mapping name -> {type, low, high, log, choices}; returns the dimensions and each key's line.
+
+    Raises:
+        ConfigError: one line naming FILE:line: bad YAML, an unknown dimension or key, a bad range.
+    """
+    path = Path(path)
+    raw = read_mapping(path, "yaml", missing="no such space file", empty="empty space file",
+                       fix="a space is a mapping name -> {type, low, high, log, choices}")
+    node = yaml.compose(path.read_text(encoding="utf-8"))
+    lines: dict[str, dict[str, int]] = {}
+    for key_node, value_node in node.value:
+        entry = {"": key_node.start_mark.line + 1}
+        if isinstance(value_node, yaml.MappingNode):
+            entry.update({k.value: k.start_mark.line + 1 for k, _ in value_node.value})
+        lines[str(key_node.value)] = entry
+    settings = _settings()
+    space = {}
+    for name, spec in raw.items():
+        name = str(name)
+        at = f"{path}:{lines.get(name, {}).get('', '?')}"
+        if name not in DIMENSIONS and name not in settings:
+            raise ConfigError(f"{at}: unknown dimension {name!r}; use {', '.join(DIMENSIONS)} or a train flag's name "
+                              "(weight_decay, warmup_ratio, batch_size, ...)")
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{at}: {name} must be a mapping, e.g. {{type: float, low: 0.0, high: 0.1}}")
+        where = {key: f"{path}:{line}" for key, line in lines.get(name, {}).items() if key}
+        extra = [k for k in spec if k not in ("type", "low", "high", "log", "choices")]
+        if extra:
+            raise ConfigError(f"{where.get(str(extra[0]), at)}: {name}: unknown key {extra[0]!r}; the keys are type, low, "
+                              "high, log, choices")
+        kind = spec.get("type")
+        if kind not in KINDS:
+            raise ConfigError(f"{where.get('type', at)}: {name}: type must be float, int or categorical, got {kind!r}")
+        if kind == "categorical":
+            choices = spec.get("choices")
+            if "low" in spec or "high" in spec or "log" in spec:
+                key = next(k for k in ("low", "high", "log") if k in spec)
+                raise ConfigError(f"{where[key]}: {name}: a categorical dimension takes choices, not {key}")
+            if not isinstance(choices, list) or not choices or any(isinstance(c, (dict, list)) or c is None for c in choices):
+                raise ConfigError(f"{where.get('choices', at)}: {name}: choices must be a non-empty list of values")
+            if len({repr(c) for c in choices}) != len(choices):
+                raise ConfigError(f"{where['choices']}: {name}: a choice is listed twice")
+            space[name] = Dim(name, kind, choices=[_number(c) if _numeric(name) else c for c in choices])
+            continue
+        if "choices" in spec:
+            raise ConfigError(f"{where['choices']}: {name}: a {kind} dimension takes low and high, not choices")
+        low, high, use_log = _number(spec.get("low")), _number(spec.get("high")), spec.get("log", False)
+        for key, value in (("low", low), ("high", high)):
+            ok = isinstance(value, int) if kind == "int" else isinstance(value, (int, float))
+            if isinstance(value, bool) or not ok or (kind == "float" and not math.isfinite(value)):
+                raise ConfigError(f"{where.get(key, at)}: {name}: {key} must be {'an integer' if kind == 'int' else 'a number'}, "
+                                  f"got {value!r}")
+        if low > high:
+            raise ConfigError(f"{where['low']}: {name}: low {low} is above high {high}")
+        if not isinstance(use_log, bool):
+            raise ConfigError(f"{where['log']}: {name}: log must be true or false")
+        if use_log and low <= 0:
+            raise ConfigError(f"{where['low']}: {name}: a log scale needs low > 0, got {low}")
+        space[name] = Dim(name, kind, float(low) if kind == "float" else low, float(high) if kind == "float" else high, use_log)
+    if not space:
+        raise ConfigError(f"{path}: the space names no dimension")
+    return space, lines
+
+
+def trial_flags(params: dict[str, Any], base: Any) -> list[str]:
+    """The train flags that set a trial's parameters (added after the user's: the last flag wins).
+
+    ``base`` is the user's run config with its preset applied: the ratios (head lr, LoRA alpha)
+    multiply its lr and rank when the trial does not choose them.
+    """
+    settings = _settings()
+    lr = float(params.get("lr", base.train.lr))
+    rank = int(params.get("lora_r", base.lora.r))
+    out: list[str] = []
+    for name, value in params.items():
+        if name == "head_lr_ratio":
+            out += ["--head-lr", repr(lr * float(value))]
+        elif name == "lora_alpha_ratio":
+            out += ["--lora-alpha", str(max(1, round(rank * float(value))))]
+        elif name == "lora_targets":
+            out += ["--target-modules", *TARGETS.get(str(value), str(value).split())]
+        elif name == "attention":
+            out += ["--attention", str(value), *([] if value == "bidirectional" else ["--no-bidirectional"])]
+        else:
+            section, field, annotation = settings[name]
+            flag = "--" + flags.flag_for(section, field)
+            if annotation == "bool":
+                out.append(flag if value else "--no-" + flag[2:])
+            elif annotation.startswith("list"):
+                out += [flag, *str(value).split()]
+            else:
+                out += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return out
+
+
+def check_space(space: dict[str, Dim], spec: dict[str, Any], lines: dict[str, dict[str, int]] | None = None,
+                path: str | Path | None = None) -> None:
+    """Refuse a dimension the train flags would refuse at either end of its range (or at any choice), or that
+    means nothing for this data, naming FILE:line when it came from a --space file."""
+    base, _ = base_config(spec)
+    for name, dim in space.items():
+        where = lines.get(name, {}) if lines else {}
+        at = f"{path}:{where.get('', '?')}" if path else f"dimension {name}"
+        task_issue = _task_issue(name, dim, spec, base)
+        if task_issue:
+            raise ConfigError(f"{at}: {name}: {task_issue}")
+        keys = ["low", "high"] if dim.type != "categorical" else ["choices"] * len(dim.probes())
+        for key, value in zip(keys, dim.probes(), strict=True):
+            mark = f"{path}:{where.get(key, where.get('', '?'))}" if path else at
+            kind = _settings().get(name, ("", "", ""))[2]
+            if (kind == "int" and (isinstance(value, bool) or not isinstance(value, int))) or (
+                    kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float)))):
+                raise ConfigError(f"{mark}: {name} = {value!r}: the train flag takes {'an integer' if kind == 'int' else 'a number'}")
+            try:
+                flags.config_from_flags([*spec["flags"], *trial_flags({name: value}, base)])
+            except LsllmError as err:
+                raise ConfigError(f"{mark}: {name} = {value!r} is refused by the train flags: {err}") from None
+            except (TypeError, ValueError, SystemExit):  # SystemExit: argparse could not read the value
+                raise ConfigError(f"{mark}: {name} = {value!r} is not a value the train flag takes") from None
+
+
+def _task_issue(name: str, dim: Dim, spec: dict[str, Any], base: Any) -> str | None:
+    """Why a dimension means nothing for this data and these flags, or None."""
+    task, problem = spec["task"], spec.get("problem")
+    values = dim.probes()
+    if name in ("lora_r", "lora_alpha_ratio", "lora_targets", "lora_dropout", "lora_alpha", "target_modules") and not base.lora.enabled:
+        return "LoRA is off (--no-lora); drop the dimension"
+    if name == "epochs" and base.train.max_steps > 0:
+        return "--max-steps is set, so epochs are ignored; drop one"
+    if name == "pooling" and task != "seq":
+        return "token tasks classify every word: pooling applies to sequence tasks only"
+    if name == "head_init" and "labels" in values and (task != "seq" or problem == "regression"):
+        return "--head-init labels needs sequence labels that are words"
+    if name == "lora_targets":
+        bad = [v for v in values if str(v) not in TARGETS and not all(p.endswith("proj") for p in str(v).split())]
+        if bad:
+            return f"choice {bad[0]!r}: use {', '.join(TARGETS)} or projection names like 'q_proj v_proj'"
+    if name in ("head_lr_ratio", "lora_alpha_ratio") and any(not isinstance(v, (int, float)) or v <= 0 for v in values):
+        return "a ratio must be a number > 0"
+    return None
+
+
+# ---------------------------------------------------------------- the tune's settings
+
+
+def base_config(spec: dict[str, Any]) -> tuple[Any, set[str]]:
+    """The user's run config (their flags, the preset applied for the task) and the settings they gave."""
+    cfg, explicit = flags.config_from_flags(spec["flags"])
+    apply_preset(cfg, spec["task"], explicit)
+    return cfg, explicit
+
+
+def new_spec(train_flags: Sequence[str], space_file: str | Path | None = None, subset: int | None = None,
+             fixed: Sequence[str] = ()) -> dict[str, Any]:
+    """What a new tune is (saved in the study and tune.json): data, task, metric, the user's flags, the space.
+
+    Args:
+        train_flags: flags of `lsllm train` given to every trial (not --output / --resume).
+        space_file: a YAML space replacing the default one.
+        subset: train each trial on the first N training examples (--train-limit N).
+        fixed: default dimensions not to search.
+
+    Raises:
+        ConfigError: no data, an unknown flag, a bad space (FILE:line), a bad subset.
+    """
+    train_flags = [str(f) for f in train_flags]
+    unknown = flags.unknown_flags("ls", train_flags)
+    if unknown:
+        raise ConfigError(f"lsllm tune: {', '.join(unknown)} is not a flag of `lsllm train`")
+    if any(f in ("--output", "--resume", "--no-resume") for f in train_flags):
+        raise ConfigError("lsllm tune places each trial itself: its --output is the tune's folder; drop the train --output")
+    if subset is not None:
+        if subset < 1:
+            raise ConfigError(f"--subset must be >= 1 training examples, got {subset}")
+        train_flags = [*train_flags, "--train-limit", str(subset)]
+    cfg, _ = flags.config_from_flags(train_flags)
+    parsed, _ = flags.method_parser("ls").parse_known_args(train_flags)
+    explicit = {dotted for dotted in vars(parsed) if "." in dotted}  # flags fix a dimension; a --config file's keys do not
+    if not cfg.data.data:
+        raise ConfigError("--data is required: a built-in name (lsllm datasets), a folder or a file")
+    space, lines = read_space(space_file) if space_file is not None else (None, None)  # the file's form, before any data
+    bundle = load_data(cfg.data, splits=("validation",))
+    problem = bundle.problem if bundle.task == "seq" else None
+    spec: dict[str, Any] = {"data": cfg.data.data, "task": bundle.task, "problem": problem,
+                            "metric": metric_for(bundle.task, problem), "direction": "maximize", "flags": train_flags,
+                            "subset": subset, "space_source": str(space_file) if space_file else "default", "left_out": []}
+    base_config(spec)  # the preset's own refusals (--preset lsllm without --prompt) before any trial
+    if space is None:
+        space, spec["left_out"] = default_space(bundle.task, problem, cfg, explicit, bundle.labels, fixed)
+        if not space:
+            raise ConfigError("every dimension is fixed (by --fixed or train flags): nothing to tune; drop some, or --space FILE")
+    elif fixed:
+        raise ConfigError("--fixed applies to the default space; with --space FILE, leave the dimension out of the file")
+    check_space(space, spec, lines, space_file)
+    spec["space"] = {name: dim.to_dict() for name, dim in space.items()}
+    return spec
+
+
+def space_of(spec: dict[str, Any]) -> dict[str, Dim]:
+    return {name: Dim.from_dict(name, raw) for name, raw in spec["space"].items()}
+
+
+# ---------------------------------------------------------------- pruning
+
+
+class PruningCallback(TrainerCallback):
+    """Report each validation score to the Optuna trial; raise optuna.TrialPruned when the pruner says so.
+
+    The exception leaves `trainer.train` (the Trainer does not catch it): the run stops at that
+    evaluation, before that step's checkpoint, and `objective` marks its folder as pruned.
+    """
+
+    def __init__(self, trial: Any, metric: str) -> None:
+        self.trial = trial
+        self.metric = metric
+        self.reported: list[tuple[int, float]] = []
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        value = (metrics or {}).get(f"eval_{self.metric}")
+        if not isinstance(value, (int, float)) or not state.is_world_process_zero:
+            return
+        step = int(state.global_step)
+        if any(s == step for s, _ in self.reported):
+            return  # reported already (Optuna keeps the first value of a step)
+        self.trial.report(float(value), step)
+        self.reported.append((step, float(value)))
+        if self.trial.should_prune():
+            import optuna
+
+            raise optuna.TrialPruned(f"validation {self.metric} {value:.4f} at step {step}")
+
+
+def make_pruner(pruner: str | Any) -> Any:
+    """--pruner median (default: MedianPruner) | halving (SuccessiveHalvingPruner), or an Optuna pruner as is."""
+    import optuna
+
+    if not isinstance(pruner, str):
+        return pruner
+    if pruner == "median":
+        return optuna.pruners.MedianPruner()
+    if pruner == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}, got {pruner!r}")
+
+
+# ---------------------------------------------------------------- one trial
+
+
+def trial_name(number: int) -> str:
+    return f"trial-{number:04d}"
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _mark(folder: Path, number: int, state: str, params: dict[str, Any], **details: Any) -> None:
+    if folder.is_dir():
+        atomic_write_json(folder / TRIAL_MARK, {"trial": number, "state": state, "params": params, **details})
+
+
+def objective_for(output: Path, spec: dict[str, Any], train: Callable | None = None) -> Callable[[Any], float]:
+    """The objective of the study: one run folder per trial, its validation selection metric as the value."""
+    space = space_of(spec)
+    base, _ = base_config(spec)
+
+    def objective(trial: Any) -> float:
+        import optuna
+
+        from lsllm import training
+
+        params = {name: dim.suggest(trial) for name, dim in space.items()}
+        folder = output / trial_name(trial.number)
+        trial.set_user_attr("run", folder.name)
+        trial.set_user_attr("output", str(output.resolve()))
+        argv = [*spec["flags"], *trial_flags(params, base), "--output", str(folder), "--no-resume"]
+        trial.set_user_attr("flags", trial_flags(params, base))
+        cfg, explicit = flags.config_from_flags(argv)
+        callback = PruningCallback(trial, spec["metric"])
+        pruned = None
+        started = _now()
+        try:
+            (train or training.train)(cfg, explicit, callbacks=[callback])
+        except optuna.TrialPruned as err:
+            pruned = str(err)  # raised again below, outside this block: the Trainer's frames are freed first
+        except BaseException as err:
+            message = "interrupted" if isinstance(err, KeyboardInterrupt) else _one_line(err)
+            trial.set_user_attr("error", message)
+            _mark(folder, trial.number, "failed", params, error=message)
+            raise
+        finally:
+            trial.set_user_attr("seconds", round(_now() - started, 1))  # the budget's mean trial time
+            gc.collect()
+            _free_accelerator()
+        if pruned is not None:
+            step, value = callback.reported[-1] if callback.reported else (None, None)
+            trial.set_user_attr("pruned_at", step)
+            _mark(folder, trial.number, "pruned", params, step=step, validation={spec["metric"]: value}, reason=pruned)
+            raise optuna.TrialPruned(pruned)
+        metrics = runs.RunDir(folder).read_metrics()
+        value = (metrics.get("validation") or {}).get(spec["metric"])
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ModelError(f"{folder}: no finite validation {spec['metric']} in metrics.json")
+        _mark(folder, trial.number, "complete", params, validation={spec["metric"]: value})
+        return float(value)
+
+    return objective
+
+
+def _free_accelerator() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+# ---------------------------------------------------------------- the study
+
+
+def default_storage(output: Path) -> str:
+    return f"sqlite:///{(Path(output).resolve() / TUNE_DB)}"
+
+
+def shown_storage(url: str) -> str:
+    """The storage URL without its password (tune.json and messages)."""
+    return re.sub(r"(//[^:/@]+):[^@/]+@", r"\1:***@", url)
+
+
+def open_storage(url: str) -> Any:
+    """An Optuna RDB storage (heartbeats: a killed process's trial is failed, not left running forever).
+
+    SQLite waits for a lock instead of failing at once, and the first creation of the tables is
+    retried, so two processes that start on one new file at the same moment both get in.
+    """
+    import optuna
+
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    last: Exception | None = None
+    for attempt in range(6):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=60, grace_period=180)
+        except Exception as err:  # sqlalchemy's errors: a bad URL, a missing driver, a race on the first tables
+            last = err
+            if "sqlite" not in url or attempt == 5:
+                break
+            time.sleep(0.3 + random.random())
+    raise ConfigError(f"--storage {shown_storage(url)}: cannot open it ({_one_line(last)[:160]})") from None
+
+
+def open_study(storage: Any, name: str, spec: dict[str, Any] | None, resume: bool, pruner: Any, where: str) -> tuple[Any, dict]:
+    """The study ``name`` in ``storage``: created (a new tune), or loaded (--resume; created if no process made it yet)."""
+    import optuna
+
+    exists = name in optuna.study.get_all_study_names(storage)
+    if exists and not resume:
+        raise ConfigError(f"{where} already holds the tune {name!r}: pass --resume to continue it, or choose another --output")
+    if not exists and spec is None:
+        raise ConfigError(f"--resume: {where} holds no tune {name!r}; start it without --resume (with --data ...)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(constant_liar=True)  # workers sharing a study spread their trials
+        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
+                                    pruner=make_pruner(pruner), load_if_exists=True)
+    saved = study.user_attrs.get("lsllm_spec")
+    if saved is None:
+        if spec is None:
+            raise ConfigError(f"--resume: the tune {name!r} in {where} holds no lsllm settings; start a new one")
+        study.set_user_attr("lsllm_spec", spec)
+        return study, spec
+    if spec is not None:
+        differ = [key for key in ("space", "subset") if _jsonish(saved.get(key)) != _jsonish(spec.get(key))]
+        if _settings_of(saved) != _settings_of(spec):
+            differ.insert(0, "train flags")
+        if differ:
+            raise ConfigError(f"--resume continues the saved tune, whose {', '.join(differ)} differ from the ones given: "
+                              "drop the flags (--resume --output DIR is enough) or start a new --output")
+    return study, saved
+
+
+def _settings_of(spec: dict[str, Any]) -> dict[str, Any]:
+    """The run settings a tune's flags stand for (flags in another order are the same tune)."""
+    cfg, _ = flags.config_from_flags(spec["flags"])
+    return {k: v for k, v in cfg.to_dict().items() if k not in ("lsllm_version", "format_version")}
+
+
+def _jsonish(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def tune(output: str | Path, spec: dict[str, Any] | None = None, *, budget: float | str | None = None,
+         trials: int | None = None, storage: str | None = None, study_name: str | None = None, resume: bool = False,
+         pruner: str | Any = "median", progress: Callable[[str], None] | None = None,
+         train: Callable | None = None) -> dict[str, Any]:
+    """Run (or continue) a tune as `lsllm tune` does; returns what tune.json holds.
+
+    Args:
+        output: the tune folder: trial-NNNN run folders, tune.json/md, best.yaml, plots, tune.db.
+        spec: from `new_spec`; None with ``resume`` (read from the study).
+        budget: seconds or "2h": no trial starts when the time left is under the mean trial time (the first always runs).
+        trials: stop when the study holds this many trials (counting earlier ones and other processes').
+        storage: an Optuna storage URL (default sqlite:///OUTPUT/tune.db).
+        study_name: the study's name in the storage (default: the folder's name).
+        resume: continue the study (or join it from another process).
+        pruner: "median" | "halving" | an Optuna pruner.
+        progress: called with one line per finished trial (the CLI prints it).
+        train: the training function (default `training.train`; tests replace it).
+
+    Example::
+
+        from lsllm import tune
+        spec = tune.new_spec(["--data", "sst2", "--prompt", "Review: {text}\\nSentiment:"])
+        result = tune.tune("tunes/sst2", spec, budget="2h")
+        result["best"]   # {"trial": 7, "run": "trial-0007", "validation": ..., "test": ..., "config": "best.yaml"}
+    """
+    import optuna
+
+    seconds = parse_budget(budget) if budget is not None else None
+    if trials is not None and trials < 1:
+        raise ConfigError(f"--trials must be >= 1, got {trials}")
+    if seconds is None and trials is None:
+        raise ConfigError("give --budget (e.g. 2h) and/or --trials N: a tune needs an end")
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"--output {output}: a file, not a folder; choose a folder for the tune")
+    saved_json = _read_tune_json(output)
+    if not resume and (saved_json or any(output.glob("trial-*"))):
+        raise ConfigError(f"{output} already holds a tune: pass --resume to continue it or choose another --output")
+    if resume and storage is None and saved_json.get("storage") and "***" not in saved_json["storage"]:
+        storage = saved_json["storage"]
+    if resume and storage is None and not (output / TUNE_DB).is_file() and spec is None:
+        raise ConfigError(f"--resume: {output} holds no tune ({TUNE_DB}); start it without --resume (with --data ...)")
+    url = storage or default_storage(output)
+    name = study_name or saved_json.get("study_name") or output.resolve().name
+    _quiet_optuna()
+    output.mkdir(parents=True, exist_ok=True)
+    study, spec = open_study(open_storage(url), name, spec, resume, pruner, storage and shown_storage(url) or str(output))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optuna.storages.fail_stale_trials(study)  # trials of a killed process (no heartbeat for 3 min): failed
+    meta = {"study_name": name, "storage": shown_storage(url), "pruner": pruner if isinstance(pruner, str) else type(pruner).__name__,
+            "budget_s": seconds}
+    started = _now()
+    durations: list[float] = []
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL,
+               optuna.trial.TrialState.RUNNING)
+
+    def after_trial(study: Any, frozen: Any) -> None:
+        if isinstance(frozen.user_attrs.get("seconds"), (int, float)):
+            durations.append(frozen.user_attrs["seconds"])
+        result = write_outputs(output, study, spec, meta, plots=False)
+        left = None if seconds is None else seconds - (_now() - started)
+        if progress is not None:
+            progress(progress_line(frozen, result, left))
+        if trials is not None and len(study.get_trials(deepcopy=False, states=counted)) >= trials:
+            study.stop()
+        elif left is not None and durations and left < statistics.fmean(durations):
+            if progress is not None:
+                progress(f"budget: {clock(left)} left, under the mean trial time {clock(statistics.fmean(durations))}: "
+                         "no new trial")
+            study.stop()
+
+    existing = len(study.get_trials(deepcopy=False, states=counted))
+    todo = None if trials is None else trials - existing
+    try:
+        if todo is not None and todo <= 0:
+            if progress is not None:
+                progress(f"the study holds {existing} trial(s) already (--trials {trials}): no new trial")
+        else:
+            study.optimize(objective_for(output, spec, train), n_trials=todo, timeout=seconds, callbacks=[after_trial],
+                           catch=(ModelError, _out_of_memory()), gc_after_trial=True)
+    finally:
+        try:
+            result = write_outputs(output, study, spec, meta, plots=True)
+        except LsllmError as err:  # never hides why the search stopped
+            log.warning("tune.json not updated: %s", err)
+    write_report([output])
+    return result
+
+
+def _out_of_memory() -> type[Exception]:
+    import torch
+
+    return torch.OutOfMemoryError
+
+
+def _quiet_optuna() -> None:
+    """Optuna's messages go to `logging` (the CLI's -v shows them); its per-trial tracebacks stay out of the terminal."""
+    import optuna
+
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+    optuna.logging.set_verbosity(optuna.logging.INFO if logging.getLogger().isEnabledFor(logging.INFO) else optuna.logging.ERROR)
+
+
+def _read_tune_json(output: Path) -> dict[str, Any]:
+    path = output / TUNE_JSON
+    return read_mapping(path, "json", fix="was the tune interrupted while writing? run it again with --resume") \
+        if path.is_file() else {}
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def trial_record(frozen: Any, metric: str) -> dict[str, Any]:
+    """One trial as tune.json lists it: number, run folder, state, params, validation score, wall-clock."""
+    state = STATES.get(frozen.state.name, frozen.state.name.lower())
+    intermediate = dict(sorted(frozen.intermediate_values.items()))
+    validation = frozen.value if state == "complete" else (list(intermediate.values())[-1] if intermediate else None)
+    seconds = ((frozen.datetime_complete - frozen.datetime_start).total_seconds()
+               if frozen.datetime_start and frozen.datetime_complete else None)
+    attrs = frozen.user_attrs
+    return {"number": frozen.number, "run": attrs.get("run", trial_name(frozen.number)), "state": state,
+            "params": dict(frozen.params), "validation": validation,
+            "validation_at": attrs.get("pruned_at") if state == "pruned" else None,
+            "intermediate": {str(k): v for k, v in intermediate.items()}, "seconds": round(seconds, 1) if seconds else seconds,
+            "error": attrs.get("error"), "output": attrs.get("output")}
+
+
+def best_trial(study: Any) -> Any | None:
+    import optuna
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return max(complete, key=lambda t: (t.value, -t.number)) if complete else None  # ties: the earliest
+
+
+def summarise(output: Path, study: Any, spec: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """tune.json: the settings, every trial, and the best trial (by validation) with its test score, read once here."""
+    metric = spec["metric"]
+    trials = [trial_record(t, metric) for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)]
+    counts = {state: sum(t["state"] == state for t in trials) for state in ("complete", "pruned", "failed", "running")}
+    best = best_trial(study)
+    best_entry = None
+    if best is not None:
+        folder = Path(best.user_attrs.get("output") or output) / best.user_attrs.get("run", trial_name(best.number))
+        test = (runs.RunDir(folder).read_metrics().get("test") or {}).get(metric) if (folder / runs.METRICS).is_file() else None
+        best_entry = {"trial": best.number, "run": folder.name, "path": str(folder), "validation": best.value, "test": test,
+                      "params": dict(best.params), "config": BEST_YAML if (folder / runs.CONFIG).is_file() else None}
+    return {**{k: v for k, v in spec.items()}, **meta, "counts": counts, "trials": trials, "best": best_entry}
+
+
+def write_outputs(output: Path, study: Any, spec: dict[str, Any], meta: dict[str, Any], plots: bool) -> dict[str, Any]:
+    """tune.json, tune.md and best.yaml (after every trial); the plots too at the end."""
+    result = summarise(output, study, spec, meta)
+    best = result["best"]
+    if best and best["config"]:
+        write_best_yaml(Path(best["path"]) / runs.CONFIG, output / BEST_YAML)
+    atomic_write_json(output / TUNE_JSON, result)
+    atomic_write_text(output / "tune.md", tune_markdown(result, output))
+    if plots:
+        write_plots(output, study)
+    return result
+
+
+def write_best_yaml(config: Path, target: Path) -> None:
+    """The best trial's own config.yaml with output and resume cleared: `lsllm train --config best.yaml` trains it again."""
+    raw = read_mapping(config, "yaml")
+    train = dict(raw.get("train") or {})
+    train["output"], train["resume"] = None, False
+    raw["train"] = train
+    atomic_write_text(target, yaml.safe_dump(raw, sort_keys=False))
+
+
+def _value(value: Any, metric: str) -> str:
+    if not isinstance(value, (int, float)):
+        return "-"
+    return f"{value:.4f}" if metric == "pearson" else f"{100 * value:.2f}"
+
+
+def _param(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def tune_markdown(result: dict[str, Any], output: Path) -> str:
+    metric = result["metric"]
+    unit = "" if metric == "pearson" else " %"
+    counts = result["counts"]
+    names = list(result.get("space") or {})
+    running = f", {counts['running']} running" if counts["running"] else ""
+    lines = [f"# Tune: {result['data']} — validation {metric}", "",
+             f"{len(result['trials'])} trials ({counts['complete']} complete, {counts['pruned']} pruned, "
+             f"{counts['failed']} failed{running}); "
+             f"selected on validation {metric} only, test reported once, for the best trial.", ""]
+    best = result.get("best")
+    if best:
+        lines += [f"**Best: {best['run']}** — validation {metric} {_value(best['validation'], metric)}{unit}, "
+                  f"test {metric} {_value(best['test'], metric)}{unit}", ""]
+        if best.get("config"):
+            lines += [f"Train it again: `lsllm train --config {output / BEST_YAML} --output NEW_DIR`", ""]
+        lines += ["| parameter | value |", "|---|---|", *[f"| {k} | {_param(v)} |" for k, v in best["params"].items()], ""]
+    else:
+        lines += ["No trial has completed yet.", ""]
+    lines += [f"| trial | state | validation {metric}{unit} | time | " + " | ".join(names) + " |",
+              "|---|---|---|---|" + "---|" * len(names)]
+    for t in result["trials"]:
+        shown = _value(t["validation"], metric) + (f" (step {t['validation_at']})" if t.get("validation_at") is not None else "")
+        row = [t["run"], t["state"] + (f": {t['error']}" if t.get("error") else ""), shown, clock(t["seconds"])]
+        lines.append("| " + " | ".join(row + [_param(t["params"].get(n, "-")) for n in names]) + " |")
+    lines += ["", f"Flags given to every trial: `{' '.join(result['flags'])}`" if result.get("flags") else "",
+              f"Space: {result.get('space_source', 'default')}"
+              + (f"; left out: {', '.join(result['left_out'])}" if result.get("left_out") else ""), ""]
+    return "\n".join(lines)
+
+
+def write_plots(output: Path, study: Any) -> list[str]:
+    """history.png, importances.png (2+ complete trials), slice.png via optuna.visualization.matplotlib; each guarded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+
+    from lsllm.report.collect import TUNE_PLOTS
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    plots = {TUNE_PLOTS[0]: optuna.visualization.matplotlib.plot_optimization_history,
+             TUNE_PLOTS[2]: optuna.visualization.matplotlib.plot_slice}
+    if len(complete) >= 2:
+        plots[TUNE_PLOTS[1]] = optuna.visualization.matplotlib.plot_param_importances
+    written = []
+    for name, plot in plots.items():
+        if not complete:
+            break
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                axes = plot(study)
+                figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+            atomic_save_figure(figure, output / name, bbox_inches="tight")
+            plt.close(figure)
+            written.append(name)
+        except Exception as err:  # a plot is a convenience: one that cannot be drawn never stops the tune
+            log.warning("%s not drawn: %s", name, _one_line(err))
+            plt.close("all")
+    return written
+
+
+def progress_line(frozen: Any, result: dict[str, Any], left: float | None) -> str:
+    """One line per finished trial: what it did, the trials done, the best so far, the time left."""
+    metric = result["metric"]
+    record = next((t for t in result["trials"] if t["number"] == frozen.number), None) or trial_record(frozen, metric)
+    what = {"complete": f"validation {metric} {_value(record['validation'], metric)}",
+            "pruned": f"pruned at step {record.get('validation_at')} ({metric} {_value(record['validation'], metric)})",
+            "failed": f"failed: {record.get('error') or 'see the log'}"}.get(record["state"], record["state"])
+    counts = result["counts"]
+    best = result.get("best")
+    best_text = f"best {_value(best['validation'], metric)} ({best['run']})" if best else "no best yet"
+    done = counts["complete"] + counts["pruned"] + counts["failed"]
+    return (f"{record['run']}: {what} in {clock(record['seconds'])} | {done} done ({counts['complete']} complete, "
+            f"{counts['pruned']} pruned, {counts['failed']} failed), {best_text}"
+            + ("" if left is None else f" | {clock(max(0.0, left))} left"))
