@@ -226,3 +226,15 @@ def bidirectional_layers(backbone) -> list[int]:
     if getattr(backbone.config, "is_causal", True):
         return []
     return [m.layer_idx for m in attention_modules(backbone) if not m.is_causal]
+
+
+def resume_trains_no_step(monkeypatch, run_dir) -> None:
+    """`lsllm train --output RUN --resume` finishes a run whose training was over without one more training step."""
+    from lsllm import training
+    from lsllm.cli import main
+
+    steps = []
+    original_step = training.LSTrainer.training_step
+    monkeypatch.setattr(training.LSTrainer, "training_step", lambda self, *a, **k: steps.append(1) or original_step(self, *a, **k))
+    assert main(["train", "--output", str(run_dir), "--resume"]) == 0
+    assert steps == []  # training was over: nothing is trained again

@@ -17,6 +17,7 @@ from lsllm import training
 from lsllm.cli import main
 from lsllm.config import LoraSettings, RunConfig
 from lsllm.hardware import training_dtype
+from tests.conftest import resume_trains_no_step
 
 FLAGS = ["--max-steps", "6", "--eval-steps", "3", "--batch-size", "4", "--lr", "1e-3", "--dtype", "float32", "--seed", "3",
          "--no-lora"]
@@ -96,11 +97,7 @@ def test_killed_after_the_last_step_restores_the_selected_weights_without_traini
     monkeypatch.setattr(training, "save_classifier", dying_save)
     assert _train(tiny_seq_data, tiny_model_dir, cut) == 130
     monkeypatch.setattr(training, "save_classifier", original)
-    steps = []
-    original_step = training.LSTrainer.training_step
-    monkeypatch.setattr(training.LSTrainer, "training_step", lambda self, *a, **k: steps.append(1) or original_step(self, *a, **k))
-    assert main(["train", "--output", str(cut), "--resume"]) == 0
-    assert steps == []  # training was over: nothing is trained again
+    resume_trains_no_step(monkeypatch, cut)
     assert json.loads((cut / "metrics.json").read_text()) == json.loads((full_run / "metrics.json").read_text())
     a, b = load_file(full_run / "model" / "model.safetensors"), load_file(cut / "model" / "model.safetensors")
     assert a.keys() == b.keys()

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from lsllm import runs, training
 from lsllm.cli import main
+from tests.conftest import resume_trains_no_step
 
 FLAGS = ["--max-steps", "6", "--eval-steps", "2", "--batch-size", "4", "--lr", "1e-3", "--lora-r", "4", "--dtype", "float32",
          "--seed", "5"]
@@ -60,11 +61,7 @@ def test_killed_while_writing_the_final_model_resumes_without_an_extra_step(whol
     assert main(["train", *_flags(tiny_seq_data, tiny_model_dir), "--output", str(cut)]) == 130
     assert not (cut / "metrics.json").exists() and (cut / ".model.tmp-999999").is_dir()
     monkeypatch.setattr(training, "save_classifier", original)
-    steps = []
-    original_step = training.LSTrainer.training_step
-    monkeypatch.setattr(training.LSTrainer, "training_step", lambda self, *a, **k: steps.append(1) or original_step(self, *a, **k))
-    assert main(["train", "--output", str(cut), "--resume"]) == 0
-    assert steps == []  # training was over: nothing is trained again
+    resume_trains_no_step(monkeypatch, cut)
     assert not (cut / ".model.tmp-999999").exists()
     _same_run(whole, cut)
 

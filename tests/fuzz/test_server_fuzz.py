@@ -109,20 +109,8 @@ def test_a_trickling_body_is_cut_at_the_deadline(seq_classifier):
 
 
 def test_a_stalled_client_gets_408_and_the_server_keeps_answering(seq_classifier):
-    import uvicorn
-
-    app = create_app(seq_classifier, ServeSettings(body_timeout_s=0.5))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
+    settings = ServeSettings(body_timeout_s=0.5)
+    with serving(create_app(seq_classifier, settings), settings) as port:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as stalled:
             stalled.sendall(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
                             b"Content-Length: 100\r\n\r\n" + b'{"texts": [')  # 11 of 100 bytes, then nothing
@@ -134,12 +122,8 @@ def test_a_stalled_client_gets_408_and_the_server_keeps_answering(seq_classifier
             while chunk := stalled.recv(4096):  # the server answers, then closes the connection
                 answer += chunk
             waited = time.monotonic() - start
-        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
-        assert b"--body-timeout" in answer and 0.3 < waited < 5, waited
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"--body-timeout" in answer and 0.3 < waited < 5, waited
 
 
 @contextlib.contextmanager
