@@ -343,8 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_dtype_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "int8"], default=None,
-                        help="inference weights (default: the run's); int8: the backbone's linear layers as dynamic int8 (CPU)")
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default=None,
+                        help="inference weights (default: the run's)")
 
 
 def add_threads_flag(parser: argparse.ArgumentParser) -> None:

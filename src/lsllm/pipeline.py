@@ -145,8 +145,7 @@ def load_run(path: str | Path, dtype: str | None = None, device=None) -> tuple[C
     run's own weights), label map, pooling.
 
     LoRA is merged into fp32 base weights (fast inference, no bf16 rounding of the delta) and the
-    model is then cast to ``dtype`` ("float32" | "bfloat16" | "auto"; default the run's own), or,
-    with "int8", its backbone's linear layers quantized to dynamic int8 (CPU; `models.int8`).
+    model is then cast to ``dtype`` ("float32" | "bfloat16" | "auto"; default the run's own).
 
     Returns:
         (Classifier, RunConfig)
@@ -169,10 +168,7 @@ def load_run(path: str | Path, dtype: str | None = None, device=None) -> tuple[C
     cfg = RunConfig.load(run.config)
     cls = LSForSequenceClassification if info["task"] == "seq" else LSForTokenClassification
     device = device or default_device()
-    int8 = dtype == "int8"
-    if int8 and torch.device(device).type != "cpu":
-        raise ConfigError("--dtype int8 is dynamic int8 for CPUs; on a GPU use bfloat16 (or --device cpu)")
-    dtype = torch.float32 if int8 else resolve_dtype(dtype or cfg.model.dtype, device)
+    dtype = resolve_dtype(dtype or cfg.model.dtype, device)
     if runs.finetune_mode(info, run.model) == "full":  # --no-lora: model/ holds every weight
         model = cls.from_pretrained(str(run.model), config=AutoConfig.from_pretrained(run.model), dtype=torch.float32)
         model = model.to(device=device, dtype=dtype).eval()
@@ -181,10 +177,6 @@ def load_run(path: str | Path, dtype: str | None = None, device=None) -> tuple[C
         warn_if_weights_differ(info.get("weights", {}), resolved.source)
         base = cls.from_pretrained(str(resolved.path), config=AutoConfig.from_pretrained(run.model), dtype=torch.float32)
         model = attach_adapter(base, run.model, device=device, dtype=dtype)
-    if int8:
-        from lsllm.models.int8 import quantize_int8
-
-        model = quantize_int8(model)
     problem = make_problem(info.get("problem"), info.get("problem_state")) if info["task"] == "seq" else SingleLabel()
     classifier = Classifier(model, load_tokenizer(run.model), info["labels"], info["task"], info["max_length"],
                             info["label_all_subtokens"], prompt=info.get("prompt"), problem=problem, fields=info.get("fields"))

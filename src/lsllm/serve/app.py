@@ -496,7 +496,7 @@ def app_from_run(run_dir: str | Path, settings: ServeSettings | None = None, max
         run_dir: a finished `lsllm train` output directory.
         settings: server limits and batching.
         max_length: serving limit in tokens (default: the run's training max_length).
-        dtype: "float32" | "bfloat16" | "auto" | "int8" (default: the run's dtype).
+        dtype: "float32" | "bfloat16" | "auto" (default: the run's dtype).
         device: "cpu", "cuda", ... (default: the best available).
         max_batch_tokens: tokens per forward pass inside one model call (default: the
             classifier's). A micro-batch is cut into length-sorted forward passes of at most this

@@ -65,8 +65,8 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--api-key", default=None,
                        help=f"require 'Authorization: Bearer KEY' on every path but /health, / and the docs (prefer env "
                             f"{API_KEY_ENV}: command lines are visible to other users; an empty key is an error)")
-    serve.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "int8"], default=None,
-                       help="weights dtype (default: the run's); int8: the backbone's linear layers as dynamic int8 (CPU)")
+    serve.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default=None,
+                       help="weights dtype (default: the run's)")
     serve.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: the best available)")
     serve.add_argument("--max-batch-tokens", type=int, default=None,
                        help="tokens per forward pass within a model call (default: the classifier's 2048; inputs are "
