@@ -151,7 +151,7 @@ class MultiLabel(Problem):
         probs = torch.stack(list(outputs)) if outputs else torch.zeros((0, len(labels)))
         predicted = (probs >= self._cut(len(labels))).numpy().astype(int)
         return multilabel_metrics(_multi_hot(gold, labels), predicted, labels, n_truncated,
-                                  thresholds=self._cut(len(labels)).tolist())
+                                  thresholds=list(self.thresholds) if self.thresholds is not None else [0.5] * len(labels))
 
     def report_text(self, gold, predicted, labels):
         from sklearn.metrics import classification_report
