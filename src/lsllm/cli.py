@@ -100,14 +100,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from lsllm.data import SeqExample, TokenExample, read_predict_inputs
     from lsllm.files import atomic_write_jsonl
     from lsllm.pipeline import load_run
-    from lsllm.runs import RunDir
+    from lsllm.runs import RUN_INFO, RunDir, read_json_noting
 
     if not args.texts and not args.input:
         raise ConfigError("give texts as arguments or --input FILE (.txt one per line, or .jsonl)")
     if args.output_file and (Path(args.output_file).is_dir() or not Path(args.output_file).parent.is_dir()):
         what = "is a folder" if Path(args.output_file).is_dir() else "is in a folder that does not exist"
         raise ConfigError(f"--output-file {args.output_file} {what}; name a file in an existing folder")
-    fields = RunDir(Path(args.run_dir)).run_info().get("fields") if args.input else None  # a pair run reads records
+    info = read_json_noting(RunDir(Path(args.run_dir)).model / RUN_INFO, None) if args.input else None
+    fields = info.get("fields") if isinstance(info, dict) else None  # a pair run reads records; a bad run fails at load
     inputs = read_predict_inputs(Path(args.input), fields=fields) if args.input else []  # a bad file fails before the model loads
     classifier, _ = load_run(args.run_dir, dtype=args.dtype)
     records: list[dict] = []
