@@ -83,11 +83,13 @@ def test_an_unreachable_hub_falls_back_to_the_gguf_with_a_warning(hub, caplog, m
     assert "hub is unreachable" in caplog.text and "SmolLM2-135M-Instruct.Q4_1.gguf" in caplog.text
 
 
-def test_offline_mode_uses_the_gguf_with_a_warning_without_asking_the_hub(hub, caplog, monkeypatch):
+def test_offline_mode_uses_the_gguf_and_logs_it_without_asking_the_hub(hub, caplog, monkeypatch):
+    """The user chose offline (make demo does): the embedded weights are logged (-v shows it), not a terminal warning."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with caplog.at_level(logging.WARNING, logger="lsllm.models.backbones"):
+    with caplog.at_level(logging.INFO, logger="lsllm.models.backbones"):
         assert resolve_model("smollm2-135m") is EMBEDDED
     assert hub.calls == [] and "HF_HUB_OFFLINE" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 @pytest.mark.parametrize(("make_error", "says"), [
