@@ -16,12 +16,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Train the embedded SmolLM2-135M on 1,500 sentences of the bundled SST-2 sample, the head started
+# Train the embedded SmolLM2-135M on 3,000 sentences of the bundled SST-2 sample, the head started
 # from the label words behind a prompt (--preset lsllm: LoRA on q/v, lr 3e-4, 64 tokens), one epoch;
 # report the 872 official validation sentences as test (offline, CPU).
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/lsllm train --data sst2-sample --preset lsllm --prompt 'Review: {text}\nSentiment:' \
-		--train-limit 1500 --epochs 1 --output runs/demo-$$(date +%Y%m%d-%H%M%S)
+		--train-limit 3000 --epochs 1 --output runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
