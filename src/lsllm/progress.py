@@ -30,7 +30,7 @@ def bar(desc: str, leave: bool = False) -> Callable[[Iterable], Iterable] | None
         return None
     from tqdm.auto import tqdm
 
-    return lambda items: tqdm(items, desc=desc, leave=leave, dynamic_ncols=True)
+    return lambda items: tqdm(items, desc=desc, leave=leave)
 
 
 class TrainingBar(TrainerCallback):
@@ -44,7 +44,7 @@ class TrainingBar(TrainerCallback):
         if state.is_world_process_zero and enabled():
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training", unit="step", dynamic_ncols=True)
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training", unit="step")
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.bar is not None:
