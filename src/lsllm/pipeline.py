@@ -17,6 +17,7 @@ import torch
 from lsllm import runs
 from lsllm.data import SeqExample, TokenExample
 from lsllm.data.encoding import apply_prompt, encode_sequences, encode_tokens
+from lsllm.data.examples import fields_text
 from lsllm.data.text import has_visible_text
 from lsllm.errors import ConfigError, DataError
 from lsllm.evaluation import token_metrics
@@ -108,7 +109,7 @@ class Classifier:
                 given = given["text"]
             else:
                 fields = {name: given[name] for name in wanted}
-                return SeqExample("\n".join(f"{k}: {v}" for k, v in fields.items()), fields=fields)
+                return SeqExample(fields_text(fields), fields=fields)
         if not isinstance(given, str) or not has_visible_text(given):
             raise DataError(f"input {i + 1}: empty text; give at least one visible character")
         if self.fields:

@@ -122,8 +122,6 @@ def build_model(cfg: RunConfig, labels: list[str], task: str, dtype: torch.dtype
     if cfg.model.head_init == "labels":
         if task != "seq":
             raise ConfigError("--head-init labels applies to sequence tasks (token tags are not words); drop it")
-        if problem.name == "regression":
-            raise ConfigError("--head-init labels needs label words; a regression head has one output: drop --head-init")
         words = label_words(labels, cfg.model.label_words)
         if words is not None:
             init_from_label_words(model, tokenizer, words, resolved.path)

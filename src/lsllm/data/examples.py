@@ -26,6 +26,11 @@ class SeqExample:
     fields: dict[str, str] | None = None
 
 
+def fields_text(fields: dict[str, str]) -> str:
+    """The display form of several text fields (`SeqExample.text`): one "name: value" line each."""
+    return "\n".join(f"{name}: {value}" for name, value in fields.items())
+
+
 @dataclass
 class TokenExample:
     """One sentence as words and one BIO tag per word; `tags=None` marks an unlabelled input."""

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lsllm.data.examples import SeqExample, TokenExample
+from lsllm.data.examples import SeqExample, TokenExample, fields_text
 from lsllm.data.text import escaped, has_visible_text, lone_surrogate
 from lsllm.errors import ConfigError, DataError
 
@@ -358,7 +358,7 @@ def seq_text(values: Sequence[str], names: Sequence[str], where: str, fix: str) 
         check_unicode(value, where, f"field {_name(name)!r}")
         check_visible(value, where, f"field {_name(name)!r}", f"every input needs all of {', '.join(names)}: fill it in or remove the row")
         fields[name] = value
-    return "\n".join(f"{name}: {value}" for name, value in fields.items()), fields
+    return fields_text(fields), fields
 
 
 def read_table(
