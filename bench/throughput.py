@@ -9,7 +9,11 @@ Paths (each an object with `train(examples) -> stats` and `infer(examples) -> st
              q_proj/v_proj), every batch padded to 64, batch 8, fp32, AdamW lr 1e-4
   tuned      the same model with dynamic padding, group_by_length order, batch 16, bf16 autocast
              where the CPU has avx512_bf16 / amx_bf16 (fp32 otherwise)
-  lsllm      bench/_lsllm.py when it exists (phase 2); skipped until then
+  lsllm      bench/_lsllm.py: the library's own fast path (merged LoRA, packed rows, bf16 where fast)
+  ort-fp32   bench/_onnx.py: the lsllm path's model exported by `lsllm export`'s graph, run by ONNX
+             Runtime's CPU provider, length-sorted padded batches of <= 2,048 tokens (inference only)
+  ort-int8   the same graph after onnxruntime's quantize_dynamic (`lsllm export --int8`); its MFU is
+             against ONNX Runtime's measured int8 MatMulInteger peak
 
 Every (path, task, repeat) runs in a fresh subprocess, so its peak RSS (ru_maxrss) is its own;
 repeats alternate the path order (A B, B A, ...) so that load from other processes falls on
@@ -59,7 +63,8 @@ from _common import (  # noqa: E402
 )
 from _random_init import MODEL_CONFIGS, random_model_dir  # noqa: E402
 
-PATH_MODULES = {"reference": "_stock", "tuned": "_stock", "lsllm": "_lsllm"}
+PATH_MODULES = {"reference": "_stock", "tuned": "_stock", "lsllm": "_lsllm", "ort-fp32": "_onnx", "ort-int8": "_onnx"}
+INFER_ONLY = {"ort-fp32", "ort-int8"}  # ONNX Runtime does not train these models
 TASKS = ("sst2", "conll03")
 SIZES = {  # examples per timed call; repeats; warm-up examples; accuracy train / eval examples
     "full": {"train": 256, "infer": 512, "repeats": 3, "warmup": 16, "acc_train": 2000, "acc_eval": 872},
@@ -77,8 +82,12 @@ def task_texts(data) -> list[str]:
 
 
 def available_paths(requested: list[str]) -> list[str]:
-    """The requested paths whose module can be imported (lsllm only once bench/_lsllm.py exists)."""
-    return [p for p in requested if importlib.util.find_spec(PATH_MODULES[p]) is not None]
+    """The requested paths whose module and libraries can be imported (the ORT paths need onnxruntime)."""
+    def importable(name: str) -> bool:
+        needs = [PATH_MODULES[name]] + (["onnxruntime", "onnx"] if name in INFER_ONLY else [])
+        return all(importlib.util.find_spec(module) is not None for module in needs)
+
+    return [p for p in requested if importable(p)]
 
 
 def build_path(name: str, model_dir: Path, task: str, labels: list[str], fast_dtype: str, device: str, seed: int):
@@ -128,7 +137,8 @@ def run_throughput_child(spec: dict) -> dict:
     record = {"path": spec["path"], "task": spec["task"], "repeat": spec["repeat"], "build_s": build_s,
               "load_avg_1min": os.getloadavg()[0],
               "compute_dtype": compute_dtype(path), "threads": torch.get_num_threads()}
-    for mode, warm, examples in (("infer", warm_infer, infer), ("train", warm_train, train)):
+    modes = (("infer", warm_infer, infer),) + ((("train", warm_train, train),) if hasattr(path, "train") else ())
+    for mode, warm, examples in modes:
         getattr(path, mode)(warm)
         _sync(device)
         if device.startswith("cuda"):
@@ -211,7 +221,7 @@ def summarize(runs: list[dict], peaks: dict, sizes: dict) -> dict:
     out: dict = {}
     best_peak = max(peaks.values())
     for run in runs:
-        for mode in ("train", "infer"):
+        for mode in [m for m in ("train", "infer") if m in run]:
             out.setdefault(run["task"], {}).setdefault(run["path"], {}).setdefault(mode, []).append(run[mode] | {
                 "compute_dtype": run["compute_dtype"]})
     for paths in out.values():
@@ -241,7 +251,7 @@ def summarize(runs: list[dict], peaks: dict, sizes: dict) -> dict:
 
 def paired_ratio(runs: list[dict], task: str, mode: str, num: str, den: str) -> float:
     """Median over repeats of tokens/s(num) / tokens/s(den), each pair from the same repeat."""
-    by = {(r["path"], r["repeat"]): r for r in runs if r["task"] == task}
+    by = {(r["path"], r["repeat"]): r for r in runs if r["task"] == task and mode in r}
     ratios = [by[(num, k)][mode]["tokens_per_s"] / by[(den, k)][mode]["tokens_per_s"]
               for (p, k) in by if p == num and (den, k) in by]
     return _median(ratios)
@@ -249,20 +259,25 @@ def paired_ratio(runs: list[dict], task: str, mode: str, num: str, den: str) -> 
 
 def ratios(runs: list[dict], tasks: list[str], paths: list[str]) -> dict:
     table = {}
-    pairs = [("tuned", "reference"), ("lsllm", "reference"), ("lsllm", "tuned")]
+    pairs = [("tuned", "reference"), ("lsllm", "reference"), ("lsllm", "tuned"), ("lsllm", "ort-fp32"),
+             ("lsllm", "ort-int8"), ("ort-int8", "tuned")]
     for task in [t for t in tasks if any(r["task"] == t for r in runs)]:
         for mode in ("train", "infer"):
             for num, den in pairs:
-                if num in paths and den in paths:
+                if num in paths and den in paths and not (mode == "train" and {num, den} & INFER_ONLY):
                     table[f"{task}.{mode}.{num}/{den}"] = paired_ratio(runs, task, mode, num, den)
     return table
 
 
 def headline(table: dict, accuracy: dict, tasks: list[str]) -> dict:
-    def lower(mode: str) -> float:
-        values = [table.get(f"{t}.{mode}.lsllm/tuned", math.nan) for t in tasks]
+    def lower_vs(mode: str, den: str) -> float:
+        """The lower lsllm/den ratio over the tasks (nan unless every task has it)."""
+        values = [table.get(f"{t}.{mode}.lsllm/{den}", math.nan) for t in tasks]
         values = [v for v in values if not math.isnan(v)]
         return min(values) if values and len(values) == len(tasks) else math.nan
+
+    def lower(mode: str) -> float:
+        return lower_vs(mode, "tuned")
 
     acc = {a["path"]: a["accuracy"] for a in accuracy.get("runs", [])}
     return {
@@ -271,6 +286,8 @@ def headline(table: dict, accuracy: dict, tasks: list[str]) -> dict:
         "train_vs_tuned": lower("train"),
         "infer_vs_tuned": lower("infer"),
         "accuracy_delta": acc["lsllm"] - acc["reference"] if {"lsllm", "reference"} <= acc.keys() else math.nan,
+        "infer_vs_ort_int8": lower_vs("infer", "ort-int8"),
+        "infer_vs_ort_fp32": lower_vs("infer", "ort-fp32"),
     }
 
 
@@ -320,7 +337,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="instead of --model: a random-init Llama of these shapes, built on the device (no weights "
                         "needed; speed does not depend on them); the accuracy check is skipped")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with sst2/ and conll03/")
-    p.add_argument("--paths", default="reference,tuned,lsllm", help="comma list; unavailable paths are skipped")
+    p.add_argument("--paths", default="reference,tuned,lsllm,ort-fp32,ort-int8",
+                   help="comma list; unavailable paths (ONNX Runtime not installed) are skipped")
     p.add_argument("--tasks", default=",".join(TASKS), help="comma list of sst2, conll03")
     p.add_argument("--repeats", type=int, help="timed repeats per path and task (median reported)")
     p.add_argument("--train-examples", type=int, help="examples per timed training call")
@@ -412,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
     peak_size = args.peak_size or (8192 if device == "cuda" else 2048)  # an H200 reaches its bf16 peak from about 8192^3
     peak_dtypes = ["float32", "bfloat16"]
     peaks = {d: matmul_peak(d, device=device, size=peak_size, seconds=args.peak_seconds) for d in peak_dtypes}
+    if "ort-int8" in paths:  # the int8 path's denominator: ONNX Runtime's own int8 matmul
+        from _onnx import int8_peak
+
+        peaks["int8"] = int8_peak(size=peak_size, seconds=args.peak_seconds)
 
     runs: list[dict] = []
     base = {"model_dir": str(model_dir), "data_dir": str(args.data_dir), "device": device, "fast_dtype": fast_dtype,
@@ -429,8 +451,10 @@ def main(argv: list[str] | None = None) -> int:
                     run = spawn("throughput", dict(base, path=name, task=task, repeat=repeat), Path(tmp))
                     runs.append(run)
                     write_json_atomic(partial, {"command": sys.argv, "runs": runs})  # what a cut-off run leaves
-                    print(f"  repeat {repeat} {task:8} {name:10} train {run['train']['tokens_per_s']:8.1f} tok/s  "
-                          f"infer {run['infer']['tokens_per_s']:8.1f} tok/s  peak RSS {run['train']['peak_rss_mb']:.0f} MB"
+                    trained = f"train {run['train']['tokens_per_s']:8.1f} tok/s" if "train" in run else f"train {'-':>8}      "
+                    last = run["train" if "train" in run else "infer"]
+                    print(f"  repeat {repeat} {task:8} {name:10} {trained}  "
+                          f"infer {run['infer']['tokens_per_s']:8.1f} tok/s  peak RSS {last['peak_rss_mb']:.0f} MB"
                           f"  (load {run['load_avg_1min']:.1f})",
                           flush=True)
         accuracy: dict = {"runs": []}
@@ -444,6 +468,10 @@ def main(argv: list[str] | None = None) -> int:
     # The machine's peak is what it can do: take the better of the two measurements.
     for d in peak_dtypes:
         peaks[d] = max(peaks[d], matmul_peak(d, device=device, size=peak_size, seconds=args.peak_seconds))
+    if "int8" in peaks:
+        from _onnx import int8_peak
+
+        peaks["int8"] = max(peaks["int8"], int8_peak(size=peak_size, seconds=args.peak_seconds))
 
     if cut:
         print(f"\nnote: --time-budget {args.time_budget:.0f} s reached; not measured: {', '.join(cut)}")

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from lsllm.cli import main
-from tests.conftest import CONLL, NEGATIVE, POSITIVE, _train_tiny
+from tests.conftest import CONLL, NEGATIVE, POSITIVE, _train_tiny, free_port
 
 needs_onnx = pytest.mark.skipif(
     importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None,
@@ -317,3 +317,71 @@ def test_export_is_in_the_cli_help(capsys):
     with pytest.raises(SystemExit):
         main(["export", "--help"])
     assert "--int8" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- lsllm serve --backend onnx
+
+
+def _served(app, texts: list[str]) -> tuple[dict, list[dict]]:
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as client:
+        info = client.get("/info").json()
+        response = client.post("/predict", json={"texts": texts})
+        assert response.status_code == 200, response.text
+        page = client.get("/")
+        assert page.status_code == 200
+    return info, response.json()["predictions"]
+
+
+@needs_onnx
+def test_the_server_answers_from_an_export_folder_as_lsllm_predict_does(seq_run, causal_out, capsys):
+    from lsllm.serve.app import app_from_run
+
+    info, records = _served(app_from_run(causal_out, threads=1), TEXTS)
+    assert info["backend"] == "onnxruntime fp32"
+    assert info["labels"] == ["negative", "positive"] and info["task"] == "seq"
+    _assert_same_records(records, _predict(seq_run, TEXTS, capsys))
+
+
+@needs_onnx
+def test_serving_a_run_with_the_onnx_backend_exports_it_and_says_so_in_info(seq_run, capsys):
+    from lsllm.serve.app import app_from_run
+
+    app = app_from_run(seq_run, backend="onnx", threads=1)
+    folder = Path(app.state.export_dir.name)
+    assert (folder / "export" / "model.onnx").is_file()
+    info, records = _served(app, TEXTS)
+    assert info["backend"] == "onnxruntime fp32" and info["attention"].startswith("causal")
+    _assert_same_records(records, _predict(seq_run, TEXTS, capsys))
+
+
+@needs_onnx
+def test_the_int8_graph_is_served_only_when_asked(bidirectional_int8):
+    from lsllm.serve.app import app_from_run
+
+    _, out = bidirectional_int8
+    assert _served(app_from_run(out), TEXTS[:2])[0]["backend"] == "onnxruntime fp32"
+    assert _served(app_from_run(out, int8=True), TEXTS[:2])[0]["backend"] == "onnxruntime int8"
+
+
+@needs_onnx
+@pytest.mark.parametrize("flags, words", [
+    (["--backend", "torch"], ["`lsllm export` folder", "--backend onnx"]),
+    (["--dtype", "bfloat16"], ["--dtype bfloat16", "PyTorch backend"]),
+    (["--device", "cuda"], ["--device cuda", "CPU"]),
+])
+def test_serve_flags_that_do_not_apply_to_an_export_are_one_line(causal_out, flags, words, capsys, monkeypatch):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **k: pytest.fail("the server must not start"))
+    code = main(["serve", str(causal_out), "--port", str(free_port()), *flags])
+    _one_line_error(code, capsys.readouterr().err, *words)
+
+
+def test_int8_with_the_torch_backend_is_refused_in_one_line(seq_run, capsys, monkeypatch):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **k: pytest.fail("the server must not start"))
+    code = main(["serve", str(seq_run), "--port", str(free_port()), "--int8"])
+    _one_line_error(code, capsys.readouterr().err, "--int8", "--backend onnx")

@@ -202,6 +202,11 @@ def require_onnx() -> None:
             raise ConfigError(f"exporting to ONNX needs {name}, which is not installed: {INSTALL_HINT}") from None
 
 
+def is_export_dir(path: str | Path) -> bool:
+    """A folder written by `lsllm export` (it holds lsllm-export.json)."""
+    return (Path(path) / INFO_FILE).is_file()
+
+
 def check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file; export writes a folder: choose a new folder")
@@ -223,6 +228,21 @@ def padded_batch(features: Sequence[dict], pad_id: int, left: bool = False) -> t
         ids[row, where] = torch.tensor(feature["input_ids"], dtype=torch.long)
         mask[row, where] = 1
     return ids, mask
+
+
+def padded_batch_plan(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Indices into ``lengths`` grouped into padded batches: sorted by length (little padding), each
+    batch at most ``max_tokens`` padded tokens (a longer single input is a batch of its own)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if current and lengths[index] * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def per_feature(logits: torch.Tensor, mask: torch.Tensor, task: str) -> list[torch.Tensor]:
@@ -335,7 +355,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "onnx", int8
     staging.mkdir(parents=True)
     try:
         example = padded_batch(features[:2] if len(features) > 2 else features, pad_id)
-        exporter = _export_onnx(graph, example, staging / MODEL_FILE, classifier.task)
+        exporter = write_onnx(graph, example, staging / MODEL_FILE, classifier.task)
         got = per_feature(torch.from_numpy(_run_session(staging / MODEL_FILE, ids, mask)), mask, classifier.task)
         onnx_diff = _max_diff(got, expected)
         if onnx_diff > FP32_TOLERANCE:
@@ -369,7 +389,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "onnx", int8
     return report
 
 
-def _export_onnx(graph: OnnxGraph, example: tuple[torch.Tensor, torch.Tensor], path: Path, task: str) -> str:
+def write_onnx(graph: OnnxGraph, example: tuple[torch.Tensor, torch.Tensor], path: Path, task: str) -> str:
     """torch.onnx.export with dynamic batch and sequence: the dynamo exporter (needs onnxscript), else
     the TorchScript one. Returns the exporter that wrote ``path``."""
     errors = []
@@ -465,6 +485,7 @@ def export_info(run_dir: str | Path, classifier: Classifier, cfg: Any, model: nn
         "max_length": classifier.max_length,
         "label_all_subtokens": classifier.label_all_subtokens,
         "pad_token_id": classifier.tokenizer.pad_token_id,
+        "max_position_embeddings": getattr(config, "max_position_embeddings", None),
         "attention": attention_mode(model),
         "attention_description": describe.attention(cfg.to_dict(), info),
         "unmask_layers": config.lsllm_unmask_layers,
@@ -520,11 +541,20 @@ class OnnxClassifier(Classifier):
                          info.get("label_all_subtokens", False), prompt=info.get("prompt"), problem=problem,
                          fields=info.get("fields"))
         self.info = info
+        self.backend = "onnxruntime int8" if int8 else "onnxruntime fp32"
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
         model_file = folder / (info["int8_model"] if int8 else info["model"])
         self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+
+    def run_info(self) -> dict[str, Any]:
+        """What the server's /info reads from a run's lsllm.json, from lsllm-export.json."""
+        info = self.info
+        return {"base_model": info.get("base_model"), "max_length": info.get("max_length"),
+                "bidirectional": info.get("attention") in ("bidirectional", "top-k"),
+                "repeat": info.get("attention") == "repeat", "unmask_layers": info.get("unmask_layers"),
+                "pooling": info.get("pooling"), "versions": info.get("versions", {}), "export": info.get("run")}
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The graph's logits for a padded batch."""
@@ -535,16 +565,7 @@ class OnnxClassifier(Classifier):
         """Per feature, as `Classifier.probabilities`: problem outputs (seq), softmax per position (token)."""
         features = encoded.features
         out: list[torch.Tensor | None] = [None] * len(features)
-        order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
-        batches, current = [], []
-        for index in order:  # length-sorted, at most max_batch_tokens padded tokens per batch
-            width = len(features[index]["input_ids"])
-            if current and width * (len(current) + 1) > self.max_batch_tokens:
-                batches.append(current)
-                current = []
-            current.append(index)
-        if current:
-            batches.append(current)
+        batches = padded_batch_plan([len(f["input_ids"]) for f in features], self.max_batch_tokens)
         for batch in progress(batches) if progress else batches:
             ids, mask = padded_batch([features[i] for i in batch], self.tokenizer.pad_token_id)
             logits = self.logits(ids, mask).float()

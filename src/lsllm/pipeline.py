@@ -38,6 +38,7 @@ class Classifier:
     prompt: str | None = None  # seq: the template every input is wrapped in (training's --prompt)
     problem: Problem = field(default_factory=SingleLabel)  # seq: single-label | multi-label | regression
     fields: list[str] | None = None  # seq: the input's text fields when it has several (sentence pairs)
+    backend = "torch"  # what runs the model (/info); OnnxClassifier: "onnxruntime fp32" | "onnxruntime int8"
 
     @property
     def label2id(self) -> dict[str, int]:

@@ -296,13 +296,15 @@ def served_run(classifier: Any, run_info: dict | None = None) -> dict[str, Any]:
         "fields": getattr(classifier, "fields", None),
         "thresholds": classifier.problem.state().get("thresholds") if classifier.task == "seq" else None,
         "attention": describe.attention({"model": {"bidirectional": bidirectional, "unmask_layers": unmask,
-                                                   "attention": "repeat" if getattr(config, "lsllm_repeat", False) else None}}),
+                                                   "attention": "repeat" if getattr(config, "lsllm_repeat", info.get("repeat"))
+                                                   else None}}),
         "bidirectional": bidirectional,
         "unmask_layers": unmask,
         "pooling": pooling,
         "max_length": classifier.max_length,
         "max_batch_tokens": getattr(classifier, "max_batch_tokens", None),
         "trained_max_length": info.get("max_length", classifier.max_length),
+        "backend": classifier.backend,
         "versions": info.get("versions", {}),
     }
 
@@ -367,6 +369,7 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
         open_paths = frozenset({"/", "/health", *docs_paths})
         app.add_middleware(ApiKey, api_key=settings.api_key, open_paths=open_paths)
     app.state.batcher = batcher
+    app.state.classifier = classifier
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request, exc: RequestValidationError) -> JSONResponse:
@@ -488,31 +491,55 @@ def _api_key_check(api_key: str):
     return check
 
 
+BACKENDS = ("torch", "onnx")
+
+
 def app_from_run(run_dir: str | Path, settings: ServeSettings | None = None, max_length: int | None = None,
-                 dtype: str | None = None, device: str | None = None, max_batch_tokens: int | None = None) -> FastAPI:
-    """Load a trained run (LoRA merged, safetensors only) and build its app.
+                 dtype: str | None = None, device: str | None = None, max_batch_tokens: int | None = None,
+                 backend: str | None = None, int8: bool = False, threads: int | None = None) -> FastAPI:
+    """Load a trained run (LoRA merged, safetensors only), or an `lsllm export` folder, and build its app.
 
     Args:
-        run_dir: a finished `lsllm train` output directory.
+        run_dir: a finished `lsllm train` output directory, or a folder written by `lsllm export`.
         settings: server limits and batching.
         max_length: serving limit in tokens (default: the run's training max_length).
-        dtype: "float32" | "bfloat16" | "auto" (default: the run's dtype).
-        device: "cpu", "cuda", ... (default: the best available).
+        dtype: "float32" | "bfloat16" | "auto" (default: the run's dtype); torch backend only.
+        device: "cpu", "cuda", ... (default: the best available); torch backend only.
         max_batch_tokens: tokens per forward pass inside one model call (default: the
             classifier's). A micro-batch is cut into length-sorted forward passes of at most this
-            many tokens, each one packed row (no padding); smaller budgets bound memory.
+            many tokens (torch: one packed row, no padding; onnx: one padded batch).
+        backend: "torch" (default for a run) or "onnx": ONNX Runtime on the CPU, the same API
+            and page. An export folder is always served by ONNX Runtime; a run with "onnx" is
+            exported first (`lsllm export`'s checks included) into a temporary folder.
+        int8: onnx: run the int8 graph (an export made with --int8; a run is exported with it).
+        threads: onnx: ONNX Runtime's intra-op threads (torch's are set by the caller).
 
     Raises:
-        ConfigError: not a finished run, or a max_length the model cannot take.
+        ConfigError: not a finished run or export, a flag that does not apply to the backend, or
+            a max_length the model cannot take.
     """
-    from lsllm.pipeline import load_run
-    from lsllm.runs import RunDir
+    from lsllm.export import is_export_dir
 
-    run = RunDir(Path(run_dir))
-    run_info = run.run_info()  # a clear ConfigError for a folder that is not a finished run
-    classifier, _ = load_run(run.root, dtype=dtype, device=device)
+    if backend is not None and backend not in BACKENDS:
+        raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    exported = is_export_dir(run_dir)
+    if exported and backend == "torch":
+        raise ConfigError(f"{run_dir} is an `lsllm export` folder: it has no PyTorch weights; serve it with --backend onnx "
+                          "(or serve the run it came from)")
+    if exported or backend == "onnx":
+        classifier, run_info, positions, keep = _onnx_classifier(Path(run_dir), exported, dtype, device, int8, threads)
+        name = Path(run_dir).name
+    else:
+        if int8:
+            raise ConfigError("--int8 applies to --backend onnx (the PyTorch backend serves fp32 or bf16: see docs/serving.md)")
+        from lsllm.pipeline import load_run
+        from lsllm.runs import RunDir
+
+        run = RunDir(Path(run_dir))
+        run_info = run.run_info()  # a clear ConfigError for a folder that is not a finished run
+        classifier, _ = load_run(run.root, dtype=dtype, device=device)
+        positions, keep, name = getattr(classifier.model.config, "max_position_embeddings", None), None, run.root.name
     if max_length is not None:
-        positions = getattr(classifier.model.config, "max_position_embeddings", None)
         if max_length < 8 or (positions and max_length > positions):
             raise ConfigError(f"--max-length must be between 8 and the model's {positions} positions, got {max_length}")
         if max_length > classifier.max_length:
@@ -522,5 +549,30 @@ def app_from_run(run_dir: str | Path, settings: ServeSettings | None = None, max
         if max_batch_tokens < 8:
             raise ConfigError(f"--max-batch-tokens must be >= 8, got {max_batch_tokens}")
         classifier.max_batch_tokens = max_batch_tokens
-    logger.info("serving %s: %s", run.root, asdict(settings or ServeSettings()) | {"api_key": bool(settings and settings.api_key)})
-    return create_app(classifier, settings, run_info, title=f"lsllm: {run.root.name}")
+    logger.info("serving %s (%s): %s", run_dir, classifier.backend,
+                asdict(settings or ServeSettings()) | {"api_key": bool(settings and settings.api_key)})
+    app = create_app(classifier, settings, run_info, title=f"lsllm: {name}")
+    app.state.export_dir = keep  # a run exported for this server: its temporary folder lives as long as the app
+    return app
+
+
+def _onnx_classifier(path: Path, exported: bool, dtype: str | None, device: str | None, int8: bool,
+                     threads: int | None) -> tuple[Any, dict, int | None, Any]:
+    """An `OnnxClassifier` for an export folder, or for a run exported now into a temporary folder."""
+    import tempfile
+
+    from lsllm.export import OnnxClassifier, export_run
+
+    if dtype not in (None, "float32"):
+        raise ConfigError(f"--dtype {dtype} applies to the PyTorch backend; ONNX Runtime runs the fp32 graph "
+                          "(or the int8 one with --int8)")
+    if device not in (None, "cpu"):
+        raise ConfigError(f"--device {device}: the onnx backend runs on the CPU (ONNX Runtime's CPU provider)")
+    keep = None
+    if not exported:
+        keep = tempfile.TemporaryDirectory(prefix="lsllm-serve-onnx-")
+        logger.warning("exporting %s to ONNX for this server (lsllm export %s OUT keeps it for the next start)", path, path)
+        export_run(path, Path(keep.name) / "export", int8=int8)
+        path = Path(keep.name) / "export"
+    classifier = OnnxClassifier(path, int8=int8, threads=threads)
+    return classifier, classifier.run_info(), classifier.info.get("max_position_embeddings"), keep

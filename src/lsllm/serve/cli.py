@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_arguments(serve: argparse.ArgumentParser) -> None:
-    serve.add_argument("run_dir", help="a finished `lsllm train` output directory")
+    serve.add_argument("run_dir", help="a finished `lsllm train` output directory, or a folder from `lsllm export`")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only; "
                        "another address without an API key prints a warning)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
@@ -72,7 +72,14 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
                        help="tokens per forward pass within a model call (default: the classifier's 2048; inputs are "
                             "packed end to end in one row, so no compute goes to padding)")
     serve.add_argument("--threads", type=int, default=None,
-                       help="torch CPU threads (default: torch's choice; 1 avoids thread sync stalls on busy machines)")
+                       help="CPU threads, torch's or ONNX Runtime's (default: the library's choice; 1 avoids thread "
+                            "sync stalls on busy machines)")
+    serve.add_argument("--backend", choices=["torch", "onnx"], default=None,
+                       help="what runs the model: torch (default for a run) or onnx: ONNX Runtime on the CPU, the same "
+                            "API and page (an export folder is always onnx; a run is exported at start). "
+                            "docs/serving.md says which is faster where")
+    serve.add_argument("--int8", action="store_true",
+                       help="onnx: the int8 graph (dynamic quantization; it loses accuracy: measure it first, docs/serving.md)")
 
 
 def is_loopback(host: str) -> bool:
@@ -212,10 +219,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sock = bind_socket(args.host, args.port)
     try:
         app = app_from_run(args.run_dir, settings, max_length=args.max_length, dtype=args.dtype, device=args.device,
-                           max_batch_tokens=args.max_batch_tokens)
+                           max_batch_tokens=args.max_batch_tokens, backend=args.backend, int8=args.int8,
+                           threads=args.threads)
         config = uvicorn_config(app, settings, verbose=bool(getattr(args, "verbose", False)))
         host = f"[{args.host}]" if ":" in args.host else args.host
-        sys.stderr.write(f"serving {args.run_dir} on http://{host}:{args.port} (API docs at /docs; Ctrl+C stops)\n")
+        backend = app.state.classifier.backend
+        sys.stderr.write(f"serving {args.run_dir} with {backend} on http://{host}:{args.port} (API docs at /docs; Ctrl+C stops)\n")
         try:
             uvicorn.Server(config).run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its graceful shutdown: the normal way to stop
