@@ -441,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     partial = args.out.with_name(args.out.stem + ".partial.json")
     cut: list[str] = []  # measurements not started: --time-budget reached
     with tempfile.TemporaryDirectory(prefix="lsllm-bench-") as tmp:
+        os.environ["LSLLM_BENCH_ONNX_CACHE"] = str(Path(tmp) / "onnx")  # each ORT graph exported once (bench/_onnx.py)
         for repeat in range(size["repeats"]):
             order = paths if repeat % 2 == 0 else paths[::-1]  # A B, B A, ...: drift falls on both sides
             for task in tasks:

@@ -385,3 +385,24 @@ def test_int8_with_the_torch_backend_is_refused_in_one_line(seq_run, capsys, mon
     monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **k: pytest.fail("the server must not start"))
     code = main(["serve", str(seq_run), "--port", str(free_port()), "--int8"])
     _one_line_error(code, capsys.readouterr().err, "--int8", "--backend onnx")
+
+
+@needs_onnx
+def test_int8_keeps_the_mlp_output_projections_and_the_head_fp32_and_quantizes_the_other_linears(bidirectional_int8):
+    """quantize_int8's recipe: per-channel int8 for every backbone linear but down_proj; the head fp32."""
+    import onnx
+
+    run, out = bidirectional_int8
+    config = json.loads((run / "model" / "config.json").read_text())
+    graph = onnx.load(str(out / "model.int8.onnx")).graph
+    shapes = {init.name: tuple(init.dims) for init in graph.initializer}
+    down = (config["intermediate_size"], config["hidden_size"])
+    fp32_down = [n for n in graph.node if n.op_type == "MatMul" and shapes.get(n.input[1]) == down]
+    head = [n for n in graph.node if n.op_type in ("MatMul", "Gemm") and len(shapes.get(n.input[1], ())) == 2
+            and len(config["id2label"]) in shapes[n.input[1]]]
+    assert len(head) == 1  # the head (hidden x labels), left fp32
+    quantized = [n for n in graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
+    assert len(fp32_down) == config["num_hidden_layers"]
+    assert len(quantized) == 6 * config["num_hidden_layers"]  # q k v o gate up
+    zero_points = [shapes[n.input[3]] for n in quantized if n.op_type == "MatMulInteger"]
+    assert zero_points and all(z and z[0] > 1 for z in zero_points)  # one scale per output channel
