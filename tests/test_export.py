@@ -406,3 +406,40 @@ def test_int8_keeps_the_mlp_output_projections_and_the_head_fp32_and_quantizes_t
     assert len(quantized) == 6 * config["num_hidden_layers"]  # q k v o gate up
     zero_points = [shapes[n.input[3]] for n in quantized if n.op_type == "MatMulInteger"]
     assert zero_points and all(z and z[0] > 1 for z in zero_points)  # one scale per output channel
+
+
+@needs_onnx
+def test_predict_runs_an_export_folder_and_a_run_with_the_onnx_backend_as_lsllm_predict_does(seq_run, causal_out, capsys,
+                                                                                              caplog):
+    texts = ["a great movie", "boring and flat"]
+    expected = _predict(seq_run, texts, capsys)
+    _assert_same_records(_predict(causal_out, texts, capsys), expected)
+    capsys.readouterr()
+    assert main(["predict", str(seq_run), *texts, "--backend", "onnx"]) == 0
+    captured = capsys.readouterr()
+    _assert_same_records([json.loads(line) for line in captured.out.splitlines() if line.strip()], expected)
+    assert "lsllm export" in caplog.text  # the run is exported first, and the user is told how to keep it
+
+
+@needs_onnx
+def test_eval_with_the_int8_graph_scores_the_run_data_and_writes_its_own_file(bidirectional_int8, capsys):
+    """The accuracy guard a user runs before deploying int8: the same split, the same metrics, a separate file."""
+    run, _ = bidirectional_int8
+    assert main(["eval", str(run), "--split", "test"]) == 0
+    assert main(["eval", str(run), "--split", "test", "--backend", "onnx", "--int8"]) == 0
+    torch_eval = json.loads((run / "eval-test.json").read_text())
+    int8_eval = json.loads((run / "eval-test-onnx-int8.json").read_text())
+    assert torch_eval["backend"] == "torch" and int8_eval["backend"] == "onnxruntime int8"
+    assert int8_eval["test"]["accuracy"] == pytest.approx(torch_eval["test"]["accuracy"], abs=0.1)
+    assert set(int8_eval["test"]) == set(torch_eval["test"])
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["predict", "RUN", "ok", "--int8"], ["--int8", "--backend onnx"]),
+    (["eval", "RUN", "--int8"], ["--int8", "--backend onnx"]),
+    (["eval", "EXPORT"], ["export", "--backend onnx"]),
+    (["predict", "EXPORT", "ok", "--backend", "torch"], ["export", "--backend onnx"]),
+])
+def test_backend_flags_that_do_not_apply_are_one_line(seq_run, causal_out, flags, words, capsys):
+    argv = [str(seq_run) if f == "RUN" else str(causal_out) if f == "EXPORT" else f for f in flags]
+    _one_line_error(main(argv), capsys.readouterr().err, *words)

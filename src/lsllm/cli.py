@@ -86,11 +86,25 @@ def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_eval(args: argparse.Namespace) -> int:
     from lsllm.pipeline import evaluate_run
     from lsllm.run_outputs import metrics_table
-    from lsllm.runs import RunDir
+    from lsllm.runs import RunDir, is_export_dir
 
+    classifier = None
+    if is_export_dir(args.run_dir):
+        raise ConfigError(f"{args.run_dir} is an `lsllm export` folder; lsllm eval reads the run's data settings: "
+                          "give the run with --backend onnx [--int8]")
+    if args.backend == "onnx":
+        from lsllm.export import open_classifier
+
+        opened = open_classifier(args.run_dir, args.backend, int8=args.int8, dtype=args.dtype, threads=args.threads)
+        classifier = opened.classifier
+    elif args.int8:
+        raise ConfigError("--int8 applies to --backend onnx (the PyTorch backend runs fp32 or bf16: see docs/serving.md)")
     metrics, data_cfg = evaluate_run(args.run_dir, args.split, _data_overrides(args), progress=_progress("evaluating"),
-                                     dtype=args.dtype)
-    out = RunDir(Path(args.run_dir)).write_eval(args.split, {args.split: metrics, "data": data_cfg.data})
+                                     dtype=args.dtype, classifier=classifier)
+    backend = classifier.backend if classifier is not None else "torch"
+    tag = "" if backend == "torch" else "-" + backend.replace("onnxruntime ", "onnx-")  # eval-test-onnx-int8.json
+    out = RunDir(Path(args.run_dir)).write_eval(args.split + tag, {args.split: metrics, "data": data_cfg.data,
+                                                                    "backend": backend})
     print(metrics_table({args.split: metrics}, data_cfg.task or "seq", data_cfg.problem))
     print(f"written to {out}")
     return 0
@@ -100,17 +114,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from lsllm.data import SeqExample, TokenExample, read_predict_inputs
     from lsllm.files import atomic_write_jsonl
     from lsllm.pipeline import load_run
-    from lsllm.runs import RUN_INFO, RunDir, read_json_noting
+    from lsllm.runs import EXPORT_INFO, RUN_INFO, RunDir, is_export_dir, read_json_noting
 
     if not args.texts and not args.input:
         raise ConfigError("give texts as arguments or --input FILE (.txt one per line, or .jsonl)")
     if args.output_file and (Path(args.output_file).is_dir() or not Path(args.output_file).parent.is_dir()):
         what = "is a folder" if Path(args.output_file).is_dir() else "is in a folder that does not exist"
         raise ConfigError(f"--output-file {args.output_file} {what}; name a file in an existing folder")
-    info = read_json_noting(RunDir(Path(args.run_dir)).model / RUN_INFO, None) if args.input else None
+    info_file = Path(args.run_dir) / EXPORT_INFO if is_export_dir(args.run_dir) else RunDir(Path(args.run_dir)).model / RUN_INFO
+    info = read_json_noting(info_file, None) if args.input else None
     fields = info.get("fields") if isinstance(info, dict) else None  # a pair run reads records; a bad run fails at load
     inputs = read_predict_inputs(Path(args.input), fields=fields) if args.input else []  # a bad file fails before the model loads
-    classifier, _ = load_run(args.run_dir, dtype=args.dtype)
+    if args.backend or args.int8 or is_export_dir(args.run_dir):
+        from lsllm.export import open_classifier
+
+        opened = open_classifier(args.run_dir, args.backend, int8=args.int8, dtype=args.dtype, threads=args.threads)
+        classifier = opened.classifier
+    else:
+        classifier, _ = load_run(args.run_dir, dtype=args.dtype)
     records: list[dict] = []
     if args.texts:
         records += classifier.predict_texts(args.texts, progress=_progress("predicting"))
@@ -241,6 +262,8 @@ def _progress(desc: str) -> Callable | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lsllm import export_cli, tune_cli
+    from lsllm.serve import cli as serve_cli
     from lsllm.version import __version__
 
     parser = argparse.ArgumentParser(
@@ -273,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(evaluate, ["data"], skip={"train-limit", "labels", "max-length", "label-all-subtokens", "task", "split-seed"})
     add_threads_flag(evaluate)
     add_dtype_flag(evaluate)
+    export_cli.add_backend_flags(evaluate)
     evaluate.set_defaults(handler=cmd_eval)
 
     predict = commands.add_parser(
@@ -280,12 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Predict with a trained run: JSONL records on stdout (or --output-file).",
         epilog='examples:\n  lsllm predict runs/X "a gripping, beautifully acted film"\n'
                "  lsllm predict runs/X --input texts.txt --output-file predictions.jsonl")
-    predict.add_argument("run_dir")
+    predict.add_argument("run_dir", help="a run folder, or a folder written by `lsllm export` (run by ONNX Runtime)")
     predict.add_argument("texts", nargs="*", help="texts to classify")
     predict.add_argument("--input", help="a .txt file (one text per line) or .jsonl ({\"text\"} or {\"tokens\"})")
     predict.add_argument("--output-file", help="write JSONL records here instead of stdout")
     add_threads_flag(predict)
     add_dtype_flag(predict)
+    export_cli.add_backend_flags(predict)
     predict.set_defaults(handler=cmd_predict)
 
     merge = commands.add_parser("merge", help="fold LoRA into the base and write a standalone HF model")
@@ -334,9 +359,6 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output", default=None, help="the HTML file (default: RUN/report.html for one directory, "
                         "./report.html for several)")
     report.set_defaults(handler=cmd_report)
-
-    from lsllm import export_cli, tune_cli
-    from lsllm.serve import cli as serve_cli
 
     for module in (serve_cli, export_cli, tune_cli):  # commands whose flags live beside their code
         module.register(commands)

@@ -39,11 +39,13 @@ from torch import nn
 
 from lsllm.errors import ConfigError, ModelError
 from lsllm.pipeline import Classifier
+from lsllm.runs import EXPORT_INFO, is_export_dir
+
+logger = logging.getLogger(__name__)
 
 FORMATS = ("onnx",)
 MODEL_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
-INFO_FILE = "lsllm-export.json"
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "logits"
 OPSET = 18
@@ -200,11 +202,6 @@ def require_onnx() -> None:
             __import__(name)
         except ImportError:
             raise ConfigError(f"exporting to ONNX needs {name}, which is not installed: {INSTALL_HINT}") from None
-
-
-def is_export_dir(path: str | Path) -> bool:
-    """A folder written by `lsllm export` (it holds lsllm-export.json)."""
-    return (Path(path) / INFO_FILE).is_file()
 
 
 def check_out_dir(out: Path) -> None:
@@ -373,7 +370,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "onnx", int8
                                  f"{INT8_TOLERANCE * scale:.2e} ({INT8_TOLERANCE:g} x the largest logit); export without --int8")
         classifier.tokenizer.save_pretrained(staging)
         info = export_info(run_dir, classifier, cfg, model, exporter, report, int8)
-        (staging / INFO_FILE).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        (staging / EXPORT_INFO).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         if out.exists():  # empty (checked above): replaced by the finished folder
             out.rmdir()
         atomic_replace_dir(staging, out)
@@ -538,6 +535,70 @@ def export_info(run_dir: str | Path, classifier: Classifier, cfg: Any, model: nn
 # ----------------------------------------------------------------------------- running it
 
 
+BACKENDS = ("torch", "onnx")
+
+
+@dataclass
+class Opened:
+    """A classifier ready to predict, with what a server or an eval says about it."""
+
+    classifier: Classifier
+    run_info: dict[str, Any]  # lsllm.json's fields (or their export's copy)
+    positions: int | None  # the model's max_position_embeddings, when known
+    name: str
+    keep: Any = None  # the TemporaryDirectory of a run exported at open: alive as long as this object
+
+
+def open_classifier(path: str | Path, backend: str | None = None, int8: bool = False, dtype: str | None = None,
+                    device: str | None = None, threads: int | None = None) -> Opened:
+    """A run or an `lsllm export` folder, opened for inference by PyTorch or ONNX Runtime.
+
+    One place for `lsllm predict`, `eval` and `serve` to choose what runs the model: ``backend``
+    "torch" (the default for a run: LoRA merged, fp32 or bf16) or "onnx" (ONNX Runtime on the CPU).
+    An export folder is always run by ONNX Runtime; a run with "onnx" is first exported, with
+    `export_run`'s checks, into a temporary folder (``Opened.keep``). ``int8`` runs the int8 graph
+    (`quantize_int8`); PyTorch has no int8 path (docs/serving.md says why).
+
+    Raises:
+        ConfigError: not a finished run or export, or a flag that does not apply to the backend.
+    """
+    import tempfile
+
+    from lsllm.pipeline import load_run
+    from lsllm.runs import RunDir
+
+    if backend is not None and backend not in BACKENDS:
+        raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    folder = Path(path)
+    exported = is_export_dir(folder)
+    if exported and backend == "torch":
+        raise ConfigError(f"{folder} is an `lsllm export` folder: it has no PyTorch weights; use --backend onnx "
+                          "(or the run it came from)")
+    if not (exported or backend == "onnx"):
+        if int8:
+            raise ConfigError("--int8 applies to --backend onnx (the PyTorch backend runs fp32 or bf16: see docs/serving.md)")
+        run = RunDir(folder)
+        run_info = run.run_info()  # a clear ConfigError for a folder that is not a finished run
+        classifier, _ = load_run(run.root, dtype=dtype, device=device)
+        return Opened(classifier, run_info, getattr(classifier.model.config, "max_position_embeddings", None), run.root.name)
+    if dtype not in (None, "float32"):
+        raise ConfigError(f"--dtype {dtype} applies to the PyTorch backend; ONNX Runtime runs the fp32 graph "
+                          "(or the int8 one with --int8)")
+    if device not in (None, "cpu"):
+        raise ConfigError(f"--device {device}: the onnx backend runs on the CPU (ONNX Runtime's CPU provider)")
+    keep = None
+    if not exported:
+        RunDir(folder).run_info()  # not a run: one line before any work
+        require_onnx()
+        keep = tempfile.TemporaryDirectory(prefix="lsllm-onnx-")
+        logger.warning("exporting %s to ONNX (%s): lsllm export %s OUT%s keeps it for next time", folder,
+                       "int8" if int8 else "fp32", folder, " --int8" if int8 else "")
+        export_run(folder, Path(keep.name) / "export", int8=int8)
+        folder = Path(keep.name) / "export"
+    classifier = OnnxClassifier(folder, int8=int8, threads=threads)
+    return Opened(classifier, classifier.run_info(), classifier.info.get("max_position_embeddings"), Path(path).name, keep)
+
+
 class OnnxClassifier(Classifier):
     """An exported run served by ONNX Runtime, with `Classifier`'s encoding, problem type and records.
 
@@ -560,9 +621,9 @@ class OnnxClassifier(Classifier):
         import onnxruntime as ort
 
         folder = Path(out_dir)
-        path = folder / INFO_FILE
+        path = folder / EXPORT_INFO
         if not path.is_file():
-            raise ConfigError(f"{folder}: not an `lsllm export` folder (no {INFO_FILE}); export a run with lsllm export")
+            raise ConfigError(f"{folder}: not an `lsllm export` folder (no {EXPORT_INFO}); export a run with lsllm export")
         info = read_json_object(path)
         if int8 is None:
             int8 = bool(info.get("int8_model"))

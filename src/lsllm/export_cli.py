@@ -15,6 +15,17 @@ DESCRIPTION = ("Export a trained run as an ONNX graph (input_ids, attention_mask
                "Needs onnx and onnxruntime: pip install 'lsllm[onnx]'. See docs/serving.md.")
 
 
+def add_backend_flags(parser: argparse.ArgumentParser) -> None:
+    """--backend and --int8, as `lsllm predict`, `eval` and `serve` take them (lsllm.export.open_classifier)."""
+    parser.add_argument("--backend", choices=["torch", "onnx"], default=None,
+                        help="what runs the model: torch (default for a run) or onnx: ONNX Runtime on the CPU (an "
+                             "export folder is always onnx; a run is exported first). docs/serving.md says which is "
+                             "faster where")
+    parser.add_argument("--int8", action="store_true",
+                        help="onnx: the int8 graph (int8 weights, down_proj and head fp32; measure its accuracy on "
+                             "your data first: lsllm eval RUN --backend onnx --int8, docs/serving.md)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `export` command to the `lsllm` parser's subcommands."""
     export = subparsers.add_parser(

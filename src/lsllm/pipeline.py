@@ -186,11 +186,12 @@ def load_run(path: str | Path, dtype: str | None = None, device=None) -> tuple[C
 
 
 def evaluate_run(path: str | Path, split: str = "test", data_overrides: dict[str, Any] | None = None,
-                 progress=None, dtype: str | None = None) -> tuple[dict[str, Any], Any]:
+                 progress=None, dtype: str | None = None, classifier: Classifier | None = None) -> tuple[dict[str, Any], Any]:
     """Score a trained LS run on one split of its own data (or of ``data_overrides``' data).
 
     Only the evaluated split is read (plus train where validation is carved from it), against
     the run's own label set, so labels the run never saw are an error, not a new class.
+    ``classifier`` scores instead of the run's PyTorch model (the run's ONNX graph, say).
 
     Returns:
         (metrics in the schema of docs/metrics.md, the DataConfig that was read)
@@ -199,7 +200,12 @@ def evaluate_run(path: str | Path, split: str = "test", data_overrides: dict[str
 
     from lsllm.data import load_data
 
-    classifier, cfg = load_run(path, dtype=dtype)
+    if classifier is None:
+        classifier, cfg = load_run(path, dtype=dtype)
+    else:
+        from lsllm.config import RunConfig
+
+        cfg = RunConfig.load(RunDir(Path(path)).config)
     overrides = dict(data_overrides or {})
     unknown = set(overrides) - {f.name for f in dataclasses.fields(cfg.data)}
     if unknown:

@@ -56,9 +56,15 @@ CHECKPOINTS = "checkpoints"
 CARD = "README.md"
 RUN_RECORD = "run.json"  # command, start, wall-clock; written last: its presence means the run finished
 RUN_INFO = "lsllm.json"  # inside model/ of LS runs: task, labels, base weights, versions
+EXPORT_INFO = "lsllm-export.json"  # what marks a folder written by `lsllm export`
 SFT_INFO = "lsllm-sft.json"  # inside model/ of SFT runs: labels, template, base weights, versions
 COMPLETE_MARKER = "lsllm-complete"
 MANIFEST = "manifest.json"  # inside model/: every other file's size and sha256, every tensor's shape; checked at load
+
+
+def is_export_dir(path: str | Path) -> bool:
+    """A folder written by `lsllm export` (it holds lsllm-export.json)."""
+    return (Path(path) / EXPORT_INFO).is_file()
 
 
 @dataclass

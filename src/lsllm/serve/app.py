@@ -491,9 +491,6 @@ def _api_key_check(api_key: str):
     return check
 
 
-BACKENDS = ("torch", "onnx")
-
-
 def app_from_run(run_dir: str | Path, settings: ServeSettings | None = None, max_length: int | None = None,
                  dtype: str | None = None, device: str | None = None, max_batch_tokens: int | None = None,
                  backend: str | None = None, int8: bool = False, threads: int | None = None) -> FastAPI:
@@ -518,27 +515,10 @@ def app_from_run(run_dir: str | Path, settings: ServeSettings | None = None, max
         ConfigError: not a finished run or export, a flag that does not apply to the backend, or
             a max_length the model cannot take.
     """
-    from lsllm.export import is_export_dir
+    from lsllm.export import open_classifier
 
-    if backend is not None and backend not in BACKENDS:
-        raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    exported = is_export_dir(run_dir)
-    if exported and backend == "torch":
-        raise ConfigError(f"{run_dir} is an `lsllm export` folder: it has no PyTorch weights; serve it with --backend onnx "
-                          "(or serve the run it came from)")
-    if exported or backend == "onnx":
-        classifier, run_info, positions, keep = _onnx_classifier(Path(run_dir), exported, dtype, device, int8, threads)
-        name = Path(run_dir).name
-    else:
-        if int8:
-            raise ConfigError("--int8 applies to --backend onnx (the PyTorch backend serves fp32 or bf16: see docs/serving.md)")
-        from lsllm.pipeline import load_run
-        from lsllm.runs import RunDir
-
-        run = RunDir(Path(run_dir))
-        run_info = run.run_info()  # a clear ConfigError for a folder that is not a finished run
-        classifier, _ = load_run(run.root, dtype=dtype, device=device)
-        positions, keep, name = getattr(classifier.model.config, "max_position_embeddings", None), None, run.root.name
+    opened = open_classifier(run_dir, backend, int8=int8, dtype=dtype, device=device, threads=threads)
+    classifier, positions = opened.classifier, opened.positions
     if max_length is not None:
         if max_length < 8 or (positions and max_length > positions):
             raise ConfigError(f"--max-length must be between 8 and the model's {positions} positions, got {max_length}")
@@ -551,28 +531,6 @@ def app_from_run(run_dir: str | Path, settings: ServeSettings | None = None, max
         classifier.max_batch_tokens = max_batch_tokens
     logger.info("serving %s (%s): %s", run_dir, classifier.backend,
                 asdict(settings or ServeSettings()) | {"api_key": bool(settings and settings.api_key)})
-    app = create_app(classifier, settings, run_info, title=f"lsllm: {name}")
-    app.state.export_dir = keep  # a run exported for this server: its temporary folder lives as long as the app
+    app = create_app(classifier, settings, opened.run_info, title=f"lsllm: {opened.name}")
+    app.state.export_dir = opened.keep  # a run exported for this server: its temporary folder lives as long as the app
     return app
-
-
-def _onnx_classifier(path: Path, exported: bool, dtype: str | None, device: str | None, int8: bool,
-                     threads: int | None) -> tuple[Any, dict, int | None, Any]:
-    """An `OnnxClassifier` for an export folder, or for a run exported now into a temporary folder."""
-    import tempfile
-
-    from lsllm.export import OnnxClassifier, export_run
-
-    if dtype not in (None, "float32"):
-        raise ConfigError(f"--dtype {dtype} applies to the PyTorch backend; ONNX Runtime runs the fp32 graph "
-                          "(or the int8 one with --int8)")
-    if device not in (None, "cpu"):
-        raise ConfigError(f"--device {device}: the onnx backend runs on the CPU (ONNX Runtime's CPU provider)")
-    keep = None
-    if not exported:
-        keep = tempfile.TemporaryDirectory(prefix="lsllm-serve-onnx-")
-        logger.warning("exporting %s to ONNX for this server (lsllm export %s OUT keeps it for the next start)", path, path)
-        export_run(path, Path(keep.name) / "export", int8=int8)
-        path = Path(keep.name) / "export"
-    classifier = OnnxClassifier(path, int8=int8, threads=threads)
-    return classifier, classifier.run_info(), classifier.info.get("max_position_embeddings"), keep

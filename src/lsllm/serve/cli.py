@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lsllm.errors import ConfigError, LsllmError
+from lsllm.export_cli import add_backend_flags
 from lsllm.serve.settings import OVERSIZE, ServeSettings
 
 logger = logging.getLogger(__name__)
@@ -74,12 +75,7 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--threads", type=int, default=None,
                        help="CPU threads, torch's or ONNX Runtime's (default: the library's choice; 1 avoids thread "
                             "sync stalls on busy machines)")
-    serve.add_argument("--backend", choices=["torch", "onnx"], default=None,
-                       help="what runs the model: torch (default for a run) or onnx: ONNX Runtime on the CPU, the same "
-                            "API and page (an export folder is always onnx; a run is exported at start). "
-                            "docs/serving.md says which is faster where")
-    serve.add_argument("--int8", action="store_true",
-                       help="onnx: the int8 graph (dynamic quantization; it loses accuracy: measure it first, docs/serving.md)")
+    add_backend_flags(serve)
 
 
 def is_loopback(host: str) -> bool:
