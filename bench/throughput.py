@@ -137,7 +137,8 @@ def run_throughput_child(spec: dict) -> dict:
     record = {"path": spec["path"], "task": spec["task"], "repeat": spec["repeat"], "build_s": build_s,
               "load_avg_1min": os.getloadavg()[0],
               "compute_dtype": compute_dtype(path), "threads": torch.get_num_threads()}
-    modes = (("infer", warm_infer, infer),) + ((("train", warm_train, train),) if hasattr(path, "train") else ())
+    modes = (("infer", warm_infer, infer),) + ((("train", warm_train, train),)
+                                               if hasattr(path, "train") and "train" in spec["modes"] else ())
     for mode, warm, examples in modes:
         getattr(path, mode)(warm)
         _sync(device)
@@ -262,7 +263,7 @@ def ratios(runs: list[dict], tasks: list[str], paths: list[str]) -> dict:
     pairs = [("tuned", "reference"), ("lsllm", "reference"), ("lsllm", "tuned"), ("lsllm", "ort-fp32"),
              ("lsllm", "ort-int8"), ("ort-int8", "tuned")]
     for task in [t for t in tasks if any(r["task"] == t for r in runs)]:
-        for mode in ("train", "infer"):
+        for mode in [m for m in ("train", "infer") if any(m in r for r in runs)]:  # --modes infer: no train ratios
             for num, den in pairs:
                 if num in paths and den in paths and not (mode == "train" and {num, den} & INFER_ONLY):
                     table[f"{task}.{mode}.{num}/{den}"] = paired_ratio(runs, task, mode, num, den)
@@ -340,6 +341,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--paths", default="reference,tuned,lsllm,ort-fp32,ort-int8",
                    help="comma list; unavailable paths (ONNX Runtime not installed) are skipped")
     p.add_argument("--tasks", default=",".join(TASKS), help="comma list of sst2, conll03")
+    p.add_argument("--modes", default="infer,train", help="comma list of infer, train (infer only: the ONNX Runtime "
+                   "comparison without the training measurements)")
     p.add_argument("--repeats", type=int, help="timed repeats per path and task (median reported)")
     p.add_argument("--train-examples", type=int, help="examples per timed training call")
     p.add_argument("--infer-examples", type=int, help="examples per timed inference call")
@@ -401,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     paths = available_paths(requested)
     if not paths:
         raise SystemExit(f"--paths {args.paths}: none of these paths is available (lsllm needs bench/_lsllm.py)")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if "infer" not in modes or set(modes) - {"infer", "train"}:
+        raise SystemExit("--modes: infer, or infer,train (inference is always measured first)")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if set(tasks) - set(TASKS):
         raise SystemExit(f"--tasks: choose from {', '.join(TASKS)}")
@@ -437,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: list[dict] = []
     base = {"model_dir": str(model_dir), "data_dir": str(args.data_dir), "device": device, "fast_dtype": fast_dtype,
-            "seed": args.seed, "threads": args.threads, "train": size["train"], "infer": size["infer"], "warmup": size["warmup"]}
+            "seed": args.seed, "threads": args.threads, "modes": modes, "train": size["train"], "infer": size["infer"], "warmup": size["warmup"]}
     partial = args.out.with_name(args.out.stem + ".partial.json")
     cut: list[str] = []  # measurements not started: --time-budget reached
     with tempfile.TemporaryDirectory(prefix="lsllm-bench-") as tmp:
