@@ -8,6 +8,11 @@ validation sentences (reported as test), the training seconds, the whole command
 and the CPU it ran on (model name, bf16 kind, the dtype `auto` chose). Results are appended to
 the JSON file, one record per CPU kind and dtype, so docs/benchmarks.md can give each.
 Take timings on a quiet machine: another process on the cores slows torch many times.
+
+To time an AVX2-only CPU on a newer one, cap the instruction sets torch uses and ask for fp32
+(recorded as `isa_limits`, an emulation, not the real chip: caches and clocks stay the newer one's):
+
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python bench/demo.py --dtype float32
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 from _common import cpu_info  # noqa: E402
+
+ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")  # caps on torch's kernels
 
 
 def demo_command() -> list[str]:
@@ -61,6 +68,7 @@ def main() -> int:
     record = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": cpu_info(), "threads": args.threads,
         "dtype": args.dtype or "auto", "command": " ".join(shlex.quote(a) for a in command),
+        "isa_limits": {k: os.environ[k] for k in ISA_LIMITS if k in os.environ},
         "test_accuracy": metrics["test"]["accuracy"], "validation_accuracy": metrics["validation"]["accuracy"],
         "train_seconds": train_seconds, "wall_seconds": round(wall, 1), "steps": state["global_step"],
     }
@@ -69,7 +77,8 @@ def main() -> int:
     records.append(record)
     out.write_text(json.dumps(records, indent=1) + "\n")
     print(f"test accuracy {100 * record['test_accuracy']:.2f} %, training {train_seconds:.0f} s, wall-clock {wall:.0f} s "
-          f"on {record['machine']['model']} ({record['dtype']}); written to {out}")
+          f"on {record['machine']['model']} ({record['dtype']}{', ' + str(record['isa_limits']) if record['isa_limits'] else ''}); "
+          f"written to {out}; the run: {run}")
     return 0
 
 
