@@ -243,3 +243,22 @@ def test_the_budget_starts_no_trial_that_would_not_fit(tmp_path, tiny_seq_data, 
         tune.tune(tmp_path / "tune", other, trials=3, resume=True, train=fake_train)
     with pytest.raises(ConfigError, match="already holds a tune"):
         tune.tune(tmp_path / "tune", same, trials=3, train=fake_train)
+
+
+def test_a_new_tune_starts_from_the_hand_made_recipe(tmp_path, tiny_model_dir, tiny_seq_data):
+    """Trial 0 is the user's flags with --preset lsllm filling the rest (tune.anchor_params); later trials are TPE's."""
+    prompt = ["--prompt", "Review: {text}\nSentiment:"]
+    spec = tune.new_spec(["--data", str(tiny_seq_data), "--model", str(tiny_model_dir), *TRIAL_FLAGS, *prompt])
+    anchor = tune.anchor_params(tune.space_of(spec), spec)
+    assert anchor == {"lr": 3e-4, "head_lr_ratio": 1.0, "lora_r": 16, "lora_alpha_ratio": 2, "lora_targets": "qv",
+                      "lora_dropout": 0.05, "attention": "causal", "pooling": "last", "head_init": "labels"}
+    # The user's own flags win over the preset; without --prompt the seq preset does not apply: the defaults.
+    spec = tune.new_spec(["--data", str(tiny_seq_data), "--model", str(tiny_model_dir), *TRIAL_FLAGS, "--lora-r", "8"])
+    anchor = tune.anchor_params(tune.space_of(spec), spec)
+    assert "lora_r" not in anchor and anchor["lr"] == 2e-4 and anchor["lora_targets"] == "all"
+    out = tmp_path / "tune"
+    assert _tune(out, tiny_seq_data, tiny_model_dir, *prompt, "--trials", "2") == 0
+    first, second = _trials(out)
+    assert first["params"]["lr"] == pytest.approx(3e-4) and first["params"]["lora_r"] == 16
+    assert first["params"]["lora_targets"] == "qv" and first["params"]["head_init"] == "labels"
+    assert second["params"] != first["params"]
