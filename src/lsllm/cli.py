@@ -394,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:  # transformers' load reports ("score.weight MISSING" for a new head) are expected here
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" bar: ours say what runs
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # TRL's "Tokenizing train dataset" bars (SFT)
+        if "datasets" in sys.modules:
+            sys.modules["datasets"].disable_progress_bars()
         if "transformers" in sys.modules:  # already imported (lsllm used as a library, tests): read at import, so tell it
             sys.modules["transformers"].utils.logging.disable_progress_bar()
         # third-party deprecation notices a user cannot act on (transformers' own, raised inside the Trainer)
