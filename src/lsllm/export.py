@@ -14,7 +14,7 @@ with ``--int8`` the dynamically quantized graph too (looser, plus its argmax agr
 holds::
 
     model.onnx            inputs input_ids, attention_mask (int64, batch x sequence); output logits
-    model.int8.onnx       --int8: weights int8 (onnxruntime.quantization.quantize_dynamic)
+    model.int8.onnx       --int8: int8 weights per channel, down_proj and the head fp32 (quantize_int8)
     tokenizer files       tokenizer.save_pretrained(OUT)
     lsllm-export.json     labels, task, problem and its state, prompt, fields, max_length, attention, run, versions
 

@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("out_dir", help="a new (or empty) folder to write")
     export.add_argument("--format", choices=FORMATS, default="onnx", help="export format (default onnx)")
     export.add_argument("--int8", action="store_true",
-                        help="also write model.int8.onnx: weights dynamically quantized to int8 (onnxruntime.quantization)")
+                        help="also write model.int8.onnx: int8 weights per output channel, the MLP output projections and the "
+                             "head fp32 (ONNX Runtime dynamic quantization; docs/serving.md)")
     export.set_defaults(handler=cmd_export)
 
 
