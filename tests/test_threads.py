@@ -39,8 +39,9 @@ def warnings_of(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "lsllm.hardware" and r.levelno == logging.WARNING]
 
 
-def test_a_load_above_the_cores_warns_once_naming_threads(machine, caplog):
+def test_a_load_above_the_cores_warns_once_naming_threads(machine, caplog, keep_threads):
     machine["load"] = 3.5
+    torch.set_num_threads(2)
     assert hardware.warn_if_oversubscribed()
     assert not hardware.warn_if_oversubscribed()  # once per process
     [message] = warnings_of(caplog)
@@ -50,6 +51,14 @@ def test_a_load_above_the_cores_warns_once_naming_threads(machine, caplog):
 @pytest.mark.parametrize("load", [0.0, 1.9, 2.0, None])
 def test_a_load_within_the_cores_or_unknown_is_quiet(machine, caplog, load):
     machine["load"] = load
+    assert not hardware.warn_if_oversubscribed()
+    assert warnings_of(caplog) == []
+
+
+def test_one_thread_is_not_warned_about(machine, caplog, keep_threads):
+    """With one torch thread (OMP_NUM_THREADS=1) there is no thread to wait for, and --threads 1 is no advice."""
+    machine["load"] = 9.0
+    torch.set_num_threads(1)
     assert not hardware.warn_if_oversubscribed()
     assert warnings_of(caplog) == []
 
@@ -93,8 +102,9 @@ def test_the_run_sequence_applies_threads_from_python_too(method, machine, keep_
     assert torch.get_num_threads() == 1
 
 
-def test_cli_warns_on_a_busy_machine_when_no_threads_are_given(machine, caplog, capsys):
+def test_cli_warns_on_a_busy_machine_when_no_threads_are_given(machine, caplog, capsys, keep_threads):
     machine["load"] = 4.0
+    torch.set_num_threads(2)
     assert main(["predict", "no-such-run", "a text"]) == 2
     [message] = warnings_of(caplog)
     assert "--threads" in message

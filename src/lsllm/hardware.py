@@ -110,8 +110,8 @@ def warn_if_oversubscribed() -> bool:
     """
     global _oversubscription_warned
     load, cores = load_average(), os.cpu_count() or 1
-    if _oversubscription_warned or load is None or load <= cores:
-        return False
+    if _oversubscription_warned or load is None or load <= cores or torch.get_num_threads() == 1:
+        return False  # one thread (OMP_NUM_THREADS=1, say) waits for no other: nothing to act on
     _oversubscription_warned = True
     log.warning("the 1-minute load average is %.1f on %d CPU cores: other processes compete for them, and torch's "
                 "%d threads can then slow each other down many times; pass --threads N (e.g. --threads 1) "
