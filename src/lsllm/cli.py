@@ -84,24 +84,18 @@ def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from lsllm.export import open_classifier
     from lsllm.pipeline import evaluate_run
     from lsllm.run_outputs import metrics_table
     from lsllm.runs import RunDir, is_export_dir
 
-    classifier = None
     if is_export_dir(args.run_dir):
         raise ConfigError(f"{args.run_dir} is an `lsllm export` folder; lsllm eval reads the run's data settings: "
                           "give the run with --backend onnx [--int8]")
-    if args.backend == "onnx":
-        from lsllm.export import open_classifier
-
-        opened = open_classifier(args.run_dir, args.backend, int8=args.int8, dtype=args.dtype, threads=args.threads)
-        classifier = opened.classifier
-    elif args.int8:
-        raise ConfigError("--int8 applies to --backend onnx (the PyTorch backend runs fp32 or bf16: see docs/serving.md)")
+    opened = open_classifier(args.run_dir, args.backend, int8=args.int8, dtype=args.dtype, threads=args.threads)
     metrics, data_cfg = evaluate_run(args.run_dir, args.split, _data_overrides(args), progress=_progress("evaluating"),
-                                     dtype=args.dtype, classifier=classifier)
-    backend = classifier.backend if classifier is not None else "torch"
+                                     classifier=opened.classifier)
+    backend = opened.classifier.backend
     tag = "" if backend == "torch" else "-" + backend.replace("onnxruntime ", "onnx-")  # eval-test-onnx-int8.json
     out = RunDir(Path(args.run_dir)).write_eval(args.split + tag, {args.split: metrics, "data": data_cfg.data,
                                                                     "backend": backend})
@@ -112,8 +106,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from lsllm.data import SeqExample, TokenExample, read_predict_inputs
+    from lsllm.export import open_classifier
     from lsllm.files import atomic_write_jsonl
-    from lsllm.pipeline import load_run
     from lsllm.runs import EXPORT_INFO, RUN_INFO, RunDir, is_export_dir, read_json_noting
 
     if not args.texts and not args.input:
@@ -125,13 +119,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     info = read_json_noting(info_file, None) if args.input else None
     fields = info.get("fields") if isinstance(info, dict) else None  # a pair run reads records; a bad run fails at load
     inputs = read_predict_inputs(Path(args.input), fields=fields) if args.input else []  # a bad file fails before the model loads
-    if args.backend or args.int8 or is_export_dir(args.run_dir):
-        from lsllm.export import open_classifier
-
-        opened = open_classifier(args.run_dir, args.backend, int8=args.int8, dtype=args.dtype, threads=args.threads)
-        classifier = opened.classifier
-    else:
-        classifier, _ = load_run(args.run_dir, dtype=args.dtype)
+    opened = open_classifier(args.run_dir, args.backend, int8=args.int8, dtype=args.dtype, threads=args.threads)
+    classifier = opened.classifier
     records: list[dict] = []
     if args.texts:
         records += classifier.predict_texts(args.texts, progress=_progress("predicting"))
