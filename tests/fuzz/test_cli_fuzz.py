@@ -421,10 +421,11 @@ INPUT_FILES = st.one_of(
 @FUZZ
 def test_predict_input_files_predict_or_fail_in_one_line(new_path, capsys, monkeypatch, seq_classifier, token_classifier,
                                                           task, case):
-    import lsllm.pipeline
+    import lsllm.export
 
     classifier = seq_classifier if task == "seq" else token_classifier
-    monkeypatch.setattr(lsllm.pipeline, "load_run", lambda *args, **kwargs: (classifier, None))  # the run, loaded once
+    opened = lsllm.export.Opened(classifier, {}, None, "run")
+    monkeypatch.setattr(lsllm.export, "open_classifier", lambda *args, **kwargs: opened)  # the run, loaded once
     suffix, content = case
     path = new_path(suffix)
     path.write_text(content, encoding="utf-8", errors="surrogatepass")
