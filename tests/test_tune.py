@@ -43,7 +43,7 @@ def test_trials_are_runs_a_killed_tune_resumes_and_best_yaml_reproduces(tmp_path
         return original(cfg, explicit, [*callbacks, *([Killed()] if len(calls) == 2 else [])])
 
     monkeypatch.setattr(training, "train", killed_in_the_second_trial)
-    assert _tune(out, tiny_seq_data, tiny_model_dir, "--trials", "3") == 130
+    assert _tune(out, tiny_seq_data, tiny_model_dir, "--trials", "3", "--pruner", "none") == 130
     assert [(t["number"], t["state"]) for t in _trials(out)] == [(0, "complete"), (1, "failed")]
     assert json.loads((out / "trial-0001" / "tune-trial.json").read_text())["state"] == "failed"
     finished = (out / "trial-0000" / "run.json").stat().st_mtime_ns
@@ -135,7 +135,7 @@ def test_two_processes_share_one_sqlite_storage(tmp_path, tiny_model_dir, tiny_s
     out = tmp_path / "tune"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "LSLLM_PROGRESS": "0"}
     command = [sys.executable, "-m", "lsllm", "-q", "tune", "--data", str(tiny_seq_data), "--model", str(tiny_model_dir),
-               "--output", str(out), "--resume", "--trials", "2", *TRIAL_FLAGS]
+               "--output", str(out), "--resume", "--trials", "2", "--pruner", "none", *TRIAL_FLAGS]
     workers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for worker in workers:
         _, err = worker.communicate(timeout=600)

@@ -51,8 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--fixed", nargs="+", default=None, metavar="DIM",
                        help="default dimensions not searched: lr head_lr_ratio lora_r lora_alpha_ratio lora_targets "
                             "lora_dropout epochs attention pooling head_init")
-    group.add_argument("--pruner", choices=["median", "halving"], default="median",
-                       help="stop bad trials early at their validation evaluations (default median)")
+    group.add_argument("--pruner", choices=["median", "halving", "none"], default=None,
+                       help="stop bad trials early at their validation evaluations: median (the default), halving "
+                            "(successive halving), none (every trial runs to its end); --resume keeps the tune's")
     group.add_argument("--subset", type=int, default=None,
                        help="train each trial on the first N training examples (--train-limit N): a cheaper search")
     tune.set_defaults(handler=cmd_tune)
