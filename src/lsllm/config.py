@@ -165,6 +165,9 @@ class DataConfig:
     max_length: int = _help("maximum tokens per input (token tasks use sliding windows beyond it)", default=128)
     label_all_subtokens: bool = _help("NER: label every sub-token, not only the first of each word", default=False)
     split_seed: int = _help("seed used to carve a validation split from train when there is none", default=42)
+    carve: str = _help("how that split is carved: random rows (default) | whole: rows no other training row contains, "
+                       "the rows inside them left out of train (treebank data whose train holds phrases of its "
+                       "sentences, e.g. SST-2: docs/tune.md)", default="random")
     subset_seed: int | None = _help("shuffle train with this seed before --train-limit (lsllm study: the same subset "
                                     "for every method at a size and seed)", default=None)
 
@@ -175,6 +178,8 @@ class DataConfig:
                 raise ConfigError("--labels needs one or more non-empty label names, in id order")
             if len(set(self.labels)) != len(self.labels):
                 raise ConfigError(f"--labels lists a label twice ({', '.join(self.labels)}); give each once, in id order")
+        if self.carve not in ("random", "whole"):
+            raise ConfigError(f"--carve must be random or whole, got {self.carve!r}")
         if self.task is not None and self.task not in TASKS:
             raise ConfigError(f"task must be seq or token, got {self.task!r}")
         if self.problem is not None and self.problem not in PROBLEMS:

@@ -8,7 +8,7 @@ import pytest
 
 from lsllm.config import DataConfig
 from lsllm.data import REGISTRY, SeqExample, TokenExample, load_data, read_predict_inputs
-from lsllm.errors import DataError
+from lsllm.errors import ConfigError, DataError
 
 
 def tsv(rows) -> str:
@@ -44,6 +44,34 @@ def test_no_test_split_reports_validation_as_test_and_carves_validation(write, t
     other = load_data(DataConfig(data=str(tmp_path / "d"), split_seed=4))
     assert again.splits == bundle.splits
     assert {ex.text for ex in other.splits["validation"]} != carved
+
+
+TREEBANK = [  # sentences and the phrases cut from them, as SST-2's train is
+    ("a fine film", "pos"), ("fine film", "pos"), ("fine", "pos"), ("a dull plot", "neg"), ("dull plot", "neg"),
+    ("dull", "neg"), ("the cast is warm and the music soars", "pos"), ("the music soars", "pos"), ("warm", "pos"),
+    ("the story drags and the jokes fall flat", "neg"), ("the jokes fall flat", "neg"), ("drags", "neg"),
+]
+
+
+def test_carve_whole_takes_whole_rows_and_leaves_their_phrases_out_of_train(write, tmp_path):
+    write("d/train.tsv", tsv(TREEBANK))
+    write("d/validation.tsv", tsv(TREEBANK[:2]))
+    sentences = {"a fine film", "a dull plot", "the cast is warm and the music soars", "the story drags and the jokes fall flat"}
+    for seed in range(5):
+        bundle = load_data(DataConfig(data=str(tmp_path / "d"), split_seed=seed, carve="whole"))
+        carved = {ex.text for ex in bundle.splits["validation"]}
+        train = {ex.text for ex in bundle.splits["train"]}
+        assert len(carved) == 2 and carved <= sentences
+        assert train == {t for t, _ in TREEBANK if not any(f" {t} " in f" {c} " for c in carved)}
+        assert "validation carved from whole rows (4 of 12 rows no other row contains)" in bundle.notes[1]
+    random_carve = load_data(DataConfig(data=str(tmp_path / "d"), split_seed=0))
+    assert random_carve.fingerprint != bundle.fingerprint
+    write("e/train.tsv", tsv(TREEBANK[:6]))
+    write("e/validation.tsv", tsv(TREEBANK[:3]))
+    with pytest.raises(DataError, match=r"--carve whole needs 3 whole rows .* the data has 2; use --carve random"):
+        load_data(DataConfig(data=str(tmp_path / "e"), carve="whole"))
+    with pytest.raises(ConfigError, match="--carve must be random or whole"):
+        DataConfig(carve="sentences")
 
 
 def test_single_file_carves_ten_percent_and_has_no_test(write):

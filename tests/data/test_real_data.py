@@ -39,6 +39,20 @@ def test_sst2_official_counts_before_carving(shared_data):
     assert len(test_texts & {ex.text for ex in bundle.splits["validation"]}) < 5  # distinct sentences, not the same split
 
 
+def test_sst2_whole_carve_is_sentences_like_test(shared_data):
+    bundle = load_data(DataConfig(data="sst2", data_dir=str(shared_data), carve="whole"))
+    val, train = bundle.splits["validation"], bundle.splits["train"]
+    assert len(val) == 872 and len(train) < 67_349 - 872 - 5_000  # the carved sentences' phrases left train
+
+    def words(split):
+        return sum(len(ex.text.split()) for ex in split) / len(split)
+
+    assert abs(words(val) - words(bundle.splits["test"])) < 1.5 and words(train) < 10  # sentences vs phrases
+    carved = [" " + ex.text + " " for ex in val]
+    inside = [ex.text for ex in train[:2000] if any(" " + ex.text + " " in c for c in carved)]
+    assert not inside
+
+
 def test_agnews_test_only_offline(shared_data):
     bundle = load(shared_data, "agnews", splits=("test",))
     assert bundle.sizes() == {"test": 7_600}

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lsllm.config import DataConfig
+from lsllm.data import carving
 from lsllm.data.examples import DatasetBundle
 from lsllm.data.hub import HubUnreachable, hub_source, load_hub
 from lsllm.data.labels import labels_known, seq_labels, token_labels
@@ -312,7 +313,7 @@ def build_bundle(source: Source, cfg: DataConfig, splits: Sequence[str] = SPLITS
             official = read.get("validation")
             n = len(out["train"].examples)
             carved = source.carve_size or (len(official.examples) if official else max(1, round(n * CARVE_FRACTION)))
-            out["train"], out["validation"] = _carve(out["train"], carved, cfg.split_seed)
+            out["train"], out["validation"], how = carving.carve(out["train"], carved, cfg.split_seed, cfg.carve)
             if official is not None:
                 notes.append(
                     f"no labelled test split: the official validation ({official.origin}, {len(official.examples)} examples) "
@@ -320,6 +321,8 @@ def build_bundle(source: Source, cfg: DataConfig, splits: Sequence[str] = SPLITS
                 )
             else:
                 notes.append(f"no validation split: validation carved from train (seed {cfg.split_seed}, {carved} of {n} examples)")
+            if how:
+                notes.append(how)
     if not carve and "validation" in read:
         out["validation"] = read["validation"]
     if "test" in splits and test_from in read:
@@ -369,16 +372,6 @@ def _read_needed(
     return read
 
 
-def _carve(train: ReadSplit, size: int, seed: int) -> tuple[ReadSplit, ReadSplit]:
-    """Split `size` examples off train with a seeded sample; both parts keep file order."""
-    n = len(train.examples)
-    if size >= n:
-        raise DataError(f"{train.origin}: {n} training examples are too few to carve a validation split of {size}; add a validation file")
-    chosen = sorted(random.Random(seed).sample(range(n), size))
-    chosen_set = set(chosen)
-    return train.subset([i for i in range(n) if i not in chosen_set]), train.subset(chosen)
-
-
 def _fingerprint(source: Source, cfg: DataConfig, task: str, labels: list[str], read: dict[str, ReadSplit], carved: int,
                  problem: str = "single-label") -> str:
     """Hash of everything that shapes the examples: contents, label set, settings, reader version."""
@@ -395,6 +388,7 @@ def _fingerprint(source: Source, cfg: DataConfig, task: str, labels: list[str], 
             "text_column": cfg.text_column, "label_column": cfg.label_column, "tag_column": cfg.tag_column,
             "train_limit": cfg.train_limit, "eval_limit": cfg.eval_limit, "split_seed": cfg.split_seed, "carved": carved,
             **({"subset_seed": cfg.subset_seed} if cfg.subset_seed is not None else {}),
+            **({"carve": cfg.carve} if cfg.carve != "random" else {}),
         },
     }  # fmt: skip
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
