@@ -105,7 +105,7 @@ def test_a_pruned_trial_stops_and_its_folder_says_so(tmp_path, tiny_model_dir, t
     assert "No trial has completed yet" in (out / "tune.md").read_text()
 
 
-def test_the_pruning_callback_reports_each_evaluation_and_raises_when_told():
+def test_the_pruning_callback_reports_each_evaluation_and_raises_when_told_but_not_at_the_last_step():
     class FakeTrial:
         def __init__(self):
             self.reports = []
@@ -119,6 +119,7 @@ def test_the_pruning_callback_reports_each_evaluation_and_raises_when_told():
     class State:
         is_world_process_zero = True
         global_step = 0
+        max_steps = 9
 
     trial, state = FakeTrial(), State()
     callback = tune.PruningCallback(trial, "f1")
@@ -128,7 +129,9 @@ def test_the_pruning_callback_reports_each_evaluation_and_raises_when_told():
     state.global_step = 6
     with pytest.raises(optuna.TrialPruned, match="f1 0.2500 at step 6"):
         callback.on_evaluate(None, state, None, metrics={"eval_f1": 0.25})
-    assert trial.reports == [(3, 0.5), (6, 0.25)]
+    state.global_step = 9  # the last step: the trial has trained to its end and completes
+    callback.on_evaluate(None, state, None, metrics={"eval_f1": 0.2})
+    assert trial.reports == [(3, 0.5), (6, 0.25), (9, 0.2)]
 
 
 def test_two_processes_share_one_sqlite_storage(tmp_path, tiny_model_dir, tiny_seq_data):

@@ -493,7 +493,10 @@ class PruningCallback(TrainerCallback):
     """Report each validation score to the Optuna trial; raise optuna.TrialPruned when the pruner says so.
 
     The exception leaves `trainer.train` (the Trainer does not catch it): the run stops at that
-    evaluation, before that step's checkpoint, and `objective` marks its folder as pruned.
+    evaluation, before that step's checkpoint, and `objective` marks its folder as pruned. The
+    evaluation at the last step is reported but never judged: that trial has trained to its end,
+    so pruning it would save nothing but its test pass and would hand TPE a pruned trial (ranked
+    below every complete one) where a complete one is (2-hour SST-2 tunes, docs/tune.md).
     """
 
     def __init__(self, trial: Any, metric: str) -> None:
@@ -510,6 +513,8 @@ class PruningCallback(TrainerCallback):
             return  # reported already (Optuna keeps the first value of a step)
         self.trial.report(float(value), step)
         self.reported.append((step, float(value)))
+        if state.max_steps and step >= state.max_steps:
+            return
         if self.trial.should_prune():
             import optuna
 
