@@ -495,8 +495,8 @@ class PruningCallback(TrainerCallback):
     The exception leaves `trainer.train` (the Trainer does not catch it): the run stops at that
     evaluation, before that step's checkpoint, and `objective` marks its folder as pruned. The
     evaluation at the last step is reported but never judged: that trial has trained to its end,
-    so pruning it would save nothing but its test pass and would hand TPE a pruned trial (ranked
-    below every complete one) where a complete one is (2-hour SST-2 tunes, docs/tune.md).
+    so pruning it would save nothing but its test pass and would hand TPE a pruned trial, which it
+    ranks below every complete one (seen in the 2-hour SST-2 tunes, docs/tune.md).
     """
 
     def __init__(self, trial: Any, metric: str) -> None:
