@@ -207,7 +207,7 @@ class LSMethod(lifecycle.Method):
         save_classifier(run, self.classifier, cfg, self.source, bundle)
 
     def results(self, run: runs.RunDir, cfg: RunConfig, bundle: DatasetBundle, state, train_seconds: float) -> None:
-        assert self.classifier is not None
+        assert self.classifier is not None and self.evaluated is not None
         finish_run(run, cfg, bundle, self.classifier, self.source, state.log_history, self.step0, self.evaluated)
 
 
@@ -277,15 +277,15 @@ def evaluate_splits(classifier: Classifier, bundle: DatasetBundle) -> tuple[dict
 
 
 def finish_run(run: runs.RunDir, cfg: RunConfig, bundle: DatasetBundle, classifier: Classifier, source: dict,
-               history: list[dict], step0: dict | None = None,
-               evaluated: tuple[dict[str, dict], dict[str, list]] | None = None) -> dict[str, dict]:
-    """Write the result files of the selected model (model/ is saved already), scoring validation and test unless given.
+               history: list[dict], step0: dict | None,
+               evaluated: tuple[dict[str, dict], dict[str, list]]) -> dict[str, dict]:
+    """Write the result files of the selected model (model/ is saved already), from its scores on validation and test.
 
     ``step0``: validation metrics before training (--head-init labels), kept in metrics.json.
     """
     if step0 is None and run.step0.is_file():  # measured by the run's first process; a resumed one reads it back
         step0 = runs.read_json_object(run.step0)
-    results, records = evaluated or evaluate_splits(classifier, bundle)
+    results, records = evaluated
     write_reports(run, cfg, bundle, classifier, results, records, history, source, extra={"step0": step0} if step0 else None)
     return results
 

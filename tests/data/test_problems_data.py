@@ -153,6 +153,16 @@ def test_a_json_list_under_explicit_single_label_is_an_error_at_its_line(write):
     assert load_data(DataConfig(data=str(path))).splits["train"][0].label == ["joy"]
 
 
+@pytest.mark.parametrize("stray", [[1], [], ["pos"], ["pos", "neg"]])
+def test_a_stray_json_list_in_a_file_of_names_is_an_error_at_its_line(write, stray):
+    rows = [{"text": f"t{i}", "label": "pos" if i % 2 else "neg"} for i in range(6)]
+    rows.insert(3, {"text": "x", "label": stray})
+    path = write("stray.jsonl", jsonl(rows))
+    message = _error(load_data, DataConfig(data=str(path)))
+    assert message.startswith(f"{path}:4: label is a list ") and "--problem multi-label" in message
+    assert load_data(DataConfig(data=str(path), problem="multi-label")).problem == "multi-label"  # the way out works
+
+
 def test_regression_is_never_guessed_from_numbers(write):
     path = write("r.tsv", "text\tlabel\n" + "".join(f"t{i}\t{i % 3}\n" for i in range(20)))
     assert load_data(DataConfig(data=str(path))).problem == "single-label"

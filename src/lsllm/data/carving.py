@@ -19,7 +19,6 @@ from lsllm.data.examples import SeqExample, TokenExample
 from lsllm.data.readers import ReadSplit
 from lsllm.errors import DataError
 
-CARVES = ("random", "whole")
 MAX_SPANS = 50_000_000  # word spans `whole` may enumerate: ~35 s; SST-2's train has ~4 M
 
 

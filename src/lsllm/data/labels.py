@@ -22,6 +22,7 @@ column's.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import statistics
@@ -65,9 +66,16 @@ def seq_problem(read: dict[str, ReadSplit], source: Source) -> str:
         return source.problem
     if source.label_columns or source.label_separator:
         return "multi-label"
-    if any(isinstance(ex.label, list) for rs in read.values() for ex in rs.examples):
-        return "multi-label"
-    return "single-label"
+    lists = [(rs, i) for rs in read.values() for i, ex in enumerate(rs.examples) if isinstance(ex.label, list)]
+    if not lists:
+        return "single-label"
+    names = sum(isinstance(ex.label, str) for rs in read.values() for ex in rs.examples)
+    if len(lists) < names:  # a stray list in a file of names is a mistake, not a multi-label file
+        rs, i = lists[0]
+        raise DataError(f"{rs.where(i)}: label is a list ({json.dumps(rs.examples[i].label)[:40]}) where {names} other "
+                        "rows hold one name; write it as one name, or pass --problem multi-label to read every label "
+                        "as a list (one name = a list of one)")
+    return "multi-label"
 
 
 def _label_sort_key(label: str) -> tuple:

@@ -5,7 +5,7 @@ lists the labels with the label word; it is scored by greedy generation, and ans
 label are counted as irregular (or, with `--scoring likelihood`, by the label whose answer is most
 probable). Multi-label data is answered with every label that applies ("joy, optimism" or "none"),
 regression data with the number. Runs use the same data, model resolution and run directory conventions as `lsllm
-train`, so `compare` can set LS, unLS and SFT side by side.
+train`, so `lsllm compare` (lsllm.compare.compare_runs) can set LS, unLS and SFT side by side.
 
 Modules (import the heavy ones directly; this package imports only the configs):
     config       SFTConfig, SFTRunConfig
@@ -15,7 +15,6 @@ Modules (import the heavy ones directly; this package imports only the configs):
     likelihood   label_log_likelihoods (every label's answer scored in one pass: --scoring likelihood)
     training     train_sft(cfg) -> run_dir
     evaluation   evaluate_sft(run_dir, ...) -> metrics
-    compare      compare_runs(run_dirs) -> Markdown table
 """
 
 from lsllm.sft.config import TEMPLATES, SFTConfig, SFTRunConfig
