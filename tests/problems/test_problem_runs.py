@@ -101,10 +101,25 @@ def test_regression_run_predicts_values_in_the_original_scale(regression_run, tm
 
 
 def test_the_regression_scale_is_what_training_standardised_by(regression_run):
-    """The trained head's outputs were divided by the train std: the fold multiplied it back (values near the gold range)."""
+    """Training divided the targets by the train std; the saved head must multiply exactly that back.
+
+    predictions.jsonl is scored before the save (head output x the std, `Regression.outputs`), the
+    loaded run after it (the std folded into the head's weights, scale 1): the two agree only when
+    both apply the same std, the one training divided by. A missing or wrong fold, or outputs left
+    on the standardised scale, makes them differ by a factor of the std (about 1.6 here).
+    """
+    import numpy as np
+
+    from lsllm.pipeline import load_run
+
+    state = json.loads((regression_run / "model" / "lsllm.json").read_text())["problem_state"]
+    assert state["train_std"] == pytest.approx(float(np.std([round(s, 2) for s in SCORES.values()])), rel=1e-4)
+    assert state["train_std"] > 1.3  # so the two scales are far apart
     predictions = [json.loads(line) for line in (regression_run / "predictions.jsonl").read_text().splitlines()]
-    values = [r["value"] for r in predictions]
-    assert max(abs(v) for v in values) < 20  # an unfolded head would give values of the standardised scale
+    classifier, _ = load_run(regression_run, dtype="float32", device="cpu")
+    loaded = [r["value"] for r in classifier.predict_texts([r["text"] for r in predictions])]
+    assert max(abs(v) for v in loaded) > 0.05  # values near 0 could not tell the scales apart
+    assert loaded == pytest.approx([r["value"] for r in predictions], abs=1e-3)
 
 
 @pytest.fixture(scope="module")
