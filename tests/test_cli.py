@@ -109,8 +109,9 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, capsys):
 def test_datasets_lists_every_builtin(capsys):
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out
-    for name in ("sst2", "sst5", "agnews", "twitterfin", "conll03", "ontonotesv5", "wnut17", "sst2-sample"):
+    for name in ("sst2", "sst5", "agnews", "twitterfin", "clinc150", "conll03", "ontonotesv5", "wnut17", "sst2-sample"):
         assert f"\n{name} " in out
+    assert "accept_reservations, account_blocked" in out and "(150 in all)" in out and "who_made_you" not in out  # one line
 
 
 def test_train_shows_one_bar_a_table_and_the_next_steps(tmp_path, tiny_model_dir, tiny_seq_data, capfd, monkeypatch):

@@ -165,7 +165,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     folder = data_dir(DataConfig(data="", data_dir=args.data_dir))
     print(f"{'name':<16}{'task':<18}{'offline':<34}labels")
     for name, spec in REGISTRY.items():
-        labels = ", ".join(spec.labels) + (" (BIO)" if spec.task == "token" else "")
+        shown = spec.labels if len(spec.labels) <= 20 else (*spec.labels[:6], f"... ({len(spec.labels)} in all)")
+        labels = ", ".join(shown) + (" (BIO)" if spec.task == "token" else "")
         kind = spec.task if spec.task == "token" else f"seq {spec.problem or 'single-label'}"
         print(f"{name:<16}{kind:<18}{_offline_status(spec.resource, folder, name, bool(spec.hub)):<34}{labels}")
     extra = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in REGISTRY) if folder and folder.is_dir() else []

@@ -161,6 +161,8 @@ class DataConfig:
     test_file: str | None = _help("test file beside --data FILE", default=None)
     labels: list[str] | None = _help("explicit label set in id order (default: from labels.txt or sorted train labels)", default=None)
     train_limit: int | None = _help("use the first N training examples", default=None)
+    train_per_class: int | None = _help("single-label: keep N training examples of each label, a seeded stratified "
+                                        "sample (seed --subset-seed, else --split-seed), e.g. 20 per intent", default=None)
     eval_limit: int | None = _help("use the first N validation/test examples", default=None)
     max_length: int = _help("maximum tokens per input (token tasks use sliding windows beyond it)", default=128)
     label_all_subtokens: bool = _help("NER: label every sub-token, not only the first of each word", default=False)
@@ -199,7 +201,7 @@ class DataConfig:
             raise ConfigError("--label-columns / --label-separator give several labels per example: use --problem multi-label")
         if self.max_length < 8:
             raise ConfigError(f"max_length must be >= 8, got {self.max_length}")
-        for name in ("train_limit", "eval_limit"):
+        for name in ("train_limit", "eval_limit", "train_per_class"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}")

@@ -181,6 +181,38 @@ def test_limits_keep_the_first_examples(write, tmp_path):
     assert "train limited to the first 5 of 40 examples" in bundle.notes
 
 
+def test_train_per_class_keeps_n_of_each_label_seeded_in_file_order(write, tmp_path):
+    rows = ROWS + [("rare one", "odd")]  # 13 neg, 27 pos, 1 odd
+    write("d/train.tsv", tsv(rows))
+    write("d/validation.tsv", tsv(ROWS[:4]))
+    write("d/test.tsv", tsv(ROWS[4:8]))
+
+    def train(**kwargs):
+        return load_data(DataConfig(data=str(tmp_path / "d"), train_per_class=5, **kwargs)).splits["train"]
+
+    first = train()
+    assert sorted(ex.label for ex in first) == ["neg"] * 5 + ["odd"] + ["pos"] * 5
+    order = [t for t, _ in rows]
+    assert [order.index(ex.text) for ex in first] == sorted(order.index(ex.text) for ex in first)  # file order kept
+    assert train() == first and train(subset_seed=1) != first  # the seed decides the draw, and only it
+    bundle = load_data(DataConfig(data=str(tmp_path / "d"), train_per_class=5))
+    assert "train sampled to 5 examples per label (seed 42): 11 of 41 examples, 3 labels; fewer than 5 in train, all kept: odd (1)" \
+        in bundle.notes
+    assert bundle.fingerprint != load_data(DataConfig(data=str(tmp_path / "d"), train_per_class=6)).fingerprint
+    assert len(load_data(DataConfig(data=str(tmp_path / "d"), train_per_class=5, train_limit=4)).splits["train"]) == 4
+
+
+def test_train_per_class_refuses_data_without_one_label_per_example(write, tmp_path):
+    write("m/train.jsonl", "".join(json.dumps({"text": f"t{i}", "labels": ["a", "b"][: i % 3]}) + "\n" for i in range(12)))
+    with pytest.raises(DataError, match="needs single-label data; this is multi-label: use --train-limit"):
+        load_data(DataConfig(data=str(tmp_path / "m" / "train.jsonl"), train_per_class=2))
+    write("j/train.jsonl", '{"tokens": ["EU", "says"], "tags": ["B-ORG", "O"]}\n' * 10)
+    with pytest.raises(DataError, match="token task"):
+        load_data(DataConfig(data=str(tmp_path / "j"), train_per_class=2))
+    with pytest.raises(ConfigError, match="train_per_class must be >= 1"):
+        DataConfig(data="x", train_per_class=0)
+
+
 def test_fingerprint_follows_content_and_settings(write, tmp_path):
     path = write("d/train.tsv", tsv(ROWS))
     first = load_data(DataConfig(data=str(tmp_path / "d"))).fingerprint

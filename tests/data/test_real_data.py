@@ -53,6 +53,20 @@ def test_sst2_whole_carve_is_sentences_like_test(shared_data):
     assert not inside
 
 
+def test_clinc150_intents_and_per_intent_samples(shared_data):
+    if not (shared_data / "clinc150" / "train.tsv").is_file():
+        pytest.skip("../shared/data/clinc150 is not present")
+    bundle = load(shared_data, "clinc150")
+    assert bundle.sizes() == {"train": 18_000, "validation": 2_250, "test": 2_250}
+    assert len(bundle.labels) == 150 and bundle.labels == sorted(bundle.labels) and "change_ai_name" in bundle.labels
+    assert bundle.labels == (shared_data / "clinc150" / "labels.txt").read_text().split()
+    few = load_data(DataConfig(data="clinc150", data_dir=str(shared_data), train_per_class=20))
+    counts = {}
+    for example in few.splits["train"]:
+        counts[example.label] = counts.get(example.label, 0) + 1
+    assert len(few.splits["train"]) == 3_000 and set(counts.values()) == {20} and len(counts) == 150
+
+
 def test_agnews_test_only_offline(shared_data):
     bundle = load(shared_data, "agnews", splits=("test",))
     assert bundle.sizes() == {"test": 7_600}

@@ -10,7 +10,8 @@ Split rules (the same for every source): a dataset without a labelled test split
 official validation split as "test" and carves the selection split "validation" from train
 (seed `split_seed`, the size of the official validation), so nothing is selected on what is
 reported; a dataset without validation carves it from train (10%, or the spec's size).
-`train_limit` / `eval_limit` then keep the first N examples.
+`train_per_class` then samples N training examples per label (seeded), and `train_limit` /
+`eval_limit` keep the first N examples.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lsllm.config import DataConfig
-from lsllm.data import carving
+from lsllm.data import carving, sampling
 from lsllm.data.examples import DatasetBundle
 from lsllm.data.hub import HubUnreachable, hub_source, load_hub
 from lsllm.data.labels import labels_known, seq_labels, token_labels
@@ -332,6 +333,11 @@ def build_bundle(source: Source, cfg: DataConfig, splits: Sequence[str] = SPLITS
     final: dict[str, list] = {}
     for split in (s for s in splits if s in out):
         examples = out[split].examples
+        if split == "train" and cfg.train_per_class is not None:  # N of each label, before any shuffle or limit
+            seed = cfg.subset_seed if cfg.subset_seed is not None else cfg.split_seed
+            examples, note = sampling.per_class(examples, cfg.train_per_class, seed,
+                                                problem if source.task == "seq" else "a token task (a tag per word)")
+            notes.append(note)
         if split == "train" and cfg.subset_seed is not None:  # a seeded subset, the same for every method
             examples = list(examples)
             random.Random(cfg.subset_seed).shuffle(examples)
@@ -388,6 +394,7 @@ def _fingerprint(source: Source, cfg: DataConfig, task: str, labels: list[str], 
             "text_column": cfg.text_column, "label_column": cfg.label_column, "tag_column": cfg.tag_column,
             "train_limit": cfg.train_limit, "eval_limit": cfg.eval_limit, "split_seed": cfg.split_seed, "carved": carved,
             **({"subset_seed": cfg.subset_seed} if cfg.subset_seed is not None else {}),
+            **({"train_per_class": cfg.train_per_class} if cfg.train_per_class is not None else {}),
             **({"carve": cfg.carve} if cfg.carve != "random" else {}),
         },
     }  # fmt: skip
