@@ -375,14 +375,25 @@ def test_a_model_folder_edited_after_saving_is_refused_naming_the_file(run_copy,
         assert "tensor missing: " in line
 
 
-def test_a_run_saved_before_manifests_still_loads(run_copy, capsys):
+def test_a_run_saved_before_manifests_still_loads(run_copy, tmp_path, capsys):
+    """Without manifest.json (a run saved before manifests) the run loads as it was saved: `lsllm
+    predict` on the test sentences gives the labels and probabilities the run wrote at training."""
+    saved = [json.loads(line) for line in (run_copy / "predictions.jsonl").read_text().splitlines()]
+    texts = tmp_path / "texts.txt"
+    texts.write_text("".join(r["text"] + "\n" for r in saved))
     manifest = run_copy / "model" / "manifest.json"
     original = manifest.read_bytes()
     manifest.unlink()
     try:
-        assert main(["predict", str(run_copy), "a great movie"]) == 0
+        capsys.readouterr()
+        assert main(["predict", str(run_copy), "--input", str(texts), "--dtype", "float32"]) == 0
+        loaded = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
     finally:
         manifest.write_bytes(original)
+    assert [r["text"] for r in loaded] == [r["text"] for r in saved]
+    assert [r["label"] for r in loaded] == [r["label"] for r in saved]
+    for new, old in zip(loaded, saved, strict=True):
+        assert new["probabilities"] == pytest.approx(old["probabilities"], abs=1e-4)
 
 
 @pytest.mark.parametrize("how", ["delete", "half"])
