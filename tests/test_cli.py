@@ -125,6 +125,32 @@ def test_train_shows_one_bar_a_table_and_the_next_steps(tmp_path, tiny_model_dir
     assert "FutureWarning" not in captured.err and "LOAD REPORT" not in captured.err and "Loading weights" not in captured.err
     assert f"report: {out / 'report.html'}" in captured.out
     assert f"lsllm predict {out} " in captured.out and f"lsllm serve {out}" in captured.out and f"lsllm report {out}" in captured.out
+    assert f"lsllm predict {out} 'a moving , lovely film'\n" in captured.out  # an input of the user's own test split
+
+
+def test_next_steps_take_an_input_from_the_runs_own_data(tmp_path):
+    from lsllm.cli import example_input, next_steps
+    from lsllm.runs import RunDir
+
+    def run_with(records, info=None):
+        root = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        (root / "model").mkdir(parents=True)
+        (root / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        if info:
+            (root / "model" / "lsllm.json").write_text(json.dumps(info))
+        return RunDir(root)
+
+    intents = run_with([{"text": "hi"}, {"text": "what is the traffic like on the road to downtown dallas"},
+                        {"text": "roll a six sided die"}, {"text": "book a table for two at eight tonight please"}])
+    assert example_input(intents) == "roll a six sided die"  # the shortest of four words or more
+    assert "lsllm predict " + str(intents.root) + " 'roll a six sided die'" in next_steps(intents)
+    tokens = run_with([{"text": "x", "tokens": ["EU", "rejects", "German", "call", "."]}], {"task": "token"})
+    assert example_input(tokens) == "EU rejects German call ."
+    pairs = run_with([{"text": "premise: a b c\nhypothesis: d e", "fields": {"premise": "a b c", "hypothesis": "d e"}}],
+                     {"task": "seq", "fields": ["premise", "hypothesis"]})
+    assert '# one {"premise": "a b c", "hypothesis": "d e"} per line' in next_steps(pairs)
+    empty = RunDir(tmp_path / "nothing")
+    assert example_input(empty) is None and "gripping" not in next_steps(empty)
 
 
 def test_quiet_draws_no_bar(tmp_path, tiny_model_dir, tiny_seq_data, capfd, monkeypatch):

@@ -66,17 +66,45 @@ def next_steps(run) -> str:
 
     info = read_json_object(run.model / RUN_INFO) if (run.model / RUN_INFO).is_file() else {}
     root = shlex.quote(str(run.root))
+    example = example_input(run)
     if info.get("fields"):
-        example = "'" + json.dumps({name: "..." for name in info["fields"]}) + "'"
-        first = f"  lsllm predict {root} --input inputs.jsonl        # one {example} per line"
-    elif info.get("task") == "token":
-        first = f"  lsllm predict {root} \"EU rejects German call to boycott British lamb .\""
-    else:
-        first = f"  lsllm predict {root} \"a gripping, beautifully acted film\""
+        fields = example if isinstance(example, dict) else {name: "..." for name in info["fields"]}
+        first = f"  lsllm predict {root} --input inputs.jsonl        # one {json.dumps(fields, ensure_ascii=False)} per line"
+    elif isinstance(example, str):
+        first = f"  lsllm predict {root} {shlex.quote(example)}"
+    else:  # no predictions file to take an input from
+        first = f"  lsllm predict {root} \"some text\"                  # or --input texts.txt"
     lines = [f"report: {run.html}" if run.html.is_file() else "", "next:", first,
              f"  lsllm serve {root}                                 # API + try-it page on http://127.0.0.1:8000",
              f"  lsllm report {root} RUN2 ...                       # compare runs on one page"]
     return "\n".join(line for line in lines if line)
+
+
+def example_input(run, scan: int = 200) -> str | dict[str, str] | None:
+    """An input from the run's own data for the next-steps lines: a short one of its predictions file (test, else validation).
+
+    A pair run gets its fields; a token run its words joined by spaces; None when the file is
+    missing or holds no text. Short means the fewest words among the first ``scan`` records
+    with at least four (a one-word input says little), so the line fits a terminal.
+    """
+    from lsllm.runs import read_jsonl_noting
+
+    candidates = []
+    for record in read_jsonl_noting(run.predictions, [], "")[:scan]:
+        fields = record.get("fields")
+        if isinstance(fields, dict) and fields and all(isinstance(v, str) for v in fields.values()):
+            value: str | dict[str, str] = {str(k): v for k, v in fields.items()}
+            text = " ".join(fields.values())
+        elif isinstance(record.get("tokens"), list) and all(isinstance(t, str) for t in record["tokens"]):
+            value = text = " ".join(record["tokens"])
+        elif isinstance(record.get("text"), str):
+            value = text = record["text"]
+        else:
+            continue
+        words = len(text.split())
+        if words:
+            candidates.append((words < 4, words, len(candidates), value))
+    return min(candidates, key=lambda c: c[:3])[3] if candidates else None
 
 
 def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:

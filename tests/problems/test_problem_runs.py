@@ -8,6 +8,7 @@ probabilities; raw values with the regression scale folded into the head).
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import transformers
@@ -98,6 +99,32 @@ def test_regression_run_predicts_values_in_the_original_scale(regression_run, tm
     classify = transformers.pipeline("text-classification", model=model, tokenizer=transformers.AutoTokenizer.from_pretrained(merged),
                                      function_to_apply="none", device="cpu")
     assert classify("a great movie")[0]["score"] == pytest.approx(record["value"], abs=1e-4)
+
+
+def test_a_regression_report_lists_the_largest_errors_and_its_pearson_curve(regression_run):
+    from lsllm.report import collect
+
+    html = (regression_run / "report.html").read_text()
+    assert "examples are wrong" not in html and "confidence %" not in html
+    assert "The largest errors" in html and "|error|" in html and "largest error first" in html
+    predictions = [json.loads(line) for line in (regression_run / "predictions.jsonl").read_text().splitlines()]
+    worst = max(abs(r["value"] - r["gold"]) for r in predictions)
+    shown = [float(x) for x in re.findall(r'data-label="\|error\|">([0-9.]+)<', html)]
+    assert shown and shown[0] == pytest.approx(worst, abs=1e-3) and shown == sorted(shown, reverse=True)
+    curves = collect.read_run(regression_run).curves
+    assert curves.metric == "pearson" and curves.selected_reason == "best validation pearson"
+    assert "best validation pearson" in html and "best validation accuracy" not in html
+
+
+def test_a_multi_label_report_names_jaccard_and_ranks_errors_by_confidence(multi_run):
+    from lsllm.report import analysis, collect
+
+    run = collect.read_run(multi_run)
+    assert run.curves.metric == "jaccard" and "best validation jaccard" in (multi_run / "report.html").read_text()
+    errors = analysis.seq_errors(run)
+    assert all(e.confidence is not None and 0.0 <= e.confidence <= 1.0 for e in errors)
+    assert analysis.multi_label_confidence(["joy"], ["anger"], {"joy": 0.3, "anger": 0.9}) == pytest.approx(0.9)
+    assert analysis.multi_label_confidence(["joy", "love"], ["joy"], {"joy": 0.8, "love": 0.1}) == pytest.approx(0.9)
 
 
 def test_the_regression_scale_is_what_training_standardised_by(regression_run):

@@ -19,6 +19,7 @@ from lsllm.problems import make_problem
 from lsllm.report.collect import Run
 
 MAX_ERRORS = 2000  # wrong examples listed per run (sorted by confidence, most confident first)
+MAX_REGRESSION_ERRORS = 200  # regression: the predictions furthest from gold listed per run (every one is off a little)
 MAX_SENTENCES = 1000  # NER sentences listed per run (those with mistakes first)
 HEADLINE = {"seq": ("accuracy", "f1_macro", "f1_weighted"), "token": ("f1", "precision", "recall", "f1_strict", "token_accuracy")}
 IRREGULAR = "(irregular)"  # what an SFT answer that names no label is shown as
@@ -131,9 +132,11 @@ class SeqError:
     text: str
     gold: str
     predicted: str
-    confidence: float | None  # the probability of the predicted label (None for SFT)
+    confidence: float | None  # the probability of the predicted label (None for SFT); multi-label: see `multi_label_confidence`
     probabilities: list[tuple[str, float]]  # highest first
     raw_output: str | None = None  # SFT: the answer as generated
+    error: float | None = None  # regression: |predicted - gold|
+    gold_labels: tuple[str, ...] = ()  # multi-label: the gold label set (`gold` is its display form)
 
 
 def seq_errors(run: Run) -> list[SeqError]:
@@ -144,29 +147,43 @@ def seq_errors(run: Run) -> list[SeqError]:
     for i, record in enumerate(run.predictions):
         gold = record.get("gold")
         predicted = record.get("label")
+        score, gold_labels = record.get("score"), ()
         if run.problem == "multi-label":  # wrong when the label sets differ
             if not isinstance(gold, list) or not isinstance(record.get("labels"), list) or set(gold) == set(record["labels"]):
                 continue
+            score = multi_label_confidence(gold, record["labels"], record.get("probabilities") or {})
+            gold_labels = tuple(str(label) for label in gold)
             gold, predicted = ", ".join(gold) or "(none)", ", ".join(record["labels"]) or "(none)"
         if gold is None or predicted == gold:
             continue
         probabilities = sorted((record.get("probabilities") or {}).items(), key=lambda kv: -kv[1])
-        score = record.get("score")
         errors.append(SeqError(i, str(record.get("text", "")), str(gold), IRREGULAR if predicted is None else str(predicted),
                                float(score) if isinstance(score, (int, float)) else None, probabilities,
-                               record.get("raw_output")))
+                               record.get("raw_output"), gold_labels=gold_labels))
     errors.sort(key=lambda e: -(e.confidence if e.confidence is not None else 0.0))
     return errors
 
 
+def multi_label_confidence(gold: list[str], predicted: list[str], probabilities: dict[str, float]) -> float | None:
+    """How sure a multi-label model was of its most confident wrong decision: p of a label given wrongly, 1 - p of one missed."""
+    wrong = [probabilities[label] for label in set(predicted) - set(gold) if isinstance(probabilities.get(label), (int, float))]
+    wrong += [1.0 - probabilities[label] for label in set(gold) - set(predicted) if isinstance(probabilities.get(label), (int, float))]
+    return max(wrong) if wrong else None
+
+
 def regression_errors(run: Run) -> list[SeqError]:
-    """Regression: the predictions furthest from gold, largest first (predicted and gold shown as numbers)."""
+    """Regression: every scored prediction, furthest from gold first (predicted and gold shown as numbers).
+
+    A regression prediction is never exactly right, so "wrong" means nothing here: the report lists
+    the largest absolute errors (`MAX_REGRESSION_ERRORS`) instead of "N of N are wrong".
+    """
     errors = []
     for i, record in enumerate(run.predictions):
         gold, value = record.get("gold"), record.get("value")
         if isinstance(gold, (int, float)) and isinstance(value, (int, float)):
-            errors.append(SeqError(i, str(record.get("text", "")), f"{gold:.3f}", f"{value:.3f}", None, []))
-    errors.sort(key=lambda e: -abs(float(e.gold) - float(e.predicted)))
+            errors.append(SeqError(i, str(record.get("text", "")), f"{gold:.3f}", f"{value:.3f}", None, [],
+                                   record.get("raw_output"), abs(float(value) - float(gold))))
+    errors.sort(key=lambda e: (-(e.error or 0.0), e.index))
     return errors
 
 

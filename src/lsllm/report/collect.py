@@ -24,6 +24,7 @@ from typing import Any
 from lsllm import describe
 from lsllm.config import read_mapping
 from lsllm.errors import ConfigError
+from lsllm.problems import make_problem
 from lsllm.runs import RUN_INFO, SFT_INFO, RunDir, read_json_noting, read_jsonl_noting
 
 STUDY = "study.json"
@@ -35,11 +36,11 @@ TUNE_PLOTS = ("history.png", "importances.png", "slice.png")
 class Curves:
     """Training loss and the validation selection metric over optimizer steps."""
 
-    metric: str  # "accuracy" (seq) | "f1" (token)
+    metric: str  # the validation metric the run selected on: accuracy | jaccard | pearson (seq, by problem) | f1 (token)
     loss: list[tuple[int, float]] = field(default_factory=list)
     validation: list[tuple[int, float]] = field(default_factory=list)
     selected_step: int | None = None  # the checkpoint the run's model comes from
-    selected_reason: str = ""  # "best validation accuracy" | "final model"
+    selected_reason: str = ""  # "best validation <metric>" | "final model"
     source: str = ""  # the file the points were read from
 
 
@@ -141,7 +142,8 @@ def read_run(root: Path) -> Run:
     task = info.get("task") or (config.get("data") or {}).get("task") or "seq"
     split = "test" if "test" in metrics else "validation"
     predictions = read_jsonl_noting(run.predictions, notes, "absent, so no error analysis")
-    curves = read_curves(root, kind, task)
+    problem = info.get("problem") or (config.get("data") or {}).get("problem") or "single-label"
+    curves = read_curves(root, kind, task, problem)
     before = (metrics.get("step0") or {}).get(curves.metric)  # validation before training (--head-init labels)
     if isinstance(before, (int, float)) and not any(step == 0 for step, _ in curves.validation):
         curves.validation.insert(0, (0, float(before)))
@@ -151,9 +153,13 @@ def read_run(root: Path) -> Run:
                metrics=metrics, predictions=predictions, predictions_split=split, curves=curves, notes=notes)
 
 
-def read_curves(root: Path, kind: str, task: str) -> Curves:
-    """The curves from the newest trainer_state.json, else from the TensorBoard events in logs/."""
-    metric = "accuracy" if task == "seq" else "f1"
+def read_curves(root: Path, kind: str, task: str, problem: str | None = None) -> Curves:
+    """The curves from the newest trainer_state.json, else from the TensorBoard events in logs/.
+
+    The validation curve is the metric the run selected its checkpoint on (`Problem.selection`:
+    Pearson for a regression, Jaccard for multi-label, accuracy for single-label; F1 for NER).
+    """
+    metric = make_problem(problem).selection if task == "seq" else "f1"
     curves = Curves(metric)
     state_file = RunDir(root).newest_trainer_state()
     if state_file is not None:

@@ -52,7 +52,7 @@ def run_context(run: Run, number: int) -> dict[str, Any]:
     }
     if run.task == "seq":
         errors = analysis.seq_errors(run)
-        context["errors"] = errors[:analysis.MAX_ERRORS]
+        context["errors"] = errors[:analysis.MAX_REGRESSION_ERRORS if run.problem == "regression" else analysis.MAX_ERRORS]
         context["n_errors"] = len(errors)
         context["n_predictions"] = len(run.predictions)
         context["error_classes"] = {"gold": sorted({e.gold for e in errors}), "predicted": sorted({e.predicted for e in errors})}

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
+from lsllm.report.analysis import NOT_PERCENT  # noqa: E402
 from lsllm.report.collect import Curves  # noqa: E402
 
 STYLE = {"svg.fonttype": "none", "font.family": "sans-serif", "font.size": 11, "axes.spines.top": False,
@@ -63,6 +64,11 @@ def curves_svg(curves: Curves, salt: str) -> str | None:
             if name == "loss":
                 ax.plot(steps, values, color="tab:blue", linewidth=1.4, label="training loss")
                 ax.set_ylabel("training loss")
+            elif curves.metric in NOT_PERCENT:  # a correlation: shown as the number it is, on its own scale
+                ax.plot(steps, values, color="tab:orange", marker="o", markersize=4, linewidth=1.4, label=name)
+                ax.set_ylabel(name)
+                margin = max(0.02, 0.1 * (max(values) - min(values)))
+                ax.set_ylim(min(values) - margin, max(values) + margin)
             else:
                 shown = [100 * v for v in values]
                 ax.plot(steps, shown, color="tab:orange", marker="o", markersize=4, linewidth=1.4, label=name)
