@@ -7,7 +7,6 @@ Probabilities are compared to 3e-2 across those dtypes (bf16 logits of a 2-layer
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -68,18 +67,42 @@ def test_token_run_on_cuda_predicts_entities_with_offsets(token_run, capsys):
         assert text[entity["char_start"]:entity["char_end"]] == entity["text"]
 
 
+def bitsandbytes_import_error() -> str | None:
+    """None when bitsandbytes imports here, else why not: what decides whether QLoRA must train or be refused."""
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as err:
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
 @pytest.mark.skipif(not ON_CUDA, reason="QLoRA is CUDA-only")
-def test_qlora_trains_on_cuda_with_bitsandbytes_or_is_refused_in_one_line(tiny_model_dir, seq_data, tmp_path, capsys):
+def test_qlora_trains_on_cuda_with_bitsandbytes_or_is_refused_in_one_line(tiny_model_dir, seq_data, tmp_path, capsys, monkeypatch):
+    """Where bitsandbytes imports, --quantize 4bit must train through its 4-bit layers; where it does not, it must be
+    refused in one line. Which of the two is decided here, before lsllm runs, so neither outcome can stand in for the other."""
     out = tmp_path / "qlora"
-    if importlib.util.find_spec("bitsandbytes") is None:
+    why_not = bitsandbytes_import_error()
+    if why_not is not None:
         code = main(["train", "--data", str(seq_data), "--model", str(tiny_model_dir), "--output", str(out),
                      "--quantize", "4bit", "--max-steps", "2"])
         err = capsys.readouterr().err
-        assert code == 2 and "Traceback" not in err
+        assert code == 2 and "Traceback" not in err, f"bitsandbytes does not import ({why_not}): --quantize 4bit must be refused"
         [line] = [line for line in err.splitlines() if line.startswith("error:")]
         assert line.startswith("error: --quantize 4bit needs bitsandbytes")
+        assert not (out / "metrics.json").exists()
         return
+    import bitsandbytes as bnb
+
+    calls = []
+    forward = bnb.nn.Linear4bit.forward
+
+    def counted(self, x, *args, **kwargs):
+        calls.append(type(self).__name__)
+        return forward(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(bnb.nn.Linear4bit, "forward", counted)
     train_run(seq_data, tiny_model_dir, out, "--quantize", "4bit")
+    assert calls, "bitsandbytes imports, yet no 4-bit layer ran in training: --quantize 4bit was not applied"
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
     records = predict_records(out, TEXTS, capsys)
