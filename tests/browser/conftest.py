@@ -1,8 +1,10 @@
 """A real browser for the report and the served page: Debian's headless Chromium driven by selenium.
 
-`.ci/run` installs it (`apt-get install -y chromium chromium-driver`); where it is not installed
-the browser tests skip and say so. Chromium runs with flags that keep it off the network (which
-is closed here: without them it waits on background connections) and a fresh profile.
+`.ci/run` installs it (`apt-get install -y chromium chromium-driver`) and runs the tests with
+`CI=true`. In CI (env `CI` set to true, 1 or yes, as CI services and `.ci/run` set it) a browser
+test that cannot get a working Chromium **fails**, so a CI run cannot be green with the pages
+untested; elsewhere it skips and says why. Chromium runs with flags that keep it off the network
+(which is closed here: without them it waits on background connections) and a fresh profile.
 
 Screenshots go to each test's tmp dir and, with env LSLLM_SCREENSHOTS=DIR, are copied there.
 """
@@ -29,25 +31,54 @@ LAPTOP = (1280, 900)
 PHONE = (390, 844)
 
 
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory):
-    pytest.importorskip("selenium", reason="selenium is not installed: pip install -e '.[test]'")
+def in_ci() -> bool:
+    """Whether this is a CI run (env CI=true, as GitHub, GitLab and .ci/run set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def no_browser(reason: str):
+    """No working browser: a failure in CI (the pages would go untested), a skip with its reason elsewhere."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: the browser tests must run in CI)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_selenium() -> None:
+    """At the top of a browser test module: selenium must import (it is in the `test` extra)."""
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        reason = "selenium is not installed: pip install -e '.[test]'"
+        if in_ci():
+            pytest.fail(f"{reason} (CI=true: the browser tests must run in CI)", pytrace=False)
+        pytest.skip(reason, allow_module_level=True)
+
+
+def start_chromium(profile: Path, extra_flags: list[str] = ()):
+    """A headless Chromium driven by selenium, or `no_browser` with the reason it cannot start."""
+    require_selenium()
     if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
-        pytest.skip(f"no Chromium at {CHROMIUM} / {CHROMEDRIVER}: apt-get install -y chromium chromium-driver (.ci/run does)")
+        no_browser(f"no Chromium at {CHROMIUM} / {CHROMEDRIVER}: apt-get install -y chromium chromium-driver (.ci/run does)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
+    for flag in [*FLAGS, *extra_flags, f"--user-data-dir={profile}"]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     try:
         driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    except Exception as err:  # a Chromium that cannot start here (e.g. missing libraries) is a skip, said plainly
-        pytest.skip(f"Chromium did not start: {type(err).__name__}: {str(err).splitlines()[0]}")
+    except Exception as err:  # a Chromium that cannot start here (e.g. missing libraries): said plainly, a failure in CI
+        no_browser(f"Chromium did not start: {type(err).__name__}: {str(err).splitlines()[0]}")
     driver.set_page_load_timeout(30)
     driver.set_script_timeout(30)
+    return driver
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 

@@ -7,7 +7,9 @@ from collections import Counter
 
 import pytest
 
-pytest.importorskip("selenium", reason="selenium is not installed: pip install -e '.[test]'")
+from tests.browser.conftest import require_selenium
+
+require_selenium()
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 

@@ -15,13 +15,13 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
-pytest.importorskip("selenium", reason="selenium is not installed: pip install -e '.[test]'")
+from .conftest import LiveServer, require_selenium, start_chromium
+
+require_selenium()
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from lsllm.serve.app import ServeSettings, app_from_run  # noqa: E402
-
-from .conftest import CHROMEDRIVER, CHROMIUM, FLAGS, LiveServer  # noqa: E402
 
 KEY = "d0cs-key"
 OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # no name outside resolves
@@ -34,22 +34,7 @@ document.addEventListener('securitypolicyviolation', function (e) {
 
 @pytest.fixture(scope="module")
 def offline_browser(tmp_path_factory):
-    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
-        pytest.skip(f"no Chromium at {CHROMIUM} / {CHROMEDRIVER}: apt-get install -y chromium chromium-driver (.ci/run does)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS + OFFLINE + [f"--user-data-dir={tmp_path_factory.mktemp('chromium-offline')}"]:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    try:
-        driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    except Exception as err:
-        pytest.skip(f"Chromium did not start: {type(err).__name__}: {str(err).splitlines()[0]}")
-    driver.set_page_load_timeout(30)
-    driver.set_script_timeout(30)
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-offline"), OFFLINE)
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_VIOLATIONS})
     yield driver
     driver.quit()

@@ -11,7 +11,9 @@ import dataclasses
 
 import pytest
 
-pytest.importorskip("selenium", reason="selenium is not installed: pip install -e '.[test]'")
+from tests.browser.conftest import require_selenium
+
+require_selenium()
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
