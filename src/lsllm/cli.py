@@ -280,7 +280,7 @@ def _progress(desc: str) -> Callable | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lsllm import export_cli, tune_cli
+    from lsllm import export_cli, record, tune_cli
     from lsllm.serve import cli as serve_cli
     from lsllm.version import __version__
 
@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "./report.html for several)")
     report.set_defaults(handler=cmd_report)
 
-    for module in (serve_cli, export_cli, tune_cli):  # commands whose flags live beside their code
+    for module in (serve_cli, export_cli, tune_cli, record):  # commands whose flags live beside their code
         module.register(commands)
     return parser
 

@@ -53,6 +53,12 @@ def cpu_bf16_kind() -> str | None:
     return None
 
 
+def machine() -> dict:
+    """What a result was measured on (run.json, `lsllm record`): CPU model, logical CPUs, bf16 kind, GPU."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu_name(), "logical_cpus": os.cpu_count(), "cpu_bf16": cpu_bf16_kind(), "gpu": gpu}
+
+
 def fast_dtype(device: torch.device | str = "cpu") -> torch.dtype:
     """bf16 where the hardware runs it natively, fp32 elsewhere."""
     device = torch.device(device)

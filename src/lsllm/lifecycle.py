@@ -40,7 +40,7 @@ from lsllm import runs
 from lsllm.config import TrainConfig
 from lsllm.data import DatasetBundle, load_data
 from lsllm.errors import ConfigError
-from lsllm.hardware import configure_threads, default_device, training_dtype
+from lsllm.hardware import configure_threads, default_device, machine, training_dtype
 from lsllm.models.backbones import check_quantization
 from lsllm.progress import TrainingBar
 from lsllm.report import write_report
@@ -248,7 +248,7 @@ def run_training(cfg: Any, method: Method, explicit: set[str] | frozenset = froz
         torch.cuda.empty_cache()
     method.results(run, cfg, bundle, state, train_seconds)
     runs.record_finished(run, started, reproduce=f"{method.command} --config {run.config} --output NEW_DIR",
-                         resumed=cfg.train.resume, steps=state.global_step,
+                         resumed=cfg.train.resume, steps=state.global_step, machine=machine(),
                          examples={split: len(examples) for split, examples in bundle.splits.items()})
     write_report([run.root])
     return run.root
