@@ -133,42 +133,73 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from lsllm.data import SeqExample, TokenExample, read_predict_inputs
+    """Texts given as arguments, or an --input file of any size streamed a chunk at a time (lsllm.batch_predict)."""
+    from lsllm import batch_predict
     from lsllm.export import open_classifier
-    from lsllm.files import atomic_write_jsonl
+    from lsllm.progress import Meter
+    from lsllm.record_files import open_records, record_schema
     from lsllm.runs import EXPORT_INFO, RUN_INFO, RunDir, is_export_dir, read_json_noting
 
     if not args.texts and not args.input:
-        raise ConfigError("give texts as arguments or --input FILE (.txt one per line, or .jsonl)")
-    if args.output_file and (Path(args.output_file).is_dir() or not Path(args.output_file).parent.is_dir()):
-        what = "is a folder" if Path(args.output_file).is_dir() else "is in a folder that does not exist"
-        raise ConfigError(f"--output-file {args.output_file} {what}; name a file in an existing folder")
+        raise ConfigError("give texts as arguments or --input FILE (.txt one per line, .jsonl, .csv/.tsv, .parquet)")
+    output = Path(args.output_file) if args.output_file else None
+    if output is not None and (output.is_dir() or not output.parent.is_dir()):
+        what = "is a folder" if output.is_dir() else "is in a folder that does not exist"
+        raise ConfigError(f"--output-file {output} {what}; name a file in an existing folder")
+    shard = batch_predict.resolve_shard(args.shard)
+    flag = "--resume" if args.resume else f"--shard {shard}" if args.shard else "torchrun (WORLD_SIZE > 1)"
+    if args.texts and (args.resume or shard):
+        raise ConfigError(f"{flag} applies to --input FILE, not to texts given as arguments; put them in a file")
+    if args.texts and args.input and output is not None:
+        raise ConfigError("texts given as arguments and --input FILE go to stdout together; with --output-file give "
+                          "one of them (put the texts in the file)")
+    if (args.resume or shard) and output is None:
+        raise ConfigError(f"{flag} writes to a file: give --output-file OUT (.jsonl or .parquet)")
+    if args.chunk_size is not None and not args.input:
+        raise ConfigError("--chunk-size applies to --input FILE")
     info_file = Path(args.run_dir) / EXPORT_INFO if is_export_dir(args.run_dir) else RunDir(Path(args.run_dir)).model / RUN_INFO
     info = read_json_noting(info_file, None) if args.input else None
     fields = info.get("fields") if isinstance(info, dict) else None  # a pair run reads records; a bad run fails at load
-    inputs = read_predict_inputs(Path(args.input), fields=fields) if args.input else []  # a bad file fails before the model loads
+    task = info.get("task") if isinstance(info, dict) else None
+    job = source = None
+    if args.input:  # a bad file, or an output that cannot be written or resumed, fails before the model loads
+        source = batch_predict.survey(args.input, fields, task)
+        if output is not None:
+            job = batch_predict.plan(source, output, args.run_dir, shard, args.chunk_size, args.resume)
+    elif output is not None and open_records(output).present():
+        raise ConfigError(f"--output-file {output} exists; choose another --output-file (or delete it)")
     opened = open_classifier(args.run_dir, args.backend, int8=args.int8, dtype=args.dtype, threads=args.threads)
     classifier = opened.classifier
-    records: list[dict] = []
     if args.texts:
-        records += classifier.predict_texts(args.texts, progress=_progress("predicting"))
-    if args.input:
-        texts = [x.fields or x.text for x in inputs if isinstance(x, SeqExample)]
-        tokens = [x.tokens for x in inputs if isinstance(x, TokenExample)]
-        if texts:
-            records += classifier.predict_texts(texts, progress=_progress("predicting"))
-        if tokens and classifier.task == "seq":
-            raise ConfigError(f"{args.input}: token inputs (CoNLL, or JSONL with \"tokens\") for a sequence classifier; "
-                              "give texts: .txt one per line, .tsv/.csv with a text column, or .jsonl with \"text\"")
-        if tokens:
-            records += classifier.predict_tokens(tokens, progress=_progress("predicting"))
-    if args.output_file:
-        atomic_write_jsonl(Path(args.output_file), records)
-        print(f"{len(records)} predictions written to {args.output_file}", file=sys.stderr)
-    else:
-        for record in records:
-            print(json.dumps(record, ensure_ascii=False))
+        records = classifier.predict_texts(args.texts, progress=_progress("predicting"))
+        if output is None:
+            _print_records(records)
+        else:
+            schema = record_schema(classifier.task, classifier.problem.name, classifier.labels, classifier.fields)
+            writer = open_records(output, schema if output.suffix.lower() == ".parquet" else None)
+            writer.append(records)
+            writer.finish()
+            print(f"{len(records)} predictions written to {output}", file=sys.stderr)
+    if source is None:
+        return 0
+
+    def meter(total: int, initial: int) -> Meter:
+        return Meter("predicting", total, initial)
+
+    if job is None:  # records on stdout, a chunk at a time
+        batch_predict.stream_to(_print_records, source.path, classifier, fields, source.inputs,
+                                args.chunk_size or batch_predict.CHUNK_SIZE, meter)
+        return 0
+    written, kept = batch_predict.run_job(job, classifier, fields, meter)
+    where = f" (shard {job.shard}: {job.total:,} of the {source.inputs:,} inputs, from input {job.start:,})" if job.shard else ""
+    again = f"; {kept:,} of them were there from before (--resume)" if kept else ""
+    print(f"{written} predictions written to {job.output}{where}{again}", file=sys.stderr)
     return 0
+
+
+def _print_records(records: list[dict]) -> None:
+    sys.stdout.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+    sys.stdout.flush()
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -321,11 +352,23 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="predict labels (seq) or entities (token) for texts", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Predict with a trained run: JSONL records on stdout (or --output-file).",
         epilog='examples:\n  lsllm predict runs/X "a gripping, beautifully acted film"\n'
-               "  lsllm predict runs/X --input texts.txt --output-file predictions.jsonl")
+               "  lsllm predict runs/X --input texts.txt --output-file predictions.jsonl\n"
+               "  lsllm predict runs/X --input big.parquet --output-file predictions.parquet --resume\n"
+               "  lsllm predict runs/X --input big.jsonl --output-file out.jsonl --shard 0/2   # and --shard 1/2 elsewhere")
     predict.add_argument("run_dir", help="a run folder, or a folder written by `lsllm export` (run by ONNX Runtime)")
     predict.add_argument("texts", nargs="*", help="texts to classify")
-    predict.add_argument("--input", help="a .txt file (one text per line) or .jsonl ({\"text\"} or {\"tokens\"})")
-    predict.add_argument("--output-file", help="write JSONL records here instead of stdout")
+    predict.add_argument("--input", help="a file of inputs, read a chunk at a time: .txt (one text per line), .jsonl "
+                         "({\"text\"} or {\"tokens\"}), .csv/.tsv (a text column), .parquet, .conll")
+    predict.add_argument("--output-file", help="write the records here (.parquet: Parquet; any other name: JSONL) instead "
+                         "of stdout; an existing one is refused unless --resume")
+    predict.add_argument("--resume", action="store_true",
+                         help="continue the --output-file a killed `lsllm predict` left (same --input and run): no "
+                              "record lost or repeated")
+    predict.add_argument("--shard", metavar="K/N", default=None,
+                         help="this process takes the K-th of N contiguous blocks of the inputs (K from 0) and writes "
+                              "OUT-0000K-of-0000N.ext; under torchrun each rank takes its own without it")
+    predict.add_argument("--chunk-size", type=int, default=None, metavar="N",
+                         help="inputs read, sorted by length and written at a time (default 10000)")
     add_threads_flag(predict)
     add_dtype_flag(predict)
     export_cli.add_backend_flags(predict)

@@ -24,7 +24,7 @@ import logging
 import math
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,12 +136,55 @@ def read_text(path: Path) -> tuple[str, str]:
         text = data[skip:].decode("utf-8")
     except UnicodeDecodeError as err:
         pos = skip + err.start
-        what = f"byte 0x{data[pos]:02x}"
-        if data[pos] == 0xED and pos + 2 < len(data) and 0xA0 <= data[pos + 1] <= 0xBF and 0x80 <= data[pos + 2] <= 0xBF:
-            char = data[pos : pos + 3].decode("utf-8", errors="surrogatepass")
-            what += f": text holds an unpaired surrogate ({escaped(char)}), as CESU-8/WTF-8 write it"
-        raise DataError(f"{path}:{line_of(data, pos)}: not UTF-8 text ({what}); save the file as UTF-8") from None
+        raise DataError(_not_utf8(path, line_of(data, pos), data, pos)) from None
     return text, hashlib.sha256(data).hexdigest()
+
+
+def _not_utf8(path: Path, line: int, data: bytes, pos: int) -> str:
+    """The one-line error for the byte at `pos` of `data` (on `line`), which does not decode as UTF-8."""
+    what = f"byte 0x{data[pos]:02x}"
+    if data[pos] == 0xED and pos + 2 < len(data) and 0xA0 <= data[pos + 1] <= 0xBF and 0x80 <= data[pos + 2] <= 0xBF:
+        char = data[pos : pos + 3].decode("utf-8", errors="surrogatepass")
+        what += f": text holds an unpaired surrogate ({escaped(char)}), as CESU-8/WTF-8 write it"
+    return f"{path}:{line}: not UTF-8 text ({what}); save the file as UTF-8"
+
+
+_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")  # one line, its end kept
+
+
+def iter_lines(path: Path, keep_ends: bool = False) -> Iterator[str]:
+    """The lines of a UTF-8 file one at a time, as they are read: memory stays flat with its size.
+
+    Lines end where `split_lines` ends them ("\r\n", "\n", a lone "\r"), so line numbers
+    agree with `read_text`'s readers; a BOM is dropped. `keep_ends=True` keeps each line's end,
+    as `io.StringIO(text, newline="")` does (what the csv module reads).
+
+    Raises:
+        DataError: as `read_text` (missing, a folder, unreadable, not UTF-8 at its line), when
+            iteration reaches the problem.
+    """
+    try:
+        handle = open(path, "rb")  # closed by the with below, inside the generator
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, expected a file") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read it ({err.strerror}); check the path and its permissions") from None
+    line = 0
+    with handle:
+        first = True
+        for chunk in handle:  # split at b"\n" only; a lone "\r" is split below
+            if first:
+                chunk, first = (chunk[len(BOM):] if chunk.startswith(BOM) else chunk), False
+            pieces = _LINE.findall(chunk) if b"\r" in chunk else (chunk,)
+            for piece in pieces:
+                line += 1
+                try:
+                    decoded = piece.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise DataError(_not_utf8(path, line, piece, err.start)) from None
+                yield decoded if keep_ends else decoded.rstrip("\r\n")
 
 
 def check_unicode(value: str, where: str, what: str) -> None:
@@ -369,7 +412,7 @@ def read_table(
 
     CSV uses standard quoting. TSV is read as-is, without quote handling (GLUE-style: a field
     may start with a quote), unless the file is CSV-quoted TSV as pandas' `to_csv(sep="\\t")`
-    writes it (see `_tsv_records`). Several text columns are kept apart as the examples'
+    writes it (see `_tsv_quoted`). Several text columns are kept apart as the examples'
     `fields` (sentence pairs); text is stripped. Labels are read as `label_format` says (one
     name, names joined by a separator, one 0/1 column per label, or a number); without it, one
     name from `label_column`. Errors name the line where the record starts, also when a quoted
@@ -382,13 +425,28 @@ def read_table(
     """
     fmt = label_format or LabelFormat(column=label_column)
     text, digest = read_text(path)
-    tsv = path.suffix.lower() == ".tsv"
     with _field_limit(), paused_gc():
-        if tsv:
-            records, quoted = _tsv_records(path, text)
-        else:
-            records, quoted = _records(path, text, ",", csv.QUOTE_MINIMAL), True
-        return _read_rows(path, records, digest, text_columns, fmt, labelled, "\t" if tsv else ",", quoted)
+        records, quoted = _table_records(path, lambda: io.StringIO(text, newline=""))
+        table = _Table(path, records, text_columns, fmt, labelled, quoted)
+        examples, lines = [], []
+        for line, example in table.rows():
+            examples.append(example)
+            lines.append(line)
+    return ReadSplit(examples, str(path), lines, digest, label_column=table.label_column)
+
+
+def iter_table(path: Path, text_columns: Sequence[str] | None = None, labelled: bool = True,
+               label_format: LabelFormat | None = None) -> Iterator[tuple[int, SeqExample]]:
+    """`read_table` one row at a time as the file is read: (line, example), the same checks and errors.
+
+    Memory stays flat with the file's size (prediction inputs of any size). A TSV is read once
+    more first (twice if it holds a quote) to decide how its quotes read (`_tsv_quoted`); an
+    error found only at the end (a quote that swallowed a row) comes after the rows before it.
+    """
+    fmt = label_format or LabelFormat()
+    with _field_limit():
+        records, quoted = _table_records(path, lambda: iter_lines(path, keep_ends=True))
+        yield from _Table(path, records, text_columns, fmt, labelled, quoted).rows()
 
 
 @contextlib.contextmanager
@@ -404,47 +462,84 @@ def _field_limit() -> Iterator[None]:
 Record = tuple[int, int, list[str]]  # (first line, last line, fields) of one CSV record
 
 
-def _records(path: Path, text: str, delimiter: str, quoting: int) -> list[Record]:
-    """All records of a CSV/TSV text with the lines each spans (a quoted field may hold breaks).
+def _table_records(path: Path, lines: Callable[[], Iterable[str]]) -> tuple[Iterator[Record], bool]:
+    """The records of a CSV or TSV (`lines()` gives its lines, ends kept, afresh at each call) and
+    whether they are read CSV-quoted (a CSV always; a TSV as `_tsv_quoted` decides)."""
+    if path.suffix.lower() != ".tsv":
+        return _records(path, lines(), ",", csv.QUOTE_MINIMAL), True
+    if _tsv_quoted(path, lines):
+        return _records(path, lines(), "\t", csv.QUOTE_MINIMAL, strict=True), True
+    return _records(path, lines(), "\t", csv.QUOTE_NONE), False
+
+
+def _records(path: Path, lines: Iterable[str], delimiter: str, quoting: int, strict: bool = False) -> Iterator[Record]:
+    """The records of a CSV/TSV with the lines each spans (a quoted field may hold breaks), as read.
 
     Raises:
         DataError: the csv module's error, naming the line where the record starts.
     """
-    records, failure = _parse(text, delimiter, quoting, strict=False)
-    if failure is not None:
-        raise DataError(f"{path}:{failure[0]}: unreadable {path.suffix.lstrip('.').upper()} ({failure[1]}); "
+    failure: list[tuple[int, str]] = []
+    yield from _parse(lines, delimiter, quoting, strict, failure)
+    if failure:
+        raise DataError(f"{path}:{failure[0][0]}: unreadable {path.suffix.lstrip('.').upper()} ({failure[0][1]}); "
                         "check the quoting of the row that starts here")
-    return records
 
 
-def _parse(text: str, delimiter: str, quoting: int, strict: bool) -> tuple[list[Record], tuple[int, str] | None]:
-    """The records read before the csv module gave up, and (first line, error) where it did."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=strict)
-    records: list[Record] = []
+def _parse(lines: Iterable[str], delimiter: str, quoting: int, strict: bool, failure: list[tuple[int, str]]) -> Iterator[Record]:
+    """The records read before the csv module gave up; (first line, error) is appended to `failure` where it did."""
+    reader = csv.reader(lines, delimiter=delimiter, quoting=quoting, strict=strict)
     end = 0
     try:
         for row in reader:
-            records.append((end + 1, reader.line_num, row))
+            yield end + 1, reader.line_num, row
             end = reader.line_num
     except csv.Error as err:
-        return records, (end + 1, str(err))
-    return records, None
+        failure.append((end + 1, str(err)))
 
 
 def _blank(row: list[str]) -> bool:
     return not row or (len(row) == 1 and not row[0].strip())
 
 
-def _consistent(records: list[Record]) -> bool:
-    """Every non-blank record has as many fields as the first (the header)."""
-    return bool(records) and all(len(r) == len(records[0][2]) for _, _, r in records[1:] if not _blank(r))
-
-
 _CSV_QUOTED = re.compile(r'"(?:[^"]|"")*""(?:[^"]|"")*"', re.DOTALL)  # "..." holding a "" escape
 
 
-def _tsv_records(path: Path, text: str) -> tuple[list[Record], bool]:
-    """A TSV's records, read as-is (GLUE) or CSV-quoted (pandas); and whether quoted.
+@dataclass
+class _Reading:
+    """What one parse of a TSV found, record by record (so that no record is kept).
+
+    Attributes:
+        consistent: records were read and every non-blank one has as many fields as the first (the header).
+        evidence: the first line whose fields only a CSV writer produces (see `_tsv_quoted`).
+        quote: some field holds a quote.
+        digest: of every record read, to tell two readings apart without keeping either.
+    """
+
+    consistent: bool
+    evidence: int | None
+    quote: bool
+    digest: str
+
+    @classmethod
+    def of(cls, records: Iterable[Record], quoted: bool) -> _Reading:
+        width, consistent, evidence, quote = None, True, None, False
+        digest = hashlib.sha256()
+        for record in records:
+            start, _, row = record
+            digest.update(repr(record).encode())
+            if width is None:
+                width = len(row)
+            elif consistent and len(row) != width and not _blank(row):
+                consistent = False
+            if evidence is None and (any("\t" in f or "\n" in f or "\r" in f for f in row) if quoted else
+                                     any(f.startswith('"') and _CSV_QUOTED.fullmatch(f) for f in row)):
+                evidence = start
+            quote = quote or any('"' in f for f in row)
+        return cls(consistent and width is not None, evidence, quote, digest.hexdigest())
+
+
+def _tsv_quoted(path: Path, lines: Callable[[], Iterable[str]]) -> bool:
+    """Whether a TSV reads CSV-quoted (pandas) rather than as-is (GLUE); `lines()` gives its lines afresh.
 
     As-is is the default: GLUE files start fields with a quote they never close ('"quoted"
     start'). The file is read CSV-quoted (tab delimiter, "" for a quote) only when a strict
@@ -453,90 +548,96 @@ def _tsv_records(path: Path, text: str) -> tuple[list[Record], bool]:
     wrong field count somewhere, or a quoted field holds what only a CSV writer produces (a ""
     escape, a tab or a line break). A field merely wrapped in quotes ('"a b"') stays as it is.
     A quote opened in one GLUE row and closed in a later one reads as one quoted field; the
-    rows it swallowed are then an error (`_Merges`), not a silent merge.
+    rows it swallowed are then an error (`_Merges`), not a silent merge. Each reading is a pass
+    over the lines that keeps no record.
 
     Raises:
         DataError: a file that is CSV-quoted (a quoted tab, line break or "") and has the
             wrong field count as-is, but holds a quote that CSV quoting cannot read: named at
             the row where that quote's record starts.
     """
-    raw = _records(path, text, "\t", csv.QUOTE_NONE)
-    if '"' not in text:
-        return raw, False
-    quoted, failure = _parse(text, "\t", csv.QUOTE_MINIMAL, strict=True)
-    raw_ok = _consistent(raw)
-    evidence = next((start for start, _, row in quoted if any("\t" in f or "\n" in f or "\r" in f for f in row)), None)
-    if evidence is None:
-        evidence = next((start for start, _, row in raw for f in row if f.startswith('"') and _CSV_QUOTED.fullmatch(f)), None)
-    if failure is not None:
-        if raw_ok or evidence is None:
-            logger.info("%s: read as-is, a quote is text (GLUE style; CSV quoting does not read line %d)", path, failure[0])
-            return raw, False
+    raw = _Reading.of(_records(path, lines(), "\t", csv.QUOTE_NONE), quoted=False)
+    if not raw.quote:
+        return False
+    failure: list[tuple[int, str]] = []
+    quoted = _Reading.of(_parse(lines(), "\t", csv.QUOTE_MINIMAL, True, failure), quoted=True)
+    evidence = quoted.evidence if quoted.evidence is not None else raw.evidence
+    if failure:
+        if raw.consistent or evidence is None:
+            logger.info("%s: read as-is, a quote is text (GLUE style; CSV quoting does not read line %d)", path, failure[0][0])
+            return False
         raise DataError(
-            f"{path}:{failure[0]}: a quote in the row that starts here is not closed as CSV quoting needs ({failure[1]}), "
+            f"{path}:{failure[0][0]}: a quote in the row that starts here is not closed as CSV quoting needs ({failure[0][1]}), "
             f"while line {evidence} is CSV-quoted; close the quote right before the tab or line end, and double a quote "
             'inside a quoted field ("")'
         )
-    if not _consistent(quoted) or quoted == raw or (raw_ok and evidence is None):
+    if not quoted.consistent or quoted.digest == raw.digest or (raw.consistent and evidence is None):
         logger.info("%s: read as-is, a quote is text (GLUE style)", path)
-        return raw, False
+        return False
     logger.info('%s: read as CSV-quoted TSV (fields in "..." with "" for a quote, as pandas writes them)', path)
-    return quoted, True
+    return True
 
 
-def _read_rows(path: Path, records: list[Record], digest: str, text_columns, fmt: LabelFormat, labelled, delimiter: str,
-               quoted: bool) -> ReadSplit:
-    if not records:
-        raise DataError(f"{path}: empty file; expected a header row naming the columns, e.g. text and label")
-    header_line, _, header = records[0]
-    header = [h.strip() for h in header]
-    seen: set[str] = set()
-    for name in header:
-        if name and name in seen:
-            raise DataError(f"{path}:{header_line}: column {_name(name)!r} appears twice in the header; "
-                            "rename or remove one, so that it is clear which one to read")
-        seen.add(name)
-    names = [pick_column(header, c, TEXT_COLUMNS, "text", "--text-column", str(path)) for c in (text_columns or [None])]
-    field_names(names)
-    text_idx = [header.index(name) for name in names]
-    label_idx: list[int] = []
-    label_col = None
-    if labelled and fmt.columns:
-        missing = [c for c in fmt.columns if c not in header]
-        if missing:
-            raise DataError(f"{path}: no label column {_name(missing[0])!r} (--label-columns); columns present: "
-                            f"{', '.join(map(_name, header))}; name the file's 0/1 label columns")
-        label_idx = [header.index(c) for c in fmt.columns]
-    elif labelled:
-        label_col = pick_column(header, fmt.column, label_defaults(fmt.problem), "label", "--label-column", str(path))
-        label_idx = [header.index(label_col)]
-    # The label column, also when unlabelled (prediction inputs), to recognise rows swallowed by a quote.
-    check_idx = label_idx[0] if label_idx else next((header.index(c) for c in LABEL_COLUMNS if c in header), None)
-    merges = _Merges(path, header, delimiter, check_idx, text_idx) if quoted and check_idx is not None else None
-    examples, lines = [], []
-    for start, end, row in records[1:]:
-        if _blank(row):
-            continue
-        where = f"{path}:{start}"
-        if merges is not None and end > start:
-            merges.suspects.append((start, end, row))
-        if len(row) != len(header):
-            if merges is not None:
-                merges.check()  # an earlier row swallowed by a quote explains more than this count
-            raise DataError(_ragged(path, start, end, len(row), len(header), delimiter, quoted))
-        text, fields = seq_text([row[i] for i in text_idx], names, where, "remove the row or fill it in")
-        label = None
-        if fmt.columns and labelled:
-            label = [c for c, i in zip(fmt.columns, label_idx, strict=True) if flag_value(row[i], c, where)]
+class _Table:
+    """A table's header, read from its first record, and then its rows as examples (`rows`)."""
+
+    def __init__(self, path: Path, records: Iterator[Record], text_columns, fmt: LabelFormat, labelled: bool,
+                 quoted: bool) -> None:
+        first = next(records, None)
+        if first is None:
+            raise DataError(f"{path}: empty file; expected a header row naming the columns, e.g. text and label")
+        header_line, _, header = first
+        header = [h.strip() for h in header]
+        seen: set[str] = set()
+        for name in header:
+            if name and name in seen:
+                raise DataError(f"{path}:{header_line}: column {_name(name)!r} appears twice in the header; "
+                                "rename or remove one, so that it is clear which one to read")
+            seen.add(name)
+        self.names = [pick_column(header, c, TEXT_COLUMNS, "text", "--text-column", str(path)) for c in (text_columns or [None])]
+        field_names(self.names)
+        self.text_idx = [header.index(name) for name in self.names]
+        self.label_idx: list[int] = []
+        self.label_column = None
+        if labelled and fmt.columns:
+            missing = [c for c in fmt.columns if c not in header]
+            if missing:
+                raise DataError(f"{path}: no label column {_name(missing[0])!r} (--label-columns); columns present: "
+                                f"{', '.join(map(_name, header))}; name the file's 0/1 label columns")
+            self.label_idx = [header.index(c) for c in fmt.columns]
         elif labelled:
-            label = seq_label(row[label_idx[0]], fmt, where, table=True)
+            self.label_column = pick_column(header, fmt.column, label_defaults(fmt.problem), "label", "--label-column", str(path))
+            self.label_idx = [header.index(self.label_column)]
+        self.path, self.records, self.header, self.fmt, self.labelled, self.quoted = path, records, header, fmt, labelled, quoted
+        self.delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+
+    def rows(self) -> Iterator[tuple[int, SeqExample]]:
+        """(line, example) of each non-blank row after the header, as the records are read."""
+        path, header, fmt, labelled, label_idx = self.path, self.header, self.fmt, self.labelled, self.label_idx
+        # The label column, also when unlabelled (prediction inputs), to recognise rows swallowed by a quote.
+        check_idx = label_idx[0] if label_idx else next((header.index(c) for c in LABEL_COLUMNS if c in header), None)
+        merges = _Merges(path, header, self.delimiter, check_idx, self.text_idx) if self.quoted and check_idx is not None else None
+        for start, end, row in self.records:
+            if _blank(row):
+                continue
+            where = f"{path}:{start}"
+            if merges is not None and end > start:
+                merges.suspects.append((start, end, row))
+            if len(row) != len(header):
+                if merges is not None:
+                    merges.check()  # an earlier row swallowed by a quote explains more than this count
+                raise DataError(_ragged(path, start, end, len(row), len(header), self.delimiter, self.quoted))
+            text, fields = seq_text([row[i] for i in self.text_idx], self.names, where, "remove the row or fill it in")
+            label = None
+            if fmt.columns and labelled:
+                label = [c for c, i in zip(fmt.columns, label_idx, strict=True) if flag_value(row[i], c, where)]
+            elif labelled:
+                label = seq_label(row[label_idx[0]], fmt, where, table=True)
+            if merges is not None:
+                merges.labels.add(row[check_idx].strip())
+            yield start, SeqExample(text, label, fields)
         if merges is not None:
-            merges.labels.add(row[check_idx].strip())
-        examples.append(SeqExample(text, label, fields))
-        lines.append(start)
-    if merges is not None:
-        merges.check()
-    return ReadSplit(examples, str(path), lines, digest, label_column=label_col)
+            merges.check()
 
 
 def _ragged(path: Path, start: int, end: int, n: int, width: int, delimiter: str, quoted: bool) -> str:
@@ -633,17 +734,23 @@ def jsonl_records(path: Path) -> tuple[list[tuple[int, dict]], str]:
     key twice (which value would be meant?).
     """
     text, digest = read_text(path)
-    if text.lstrip().startswith("["):
-        raise DataError(f"{path}: a JSON array; write one JSON object per line (JSON Lines)")
     with paused_gc():
-        return _json_lines(path, text), digest
+        return list(_json_lines(path, split_lines(text))), digest
 
 
-def _json_lines(path: Path, text: str) -> list[tuple[int, dict]]:
-    records = []
-    for line_no, raw in enumerate(split_lines(text), 1):
+def iter_jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
+    """`jsonl_records` one line at a time, as the file is read (prediction inputs of any size)."""
+    return _json_lines(path, iter_lines(path))
+
+
+def _json_lines(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, dict]]:
+    first = True
+    for line_no, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
+        if first and raw.lstrip().startswith("["):
+            raise DataError(f"{path}: a JSON array; write one JSON object per line (JSON Lines)")
+        first = False
         try:
             obj = json.loads(raw, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
         except _DuplicateKey as err:
@@ -657,8 +764,7 @@ def _json_lines(path: Path, text: str) -> list[tuple[int, dict]]:
             raise DataError(f"{path}:{line_no}: not valid JSON ({str(err)[:80]}); write one JSON object per line") from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}")
-        records.append((line_no, obj))
-    return records
+        yield line_no, obj
 
 
 def read_jsonl_seq(
