@@ -1,5 +1,7 @@
 """`lsllm export RUN OUT --format onnx [--int8]`: a trained run as an ONNX graph for ONNX Runtime.
 
+(`export_run` is where a format is chosen; ``--format vllm`` is written by `lsllm.vllm_export`.)
+
 The run is loaded as `lsllm predict` loads it (LoRA merged into fp32 weights, on the CPU) and
 wrapped in `OnnxGraph`: ``(input_ids, attention_mask) -> logits`` for padded batches, dynamic in
 batch and sequence length. The wrapper does what `Classifier` does through packed rows, for a
@@ -32,18 +34,21 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from lsllm.errors import ConfigError, ModelError
 from lsllm.pipeline import Classifier
-from lsllm.runs import EXPORT_INFO, is_export_dir
+from lsllm.runs import EXPORT_INFO, check_out_dir, is_export_dir
+
+if TYPE_CHECKING:
+    from lsllm.vllm_export import VllmExportReport
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("onnx",)
+FORMATS = ("onnx", "vllm")  # export_run chooses: onnx here, vllm in lsllm.vllm_export
 MODEL_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 INPUT_NAMES = ("input_ids", "attention_mask")
@@ -204,13 +209,6 @@ def require_onnx() -> None:
             raise ConfigError(f"exporting to ONNX needs {name}, which is not installed: {INSTALL_HINT}") from None
 
 
-def check_out_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out} is a file; export writes a folder: choose a new folder")
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out} exists and is not empty; choose a new folder")
-
-
 # ----------------------------------------------------------------------------- batches
 
 
@@ -304,12 +302,19 @@ class ExportReport:
             agree, total = self.int8_agreement
             lines.append(f"ONNX Runtime int8 vs PyTorch: max |logit difference| {self.int8_diff:.2e}, "
                          f"argmax agrees on {agree}/{total} decisions")
+        lines.append(f"exported to {self.out} (run it with lsllm.export.OnnxClassifier or onnxruntime; see docs/serving.md)")
         return lines
+
+    def warnings(self) -> list[str]:
+        if self.int8_agreement and self.int8_agreement[0] < self.int8_agreement[1]:
+            return ["the int8 graph decides differently from the fp32 model on some of the check texts"]
+        return []
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "onnx", int8: bool = False,
-               texts: Sequence[str] = SAMPLE_TEXTS, log: Callable[[str], None] | None = None) -> ExportReport:
-    """Export a trained LS run to ``out_dir`` (see the module docstring) and verify it.
+               texts: Sequence[str] = SAMPLE_TEXTS, log: Callable[[str], None] | None = None) -> ExportReport | VllmExportReport:
+    """Export a trained LS run to ``out_dir`` (see the module docstring) and verify it: the one place a
+    format is chosen (``fmt`` "onnx", or "vllm": `lsllm.vllm_export.export_vllm`).
 
     Raises:
         ConfigError: unknown format, OUT not empty, not a run, onnx/onnxruntime missing, or a
@@ -322,6 +327,12 @@ def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "onnx", int8
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "vllm":
+        from lsllm.vllm_export import export_vllm
+
+        if int8:
+            raise ConfigError("--int8 applies to --format onnx (vLLM serves the checkpoint in fp32 or bf16: --dtype of vllm serve)")
+        return export_vllm(run_dir, out_dir, texts=texts, log=log)
     out = Path(out_dir)
     check_out_dir(out)
     run = RunDir(Path(run_dir))

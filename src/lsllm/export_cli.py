@@ -1,7 +1,8 @@
-"""`lsllm export RUN OUT --format onnx [--int8]`: the export command's command line (see lsllm.export).
+"""`lsllm export RUN OUT [--format onnx|vllm] [--int8]`: the export command's command line (see lsllm.export).
 
     lsllm export runs/sst2-... exported/                 # exported/model.onnx + tokenizer + lsllm-export.json
     lsllm export runs/conll03-... exported/ --int8       # also exported/model.int8.onnx (dynamic int8 weights)
+    lsllm export runs/sst2-... for-vllm/ --format vllm   # a checkpoint `vllm serve for-vllm --runner pooling` loads
 """
 
 from __future__ import annotations
@@ -9,10 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-FORMATS = ("onnx",)  # lsllm.export.FORMATS (not imported here: `lsllm --help` should not load torch)
-DESCRIPTION = ("Export a trained run as an ONNX graph (input_ids, attention_mask -> logits; dynamic batch and "
-               "sequence length) with its tokenizer and lsllm-export.json, checked against PyTorch on a few texts. "
-               "Needs onnx and onnxruntime: pip install 'lsllm[onnx]'. See docs/serving.md.")
+FORMATS = ("onnx", "vllm")  # lsllm.export.FORMATS (not imported here: `lsllm --help` should not load torch)
+DESCRIPTION = ("Export a trained run. onnx (default): an ONNX graph (input_ids, attention_mask -> logits; dynamic batch "
+               "and sequence length) with its tokenizer and lsllm-export.json, checked against PyTorch on a few texts; "
+               "needs onnx and onnxruntime: pip install 'lsllm[onnx]'. vllm: the merged classifier as the family's stock "
+               "*ForSequenceClassification checkpoint for `vllm serve OUT --runner pooling` (/classify) and "
+               "LLM.classify, with lsllm-vllm.json (the prompt the caller applies, labels, problem type); the serve "
+               "command and a client call are printed. See docs/serving.md.")
 
 
 def add_backend_flags(parser: argparse.ArgumentParser) -> None:
@@ -29,12 +33,14 @@ def add_backend_flags(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `export` command to the `lsllm` parser's subcommands."""
     export = subparsers.add_parser(
-        "export", help="export a trained run to ONNX (for ONNX Runtime), optionally int8",
+        "export", help="export a trained run to ONNX (for ONNX Runtime, optionally int8) or for vLLM",
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  lsllm export runs/X exported/\n  lsllm export runs/X exported-int8/ --int8")
+        epilog="examples:\n  lsllm export runs/X exported/\n  lsllm export runs/X exported-int8/ --int8\n"
+               "  lsllm export runs/X for-vllm/ --format vllm")
     export.add_argument("run_dir", help="a finished `lsllm train` output directory")
     export.add_argument("out_dir", help="a new (or empty) folder to write")
-    export.add_argument("--format", choices=FORMATS, default="onnx", help="export format (default onnx)")
+    export.add_argument("--format", choices=FORMATS, default="onnx",
+                        help="onnx (default): ONNX Runtime; vllm: a checkpoint vLLM serves (docs/serving.md)")
     export.add_argument("--int8", action="store_true",
                         help="also write model.int8.onnx: int8 weights per output channel, the MLP output projections and the "
                              "head fp32 (ONNX Runtime dynamic quantization; docs/serving.md)")
@@ -47,7 +53,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     report = export_run(args.run_dir, args.out_dir, fmt=args.format, int8=args.int8)
     for line in report.lines():
         sys.stdout.write(line + "\n")
-    if report.int8_agreement and report.int8_agreement[0] < report.int8_agreement[1]:
-        sys.stderr.write("warning: the int8 graph decides differently from the fp32 model on some of the check texts\n")
-    sys.stdout.write(f"exported to {args.out_dir} (run it with lsllm.export.OnnxClassifier or onnxruntime; see docs/serving.md)\n")
+    for line in report.warnings():
+        sys.stderr.write(f"warning: {line}\n")
     return 0
