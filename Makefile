@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench clean docs-tables
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/throughput.py --quick
+
+# The results tables of README.md and docs/ rewritten from bench/results and results/ (docs/tables.py).
+docs-tables: $(STAMP)
+	$(BIN)/python docs/tables.py
 
 clean:
 	rm -rf $(VENV) runs
