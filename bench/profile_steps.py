@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -144,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         out.unlink()
         results.append(result)
         print(markdown(result) + "\n", flush=True)
-    write_json_atomic(args.out, {"cpu": cpu, "model_dir": str(model_dir), "profiles": results})
+    date = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())  # docs/tables.py puts it beside every figure
+    write_json_atomic(args.out, {"date": date, "cpu": cpu, "model_dir": str(model_dir), "profiles": results})
     return 0
 
 

@@ -225,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     task = load_task("sst2", args.data_dir)
     train_examples = spread_sample(task.train, args.train_examples)
     eval_examples = spread_sample(task.validation, args.eval_examples)
-    record = {"machine": cpu_info(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),  # docs/tables.py shows it with the figures
+              "machine": cpu_info(), "threads": torch.get_num_threads(), "torch": torch.__version__,
               "model": args.model, "load_avg_1min_start": os.getloadavg()[0],
               "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
 

@@ -496,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).name] + (sys.argv[1:] if argv is None else argv)),
+        "seed": args.seed,
         "wall_s": time.time() - started,
         "machine": {"cpu": cpu, "gpu": gpu, "device": device, "platform": platform.platform(),
                     "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
