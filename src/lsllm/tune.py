@@ -25,10 +25,13 @@ slice.png and report.html.
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 import math
+import os
 import random
 import re
+import socket
 import statistics
 import time
 import warnings
@@ -55,6 +58,12 @@ TUNE_JSON = "tune.json"
 TUNE_DB = "tune.db"
 BEST_YAML = "best.yaml"
 TRIAL_MARK = "tune-trial.json"  # in each trial's run folder: the trial's number, state and parameters
+GIVEN_BACK = "given_back"  # a trial's user attribute: drawn after the study held --trials trials, never run
+HEARTBEAT_S = 60  # a running trial's worker records a heartbeat this often (--heartbeat)
+STALE_HEARTBEATS = 3  # a running trial whose worker missed this many heartbeats is failed by the next worker to look
+STALE_ERROR = "its worker stopped sending heartbeats (killed, or its machine lost)"
+SPEC_WAIT_S = 30.0  # a joining worker waits this long for the creating worker to save the tune's settings
+CONNECT_TIMEOUT_S = 10  # seconds to reach a database server before --storage is refused
 MIN_BUDGET_S = 60.0
 PRUNERS = ("median", "halving", "none")
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
@@ -559,8 +568,34 @@ def _mark(folder: Path, number: int, state: str, params: dict[str, Any], **detai
         atomic_write_json(folder / TRIAL_MARK, {"trial": number, "state": state, "params": params, **details})
 
 
-def objective_for(output: Path, spec: dict[str, Any], train: Callable | None = None) -> Callable[[Any], float]:
-    """The objective of the study: one run folder per trial, its validation selection metric as the value."""
+class NotRun(Exception):
+    """A trial drawn after the study held --trials trials: given back unrun (`objective_for`)."""
+
+
+def worker_name() -> str:
+    """This process as trials record it: host and pid (where a trial's run folder is, who ran it)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def trials_before(study: Any, number: int) -> int:
+    """The study's trials numbered below ``number``, in any state (waiting, running, failed...), but not given back.
+
+    Optuna numbers a study's trials 0, 1, 2, ... in the order they are created, under a lock on the
+    study's row, so every trial below ``number`` exists when ``number`` is drawn. A trial still
+    running may yet be given back; counting it anyway can only stop a worker early, never late.
+    """
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.number < number and GIVEN_BACK not in t.user_attrs)
+
+
+def objective_for(output: Path, spec: dict[str, Any], train: Callable | None = None,
+                  trials: int | None = None) -> Callable[[Any], float]:
+    """The objective of the study: one run folder per trial, its validation selection metric as the value.
+
+    With ``trials`` (--trials N), a trial runs only when fewer than N trials precede it in the
+    study (`trials_before`); otherwise it is given back unrun (marked, failed, no run folder) and
+    this process stops. Workers that draw trials at the same moment therefore never run more than
+    N in all: of the trials numbered past the N-th, none runs.
+    """
     space = space_of(spec)
     base, _ = base_config(spec)
 
@@ -569,10 +604,15 @@ def objective_for(output: Path, spec: dict[str, Any], train: Callable | None = N
 
         from lsllm import training
 
+        if trials is not None and trials_before(trial.study, trial.number) >= trials:
+            trial.set_user_attr(GIVEN_BACK, f"drawn when the study held --trials {trials} trials")
+            trial.study.stop()
+            raise NotRun(f"trial {trial.number}: the study holds {trials} trials")
         params = {name: dim.suggest(trial) for name, dim in space.items()}
         folder = output / trial_name(trial.number)
         trial.set_user_attr("run", folder.name)
         trial.set_user_attr("output", str(output.resolve()))
+        trial.set_user_attr("worker", worker_name())
         argv = [*spec["flags"], *trial_flags(params, base), "--output", str(folder), "--no-resume"]
         trial.set_user_attr("flags", trial_flags(params, base))
         cfg, explicit = flags.config_from_flags(argv)
@@ -597,10 +637,15 @@ def objective_for(output: Path, spec: dict[str, Any], train: Callable | None = N
             trial.set_user_attr("pruned_at", step)
             _mark(folder, trial.number, "pruned", params, step=step, validation={spec["metric"]: value}, reason=pruned)
             raise optuna.TrialPruned(pruned)
-        metrics = runs.RunDir(folder).read_metrics()
+        run = runs.RunDir(folder)
+        metrics = run.read_metrics()
         value = (metrics.get("validation") or {}).get(spec["metric"])
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ModelError(f"{folder}: no finite validation {spec['metric']} in metrics.json")
+        # In the study, for any worker to write best.yaml and the best trial's test score from: the
+        # run folder may be on another machine. Test is stored, never read to select.
+        trial.set_user_attr("config", read_mapping(run.config, "yaml"))
+        trial.set_user_attr("test", (metrics.get("test") or {}).get(spec["metric"]))
         _mark(folder, trial.number, "complete", params, validation={spec["metric"]: value})
         return float(value)
 
@@ -622,35 +667,126 @@ def default_storage(output: Path) -> str:
 
 
 def shown_storage(url: str) -> str:
-    """The storage URL without its password (tune.json and messages)."""
-    return re.sub(r"(//[^:/@]+):[^@/]+@", r"\1:***@", url)
+    """The storage URL without its password: what tune.json, messages and run.json's command line show."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: mask what looks like user:password@
+        shown = url
+    shown = re.sub(r"(//[^:/@]+):[^@/]+@", r"\1:***@", shown)
+    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", shown)
 
 
-def open_storage(url: str) -> Any:
-    """An Optuna RDB storage (heartbeats: a killed process's trial is failed, not left running forever).
+def scrub(text: str, url: str) -> str:
+    """``text`` (an error message, say) with the URL's password masked, as written and as decoded."""
+    from urllib.parse import unquote
 
-    SQLite waits for a lock instead of failing at once, and the first creation of the tables is
-    retried, so two processes that start on one new file at the same moment both get in.
+    secrets = re.findall(r"//[^:/@]+:([^@/]+)@", url) + re.findall(r"(?i)[?&]password=([^&]*)", url)
+    text = text.replace(url, shown_storage(url))
+    for secret in sorted({s for raw in secrets for s in (raw, unquote(raw)) if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def storage_url(url: str) -> str:
+    """The URL SQLAlchemy opens: a ``postgresql://`` URL that names no driver gets the one installed.
+
+    SQLAlchemy 2.1 opens ``postgresql://`` with psycopg (3), 2.0 with psycopg2; naming the installed
+    one (``pip install 'lsllm[postgres]'`` installs psycopg) lets the same URL work under both.
+
+    Raises:
+        ConfigError: a PostgreSQL URL and neither driver installed.
+    """
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme != "postgresql":
+        return url
+    for module in ("psycopg", "psycopg2"):
+        if importlib.util.find_spec(module) is not None:
+            return f"postgresql+{module}://{rest}"
+    raise ConfigError(f"--storage {shown_storage(url)}: PostgreSQL needs its driver: pip install 'lsllm[postgres]' (psycopg)")
+
+
+def _storage_problem(err: BaseException | None, url: str) -> str:
+    """Why a storage did not open, in one line without the password."""
+    import sqlalchemy.exc
+
+    if isinstance(err, ImportError):
+        text = (f"its database driver is not installed ({_one_line(err)}): for PostgreSQL, pip install 'lsllm[postgres]'; "
+                "for another database, the driver SQLAlchemy names")
+    elif isinstance(err, sqlalchemy.exc.ArgumentError):  # NoSuchModuleError too: an unknown scheme
+        text = (f"not a database URL SQLAlchemy reads ({_one_line(err)}); e.g. postgresql://USER@HOST:5432/DB or "
+                "sqlite:////path/tune.db")
+    elif isinstance(err, sqlalchemy.exc.OperationalError):
+        text = (f"cannot connect ({_one_line(getattr(err, 'orig', None) or err)}): is the server up, and the host, port, "
+                "database and user right?")
+    else:
+        text = f"cannot open it ({_one_line(err) if err else 'unknown error'})"
+    return scrub(text, url)[:400]
+
+
+def open_storage(url: str, heartbeat: int = HEARTBEAT_S, on_stale: Callable[[Any, Any], None] | None = None) -> Any:
+    """An Optuna RDB storage with heartbeats: a killed worker's trial is failed, not left running forever.
+
+    Every running trial's worker records a heartbeat every ``heartbeat`` seconds; a running trial
+    whose worker missed `STALE_HEARTBEATS` of them is failed by the next worker that starts a trial
+    (Optuna's fail_stale_trials), which calls ``on_stale(study, frozen_trial)``. SQLite waits for a
+    lock instead of failing at once, and the first creation of the tables is retried, so workers
+    that start on one new file or empty database at the same moment all get in; a database server
+    gets `CONNECT_TIMEOUT_S` seconds to answer.
+
+    Raises:
+        ConfigError: a bad URL, a missing driver, a server that does not answer (password masked).
     """
     import optuna
 
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    last: Exception | None = None
+    if heartbeat < 1:
+        raise ConfigError(f"--heartbeat must be >= 1 second, got {heartbeat}")
+    opened = storage_url(url)
+    if opened.startswith("sqlite"):
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
+    elif opened.startswith("postgresql"):
+        kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    else:
+        kwargs = {"pool_pre_ping": True}
+    # Optuna 4.9 renamed failed_trial_callback; the older name is deprecated.
+    stale = ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback"
+             in inspect.signature(optuna.storages.RDBStorage).parameters else "failed_trial_callback")
+    last: BaseException | None = None
     for attempt in range(6):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=60, grace_period=180)
+                return optuna.storages.RDBStorage(opened, engine_kwargs=kwargs, heartbeat_interval=heartbeat,
+                                                  grace_period=STALE_HEARTBEATS * heartbeat, **{stale: on_stale})
         except Exception as err:  # sqlalchemy's errors: a bad URL, a missing driver, a race on the first tables
             last = err
-            if "sqlite" not in url or attempt == 5:
+            # Workers that start at once on an empty database race to create Optuna's tables (and, on
+            # PostgreSQL, its enum types): the loser's CREATE fails on what the winner made; again, it
+            # finds them. SQLite's first writer can also hold the file's lock past the timeout.
+            if attempt == 5 or not (opened.startswith("sqlite") or isinstance(err, _schema_race_errors())):
                 break
             time.sleep(0.3 + random.random())
-    raise ConfigError(f"--storage {shown_storage(url)}: cannot open it ({_one_line(last)[:160]})") from None
+    raise ConfigError(f"--storage {shown_storage(url)}: {_storage_problem(last, url)}") from None
+
+
+def _schema_race_errors() -> tuple[type[BaseException], ...]:
+    import sqlalchemy.exc
+
+    return sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError
 
 
 def open_study(storage: Any, name: str, spec: dict[str, Any] | None, resume: bool, pruner: Any, where: str) -> tuple[Any, dict]:
-    """The study ``name`` in ``storage``: created (a new tune), or loaded (--resume; created if no process made it yet)."""
+    """The study ``name`` in ``storage``: created by exactly one process, or joined (--resume).
+
+    Creating a study is atomic in the database (a second create_study of the name fails), so of
+    workers started at the same moment exactly one creates it. That one queues the first trial
+    (the hand-made recipe, `anchor_params`) and only then saves the tune's settings in the study;
+    a worker that joins waits for those settings (up to `SPEC_WAIT_S`) before it draws a trial, so
+    trial 0 is the hand-made recipe, queued once.
+    """
     import optuna
 
     exists = name in optuna.study.get_all_study_names(storage)
@@ -660,19 +796,34 @@ def open_study(storage: Any, name: str, spec: dict[str, Any] | None, resume: boo
         raise ConfigError(f"--resume: {where} holds no tune {name!r}; start it without --resume (with --data ...)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # The process that creates the study seeds the sampler with the run's --seed: a tune started
-        # twice with the same flags draws the same trials (how median and halving were compared).
-        # Processes that join draw unseeded, or they would repeat the creator's draws.
-        seed = flags.config_from_flags(spec["flags"])[0].train.seed if spec is not None and not exists else None
-        sampler = optuna.samplers.TPESampler(constant_liar=True, seed=seed)  # workers sharing a study spread their trials
-        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
-                                    pruner=make_pruner(pruner), load_if_exists=True)
+        if spec is not None:
+            # The process that creates the study seeds the sampler with the run's --seed: a tune started
+            # twice with the same flags draws the same trials (how median and halving were compared).
+            # Processes that join draw unseeded, or they would repeat the creator's draws.
+            seed = flags.config_from_flags(spec["flags"])[0].train.seed
+            try:
+                study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
+                                            sampler=optuna.samplers.TPESampler(constant_liar=True, seed=seed),
+                                            pruner=make_pruner(pruner))
+            except optuna.exceptions.DuplicatedStudyError:  # another worker created it first
+                if not resume:
+                    raise ConfigError(f"{where} already holds the tune {name!r}: pass --resume to join it, or choose "
+                                      "another --output") from None
+            else:
+                study.enqueue_trial(anchor_params(space_of(spec), spec))
+                study.set_user_attr("lsllm_spec", spec)
+                return study, spec
+        # constant_liar: workers sharing a study spread their trials
+        study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.TPESampler(constant_liar=True),
+                                  pruner=make_pruner(pruner))
     saved = study.user_attrs.get("lsllm_spec")
+    deadline = time.monotonic() + SPEC_WAIT_S
+    while saved is None and time.monotonic() < deadline:  # its creator is between creating it and saving the settings
+        time.sleep(0.5)
+        saved = study.user_attrs.get("lsllm_spec")
     if saved is None:
-        if spec is None:
-            raise ConfigError(f"--resume: the tune {name!r} in {where} holds no lsllm settings; start a new one")
-        study.set_user_attr("lsllm_spec", spec)
-        return study, spec
+        raise ConfigError(f"--resume: the tune {name!r} in {where} holds no lsllm settings (its first process stopped "
+                          "before saving them?); start a new one with another --study-name")
     if spec is not None:
         differ = [key for key in ("space", "subset") if _jsonish(saved.get(key)) != _jsonish(spec.get(key))]
         if _settings_of(saved) != _settings_of(spec):
@@ -697,19 +848,21 @@ def _jsonish(value: Any) -> Any:
 
 def tune(output: str | Path, spec: dict[str, Any] | None = None, *, budget: float | str | None = None,
          trials: int | None = None, storage: str | None = None, study_name: str | None = None, resume: bool = False,
-         pruner: str | Any | None = None, progress: Callable[[str], None] | None = None,
+         pruner: str | Any | None = None, heartbeat: int = HEARTBEAT_S, progress: Callable[[str], None] | None = None,
          train: Callable | None = None) -> dict[str, Any]:
-    """Run (or continue) a tune as `lsllm tune` does; returns what tune.json holds.
+    """Run (or continue, or join) a tune as `lsllm tune` does; returns what tune.json holds.
 
     Args:
-        output: the tune folder: trial-NNNN run folders, tune.json/md, best.yaml, plots, tune.db.
+        output: this worker's tune folder: its trial-NNNN run folders, and tune.json/md, best.yaml,
+            plots, report.html for the whole study (every worker's trials); tune.db (SQLite default).
         spec: from `new_spec`; None with ``resume`` (read from the study).
         budget: seconds or "2h": no trial starts when the time left is under the mean trial time (the first always runs).
-        trials: stop when the study holds this many trials (counting earlier ones and other processes').
-        storage: an Optuna storage URL (default sqlite:///OUTPUT/tune.db).
+        trials: at most this many trials in the study, counting earlier ones and other workers' (never overshot).
+        storage: an Optuna storage URL (default sqlite:///OUTPUT/tune.db), e.g. postgresql://USER@HOST/DB.
         study_name: the study's name in the storage (default: the folder's name).
-        resume: continue the study (or join it from another process).
+        resume: continue the study (or join it from another process or machine).
         pruner: "median" | "halving" | "none" | an Optuna pruner; None: the resumed tune's, else "median".
+        heartbeat: seconds between a running trial's heartbeats; a trial silent for 3 of them is failed.
         progress: called with one line per finished trial (the CLI prints it).
         train: the training function (default `training.train`; tests replace it).
 
@@ -744,25 +897,35 @@ def tune(output: str | Path, spec: dict[str, Any] | None = None, *, budget: floa
     name = study_name or saved_json.get("study_name") or output.resolve().name
     _quiet_optuna()
     output.mkdir(parents=True, exist_ok=True)
-    study, spec = open_study(open_storage(url), name, spec, resume, pruner, storage and shown_storage(url) or str(output))
+
+    def on_stale(study: Any, frozen: Any) -> None:  # a trial whose worker stopped sending heartbeats, failed just now
+        attrs = frozen.user_attrs
+        _mark(Path(attrs.get("output") or output) / attrs.get("run", trial_name(frozen.number)), frozen.number, "failed",
+              dict(frozen.params), error=STALE_ERROR)  # where its folder is on this machine (one machine, a shared disk)
+        if progress is not None:
+            progress(f"{attrs.get('run', trial_name(frozen.number))} (worker {attrs.get('worker', '?')}): failed, no heartbeat "
+                     f"for {STALE_HEARTBEATS * heartbeat} s; the search goes on")
+
+    study, spec = open_study(open_storage(url, heartbeat, on_stale), name, spec, resume, pruner,
+                             storage and shown_storage(url) or str(output))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        optuna.storages.fail_stale_trials(study)  # trials of a killed process (no heartbeat for 3 min): failed
+        optuna.storages.fail_stale_trials(study)  # trials of a killed worker (no heartbeat for 3 beats): failed
     meta = {"study_name": name, "storage": shown_storage(url), "pruner": pruner if isinstance(pruner, str) else type(pruner).__name__,
             "budget_s": seconds}
     started = _now()
     durations: list[float] = []
-    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL,
-               optuna.trial.TrialState.RUNNING)
 
     def after_trial(study: Any, frozen: Any) -> None:
+        if GIVEN_BACK in frozen.user_attrs:
+            return  # drawn after the study held --trials trials: never ran, nothing to say
         if isinstance(frozen.user_attrs.get("seconds"), (int, float)):
             durations.append(frozen.user_attrs["seconds"])
         result = write_outputs(output, study, spec, meta, plots=False)
         left = None if seconds is None else seconds - (_now() - started)
         if progress is not None:
             progress(progress_line(frozen, result, left))
-        if trials is not None and len(study.get_trials(deepcopy=False, states=counted)) >= trials:
+        if trials is not None and len(started_trials(study)) >= trials:
             study.stop()
         elif left is not None and durations and left < statistics.fmean(durations):
             if progress is not None:
@@ -770,24 +933,42 @@ def tune(output: str | Path, spec: dict[str, Any] | None = None, *, budget: floa
                          "no new trial")
             study.stop()
 
-    if not study.get_trials(deepcopy=False):  # a new study starts from the hand-made recipe (anchor_params)
-        study.enqueue_trial(anchor_params(space_of(spec), spec), skip_if_exists=True)
-    existing = len(study.get_trials(deepcopy=False, states=counted))
+    existing = len(started_trials(study))
     todo = None if trials is None else trials - existing
+    result: dict[str, Any] = {}
     try:
         if todo is not None and todo <= 0:
             if progress is not None:
                 progress(f"the study holds {existing} trial(s) already (--trials {trials}): no new trial")
         else:
-            study.optimize(objective_for(output, spec, train), n_trials=todo, timeout=seconds, callbacks=[after_trial],
-                           catch=(ModelError, _out_of_memory()), gc_after_trial=True)
+            study.optimize(objective_for(output, spec, train, trials), n_trials=todo, timeout=seconds, callbacks=[after_trial],
+                           catch=(ModelError, NotRun, _out_of_memory()))  # the objective collects garbage itself
+    except _storage_errors() as err:
+        raise ConfigError(f"--storage {shown_storage(url)}: lost the database ({scrub(_one_line(err), url)[:300]}); the "
+                          "trials it holds are kept: run the same command with --resume") from None
     finally:
         try:
             result = write_outputs(output, study, spec, meta, plots=True)
-        except LsllmError as err:  # never hides why the search stopped
-            log.warning("tune.json not updated: %s", err)
+        except (LsllmError, *_storage_errors()) as err:  # never hides why the search stopped
+            log.warning("tune.json not updated: %s", scrub(_one_line(err), url))
     write_report([output])
     return result
+
+
+def started_trials(study: Any) -> list[Any]:
+    """The trials --trials counts: started (complete, pruned, failed or running), not queued, not given back."""
+    import optuna
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL,
+              optuna.trial.TrialState.RUNNING)
+    return [t for t in study.get_trials(deepcopy=False, states=states) if GIVEN_BACK not in t.user_attrs]
+
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    import optuna
+    import sqlalchemy.exc
+
+    return optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError
 
 
 def _out_of_memory() -> type[Exception]:
@@ -815,18 +996,20 @@ def _read_tune_json(output: Path) -> dict[str, Any]:
 
 
 def trial_record(frozen: Any, metric: str) -> dict[str, Any]:
-    """One trial as tune.json lists it: number, run folder, state, params, validation score, wall-clock."""
+    """One trial as tune.json lists it: number, run folder, worker, state, params, validation score, wall-clock."""
     state = STATES.get(frozen.state.name, frozen.state.name.lower())
     intermediate = dict(sorted(frozen.intermediate_values.items()))
     validation = frozen.value if state == "complete" else (list(intermediate.values())[-1] if intermediate else None)
     seconds = ((frozen.datetime_complete - frozen.datetime_start).total_seconds()
                if frozen.datetime_start and frozen.datetime_complete else None)
     attrs = frozen.user_attrs
-    return {"number": frozen.number, "run": attrs.get("run", trial_name(frozen.number)), "state": state,
-            "params": dict(frozen.params), "validation": validation,
+    # A trial failed without an error of its own was failed by another worker: its own stopped sending heartbeats.
+    error = attrs.get("error") or (STALE_ERROR if state == "failed" and "seconds" not in attrs else None)
+    return {"number": frozen.number, "run": attrs.get("run", trial_name(frozen.number)), "worker": attrs.get("worker"),
+            "state": state, "params": dict(frozen.params), "validation": validation,
             "validation_at": attrs.get("pruned_at") if state == "pruned" else None,
             "intermediate": {str(k): v for k, v in intermediate.items()}, "seconds": round(seconds, 1) if seconds else seconds,
-            "error": attrs.get("error"), "output": attrs.get("output")}
+            "error": error, "output": attrs.get("output")}
 
 
 def best_trial(study: Any) -> Any | None:
@@ -836,27 +1019,56 @@ def best_trial(study: Any) -> Any | None:
     return max(complete, key=lambda t: (t.value, -t.number)) if complete else None  # ties: the earliest
 
 
+def trial_folder(frozen: Any, output: Path) -> Path:
+    """Where a trial's run folder is on the machine of the worker that ran it."""
+    return Path(frozen.user_attrs.get("output") or output) / frozen.user_attrs.get("run", trial_name(frozen.number))
+
+
+def trial_config(frozen: Any, output: Path) -> dict[str, Any] | None:
+    """A complete trial's config.yaml as the study holds it (any worker's trial), or from its folder when it is here."""
+    if isinstance(frozen.user_attrs.get("config"), dict):
+        return frozen.user_attrs["config"]
+    config = trial_folder(frozen, output) / runs.CONFIG
+    return read_mapping(config, "yaml") if config.is_file() else None
+
+
+def trial_test(frozen: Any, output: Path, metric: str) -> float | None:
+    """A complete trial's test score as the study holds it, or from its metrics.json when its folder is here."""
+    if "test" in frozen.user_attrs:
+        return frozen.user_attrs["test"]
+    folder = trial_folder(frozen, output)
+    return (runs.RunDir(folder).read_metrics().get("test") or {}).get(metric) if (folder / runs.METRICS).is_file() else None
+
+
 def summarise(output: Path, study: Any, spec: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
-    """tune.json: the settings, every trial, and the best trial (by validation) with its test score, read once here."""
+    """tune.json: the settings, every trial, and the best trial (by validation) with its test score, read once here.
+
+    The study's trials, whichever worker ran them; a trial given back unrun (`objective_for`) is
+    left out and only counted.
+    """
     metric = spec["metric"]
-    trials = [trial_record(t, metric) for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)]
+    everything = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    trials = [trial_record(t, metric) for t in everything if GIVEN_BACK not in t.user_attrs]
     counts = {state: sum(t["state"] == state for t in trials) for state in ("complete", "pruned", "failed", "running")}
+    if len(everything) > len(trials):
+        counts["given_back"] = len(everything) - len(trials)
     best = best_trial(study)
     best_entry = None
     if best is not None:
-        folder = Path(best.user_attrs.get("output") or output) / best.user_attrs.get("run", trial_name(best.number))
-        test = (runs.RunDir(folder).read_metrics().get("test") or {}).get(metric) if (folder / runs.METRICS).is_file() else None
-        best_entry = {"trial": best.number, "run": folder.name, "path": str(folder), "validation": best.value, "test": test,
-                      "params": dict(best.params), "config": BEST_YAML if (folder / runs.CONFIG).is_file() else None}
+        folder = trial_folder(best, output)
+        best_entry = {"trial": best.number, "run": folder.name, "path": str(folder), "worker": best.user_attrs.get("worker"),
+                      "validation": best.value, "test": trial_test(best, output, metric), "params": dict(best.params),
+                      "config": BEST_YAML if trial_config(best, output) is not None else None}
     return {**{k: v for k, v in spec.items()}, **meta, "counts": counts, "trials": trials, "best": best_entry}
 
 
 def write_outputs(output: Path, study: Any, spec: dict[str, Any], meta: dict[str, Any], plots: bool) -> dict[str, Any]:
-    """tune.json, tune.md and best.yaml (after every trial); the plots too at the end."""
+    """tune.json, tune.md and best.yaml (after every trial, from the study: every worker's trials); the plots too at the end."""
     result = summarise(output, study, spec, meta)
-    best = result["best"]
-    if best and best["config"]:
-        write_best_yaml(Path(best["path"]) / runs.CONFIG, output / BEST_YAML)
+    best = best_trial(study)
+    config = trial_config(best, output) if best is not None else None
+    if config is not None:
+        write_best_yaml(config, output / BEST_YAML)
     atomic_write_json(output / TUNE_JSON, result)
     atomic_write_text(output / "tune.md", tune_markdown(result, output))
     if plots:
@@ -864,9 +1076,9 @@ def write_outputs(output: Path, study: Any, spec: dict[str, Any], meta: dict[str
     return result
 
 
-def write_best_yaml(config: Path, target: Path) -> None:
+def write_best_yaml(config: dict[str, Any], target: Path) -> None:
     """The best trial's own config.yaml with output and resume cleared: `lsllm train --config best.yaml` trains it again."""
-    raw = read_mapping(config, "yaml")
+    raw = dict(config)
     train = dict(raw.get("train") or {})
     train["output"], train["resume"] = None, False
     raw["train"] = train
@@ -902,11 +1114,13 @@ def tune_markdown(result: dict[str, Any], output: Path) -> str:
         lines += ["| parameter | value |", "|---|---|", *[f"| {k} | {_param(v)} |" for k, v in best["params"].items()], ""]
     else:
         lines += ["No trial has completed yet.", ""]
-    lines += [f"| trial | state | validation {metric}{unit} | time | " + " | ".join(names) + " |",
-              "|---|---|---|---|" + "---|" * len(names)]
+    workers = len({t.get("worker") for t in result["trials"] if t.get("worker")}) > 1  # trials from several processes
+    lines += [f"| trial | state | validation {metric}{unit} | time | " + ("worker | " if workers else "") + " | ".join(names)
+              + " |", "|---|---|---|---|" + ("---|" if workers else "") + "---|" * len(names)]
     for t in result["trials"]:
         shown = _value(t["validation"], metric) + (f" (step {t['validation_at']})" if t.get("validation_at") is not None else "")
         row = [t["run"], t["state"] + (f": {t['error']}" if t.get("error") else ""), shown, clock(t["seconds"])]
+        row += [t.get("worker") or "-"] if workers else []
         lines.append("| " + " | ".join(row + [_param(t["params"].get(n, "-")) for n in names]) + " |")
     lines += ["", f"Flags given to every trial: `{' '.join(result['flags'])}`" if result.get("flags") else "",
               f"Space: {result.get('space_source', 'default')}"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lsllm.errors import ConfigError
 from lsllm.flags import SECTIONS, add_config_flags, flag_for
+from lsllm.runs import COMMAND
 
 DESCRIPTION = ("Search the recipe (learning rates, LoRA rank/alpha/targets/dropout, epochs, attention, pooling, head "
                "init) for your data inside a time budget. Every trial is an ordinary run folder (DIR/trial-NNNN), "
@@ -25,6 +26,8 @@ EPILOG = ("examples:\n"
           "  lsllm tune --data sst2 --data-dir ../shared/data --prompt 'Review: {text}\\nSentiment:' --budget 2h\n"
           "  lsllm tune --data my.tsv --budget 30m --trials 20 --space space.yaml --output tunes/mine\n"
           "  lsllm tune --output tunes/mine --resume --budget 30m\n"
+          "  lsllm tune --data my.tsv --trials 40 --storage postgresql://me@db-host/tunes --study-name mine --resume \\\n"
+          "      --output tunes/mine          # the same command on every machine: workers sharing one study\n"
           "  lsllm train --config tunes/mine/best.yaml --output runs/best")
 
 
@@ -41,9 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--trials", type=int, default=None,
                        help="stop when the study holds N trials (earlier ones and other processes' count)")
     group.add_argument("--output", default=None, help="the tune folder (default tunes/<data>)")
-    group.add_argument("--storage", default=None, help="Optuna storage URL for a shared study, e.g. "
-                       "postgresql://host/db (default sqlite:///OUTPUT/tune.db)")
+    group.add_argument("--storage", default=None, help="Optuna storage URL for a study shared by workers on several "
+                       "machines, e.g. postgresql://USER@HOST:5432/DB (pip install 'lsllm[postgres]'; put the password in "
+                       "~/.pgpass or PGPASSWORD, not here) (default sqlite:///OUTPUT/tune.db)")
     group.add_argument("--study-name", default=None, help="the study's name in the storage (default: the folder's name)")
+    group.add_argument("--heartbeat", type=int, default=None, metavar="SECONDS",
+                       help="a running trial's worker records a heartbeat this often (default 60); a trial silent for 3 "
+                            "heartbeats (its worker killed) is failed by another worker and the search goes on")
     group.add_argument("--resume", action="store_true",
                        help="continue the tune in --output (or join it from another process)")
     group.add_argument("--space", default=None, help="YAML search space replacing the default: "
@@ -75,6 +82,13 @@ def train_flags_of(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def masked_command(command: list[str] | None, url: str, shown: str) -> list[str] | None:
+    """The command line with the --storage URL shown without its password."""
+    if command is None:
+        return None
+    return [shown if part == url else f"--storage={shown}" if part == f"--storage={url}" else part for part in command]
+
+
 def _progress(line: str) -> None:
     sys.stderr.write(f"[tune] {line}\n")
     sys.stderr.flush()
@@ -90,15 +104,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise ConfigError("give --budget (e.g. 2h) and/or --trials N: a tune needs an end")
     if args.resume and args.output is None:
         raise ConfigError("--resume needs --output: the tune folder to continue")
+    if args.storage is not None:  # trials' run.json records the command line: never with the password in it
+        COMMAND.set(masked_command(COMMAND.get(), args.storage, tune.shown_storage(args.storage)))
     given = train_flags_of(args)
     joining = args.resume and not given and args.space is None and args.subset is None and not args.fixed
     spec = None if joining else tune.new_spec(given, space_file=args.space, subset=args.subset, fixed=args.fixed or ())
     data = getattr(args, "data.data", None)
     output = Path(args.output or f"tunes/{Path(data or 'tune').name}")
     result = tune.tune(output, spec, budget=budget, trials=args.trials, storage=args.storage, study_name=args.study_name,
-                       resume=args.resume, pruner=args.pruner, progress=_progress)
+                       resume=args.resume, pruner=args.pruner, progress=_progress,
+                       heartbeat=tune.HEARTBEAT_S if args.heartbeat is None else args.heartbeat)
     best = result.get("best")
-    metric = result["metric"]
+    metric = result.get("metric")
     if best:
         sys.stdout.write(f"best: {best['run']}  validation {metric} {tune._value(best['validation'], metric)}  "
                          f"test {metric} {tune._value(best['test'], metric)}  (test reported once, never used to select)\n")

@@ -143,6 +143,15 @@ def serve_command(out: Path | str, pooling: str) -> list[str]:
     return command + (["--pooler-config", json.dumps(extra)] if extra else [])
 
 
+def template(prompt: str | None, fields: Sequence[str] | None) -> str | None:
+    """The template the run puts every input in: its --prompt, the default one for several fields, or None (the text alone)."""
+    from lsllm.data.encoding import pair_prompt
+
+    if prompt or not fields or len(fields) < 2:
+        return prompt
+    return pair_prompt(list(fields))
+
+
 def render_prompt(prompt: str | None, fields: Sequence[str] | None, values: dict[str, str]) -> str:
     """One input as the caller must send it: the run's template with each ``{field}`` put in (the text alone without one)."""
     from lsllm.data.encoding import apply_prompt
@@ -269,7 +278,7 @@ def export_vllm(run_dir: str | Path, out_dir: str | Path, texts: Sequence[str],
             "problem": problem.name,
             "problem_state": problem.state(),
             "outputs": ACTIVATIONS[problem.name],
-            "prompt": classifier.prompt,
+            "prompt": template(classifier.prompt, classifier.fields),
             "fields": classifier.fields,
             "max_length": classifier.max_length,
             "pooling": pooling,
