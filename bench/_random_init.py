@@ -30,6 +30,8 @@ MODEL_CONFIGS: dict[str, dict] = {
                      tie_word_embeddings=True),
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, vocab_size=1024, rms_norm_eps=1e-5),
+    "tiny-h32": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,  # heads of 32:
+                     num_key_value_heads=1, vocab_size=1024, rms_norm_eps=1e-5),  # the smallest vLLM's CPU attention takes
 }
 
 

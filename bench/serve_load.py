@@ -75,11 +75,12 @@ def free_port() -> int:
 class Server:
     """`python -m lsllm.serve RUN` on a free loopback port, stopped with Ctrl+C (SIGINT) on exit."""
 
-    def __init__(self, run: Path, extra: list[str], startup_timeout: float) -> None:
+    def __init__(self, run: Path, extra: list[str], startup_timeout: float, prefix: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile("w+", prefix="serve-load-", suffix=".log", delete=False)
-        command = [sys.executable, "-m", "lsllm.serve", str(run), "--host", "127.0.0.1", "--port", str(self.port), *extra]
+        command = [*(prefix or []), sys.executable, "-m", "lsllm.serve", str(run), "--host", "127.0.0.1",
+                   "--port", str(self.port), *extra]
         env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
         env.pop("LSLLM_API_KEY", None)
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=env)
@@ -165,9 +166,22 @@ class Connection:
         self.reader = self.writer = None
 
 
+def lsllm_body(texts: list[str]) -> dict:
+    return {"texts": texts}
+
+
+def lsllm_records(answer: dict) -> list:
+    return answer["predictions"]
+
+
 async def run_level(url: str, headers: dict, texts: list[str], per_request: int, concurrency: int,
-                    max_requests: int, seconds: float) -> dict:
-    """`concurrency` clients, each sending its next request when the last one returns."""
+                    max_requests: int, seconds: float, path: str = "/predict", make_body=lsllm_body,
+                    records=lsllm_records) -> dict:
+    """`concurrency` clients, each sending its next request when the last one returns.
+
+    ``path``, ``make_body(texts) -> JSON`` and ``records(answer) -> list`` (one per text) describe
+    the API: `lsllm serve`'s /predict by default (bench/serve_vllm.py passes vLLM's /classify).
+    """
     latencies: list[float] = []
     errors: list[str] = []
     counter = 0
@@ -182,13 +196,13 @@ async def run_level(url: str, headers: dict, texts: list[str], per_request: int,
         while counter < max_requests and time.perf_counter() < deadline:
             first = (counter * per_request) % len(texts)
             counter += 1
-            body = json.dumps({"texts": [texts[(first + k) % len(texts)] for k in range(per_request)]}).encode()
+            body = json.dumps(make_body([texts[(first + k) % len(texts)] for k in range(per_request)])).encode()
             sent = time.perf_counter()
             try:
-                status, content = await asyncio.wait_for(connection.post("/predict", body), timeout=120)
+                status, content = await asyncio.wait_for(connection.post(path, body), timeout=120)
                 if status != 200:
                     errors.append(f"HTTP {status}: {content[:200].decode(errors='replace')}")
-                elif len(json.loads(content)["predictions"]) != per_request:
+                elif len(records(json.loads(content))) != per_request:
                     errors.append(f"wrong number of records for {per_request} texts")
             except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as err:
                 errors.append(f"{type(err).__name__}: {err}")

