@@ -561,20 +561,23 @@ class Opened:
 
 
 def open_classifier(path: str | Path, backend: str | None = None, int8: bool = False, dtype: str | None = None,
-                    device: str | None = None, threads: int | None = None) -> Opened:
+                    device: str | None = None, threads: int | None = None, matmul: str | None = None) -> Opened:
     """A run or an `lsllm export` folder, opened for inference by PyTorch or ONNX Runtime.
 
     One place for `lsllm predict`, `eval` and `serve` to choose what runs the model: ``backend``
     "torch" (the default for a run: LoRA merged, fp32 or bf16) or "onnx" (ONNX Runtime on the CPU).
     An export folder is always run by ONNX Runtime; a run with "onnx" is first exported, with
     `export_run`'s checks, into a temporary folder (``Opened.keep``). ``int8`` runs the int8 graph
-    (`quantize_int8`); PyTorch has no int8 path (docs/serving.md says why).
+    (`quantize_int8`); PyTorch has no int8 path (docs/serving.md says why). ``matmul`` picks the kernel
+    that multiplies PyTorch's weights (`lsllm.models.kernels`: "auto", the default, measures once per
+    machine whether oneDNN's packed weights beat nn.Linear; "onednn"; "torch").
 
     Raises:
         ConfigError: not a finished run or export, or a flag that does not apply to the backend.
     """
     import tempfile
 
+    from lsllm.models.kernels import choose_matmul, use_matmul
     from lsllm.pipeline import load_run
     from lsllm.runs import RunDir
 
@@ -591,7 +594,11 @@ def open_classifier(path: str | Path, backend: str | None = None, int8: bool = F
         run = RunDir(folder)
         run_info = run.run_info()  # a clear ConfigError for a folder that is not a finished run
         classifier, _ = load_run(run.root, dtype=dtype, device=device)
+        classifier.matmul = choose_matmul(classifier.model, matmul)
+        use_matmul(classifier.model, classifier.matmul)
         return Opened(classifier, run_info, getattr(classifier.model.config, "max_position_embeddings", None), run.root.name)
+    if matmul not in (None, "auto"):
+        raise ConfigError(f"--matmul {matmul} applies to the PyTorch backend; ONNX Runtime chooses its own kernels")
     if dtype not in (None, "float32"):
         raise ConfigError(f"--dtype {dtype} applies to the PyTorch backend; ONNX Runtime runs the fp32 graph "
                           "(or the int8 one with --int8)")

@@ -39,6 +39,7 @@ class Classifier:
     problem: Problem = field(default_factory=SingleLabel)  # seq: single-label | multi-label | regression
     fields: list[str] | None = None  # seq: the input's text fields when it has several (sentence pairs)
     backend = "torch"  # what runs the model (/info); OnnxClassifier: "onnxruntime fp32" | "onnxruntime int8"
+    matmul = "torch"  # torch: what multiplies the weights (models.kernels: "torch" | "onednn"; set by export.open_classifier)
 
     @property
     def label2id(self) -> dict[str, int]:

@@ -305,6 +305,7 @@ def served_run(classifier: Any, run_info: dict | None = None) -> dict[str, Any]:
         "max_batch_tokens": getattr(classifier, "max_batch_tokens", None),
         "trained_max_length": info.get("max_length", classifier.max_length),
         "backend": classifier.backend,
+        "matmul": classifier.matmul if classifier.backend == "torch" else None,
         "versions": info.get("versions", {}),
     }
 
@@ -493,7 +494,8 @@ def _api_key_check(api_key: str):
 
 def app_from_run(run_dir: str | Path, settings: ServeSettings | None = None, max_length: int | None = None,
                  dtype: str | None = None, device: str | None = None, max_batch_tokens: int | None = None,
-                 backend: str | None = None, int8: bool = False, threads: int | None = None) -> FastAPI:
+                 backend: str | None = None, int8: bool = False, threads: int | None = None,
+                 matmul: str | None = None) -> FastAPI:
     """Load a trained run (LoRA merged, safetensors only), or an `lsllm export` folder, and build its app.
 
     Args:
@@ -510,6 +512,7 @@ def app_from_run(run_dir: str | Path, settings: ServeSettings | None = None, max
             exported first (`lsllm export`'s checks included) into a temporary folder.
         int8: onnx: run the int8 graph (an export made with --int8; a run is exported with it).
         threads: onnx: ONNX Runtime's intra-op threads (torch's are set by the caller).
+        matmul: torch: "auto" | "onednn" | "torch", the kernel of the weights (`lsllm.models.kernels`).
 
     Raises:
         ConfigError: not a finished run or export, a flag that does not apply to the backend, or
@@ -517,7 +520,7 @@ def app_from_run(run_dir: str | Path, settings: ServeSettings | None = None, max
     """
     from lsllm.export import open_classifier
 
-    opened = open_classifier(run_dir, backend, int8=int8, dtype=dtype, device=device, threads=threads)
+    opened = open_classifier(run_dir, backend, int8=int8, dtype=dtype, device=device, threads=threads, matmul=matmul)
     classifier, positions = opened.classifier, opened.positions
     if max_length is not None:
         if max_length < 8 or (positions and max_length > positions):

@@ -216,7 +216,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         app = app_from_run(args.run_dir, settings, max_length=args.max_length, dtype=args.dtype, device=args.device,
                            max_batch_tokens=args.max_batch_tokens, backend=args.backend, int8=args.int8,
-                           threads=args.threads)
+                           threads=args.threads, matmul=args.matmul)
         config = uvicorn_config(app, settings, verbose=bool(getattr(args, "verbose", False)))
         host = f"[{args.host}]" if ":" in args.host else args.host
         backend = app.state.classifier.backend
