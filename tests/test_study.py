@@ -85,3 +85,92 @@ def test_a_regression_study_compares_on_pearson(tmp_path, tiny_model_dir):
     assert study["metric"] == "pearson" and study["problem"] == "regression"
     assert {c["method"] for c in study["cells"]} == {"ls", "sft"} and all(isinstance(c["test"], float) for c in study["cells"])
     assert "test pearson (x100)" in (out / "study.md").read_text()
+
+
+def test_workers_claim_cells_so_none_is_trained_twice_and_a_dead_workers_cell_is_taken_over(tmp_path):
+    """Two workers (threads: the claims are flocks, exclusive between any two opens) on one study folder, a third
+    process holding one cell's claim as if it were training it; it is killed, and one worker takes the cell."""
+    import collections
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from lsllm import study
+    from lsllm.files import atomic_write_json
+
+    spec = {"data": "toy", "task": "seq", "problem": "single-label", "metric": "accuracy", "sizes": [8, 16],
+            "methods": ["ls", "sft"], "seeds": 2, "flags": []}
+    cells = study.plan(spec["sizes"], spec["methods"], spec["seeds"])
+    out = tmp_path / "study"
+    held = cells[1]
+    (out / study.CLAIMS).mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+                               "print('held', flush=True)\ntime.sleep(600)", str(out / study.CLAIMS / f"{held.name}.lock")],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    trained, lock, both = [], threading.Lock(), threading.Event()
+
+    def fake_train(cell, root, again):
+        with lock:
+            trained.append((cell.name, threading.current_thread().name))
+            if len({who for _, who in trained}) == 2:
+                both.set()
+        assert both.wait(60), "the other worker never trained a cell"  # each worker trains at least one cell
+        root.mkdir(parents=True)
+        atomic_write_json(root / "metrics.json", {"test": {"accuracy": cell.size / 100}, "validation": {"accuracy": 0.5}})
+        atomic_write_json(root / "run.json", {"seconds": 1.0})
+        return root
+
+    errors = []
+
+    def worker():
+        try:
+            study.work(out, cells, fake_train, spec)
+        except BaseException as err:  # noqa: B036 (reported below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, name=f"worker-{i}") for i in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 120
+        while len(trained) < len(cells) - 1:  # every cell but the held one
+            assert time.monotonic() < deadline and not errors, (trained, errors)
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert held.name not in {name for name, _ in trained}  # held by a live process: nobody trains it
+    finally:
+        holder.kill()  # the holder dies (as a worker killed mid-cell): the kernel drops its lock
+        holder.wait()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert collections.Counter(name for name, _ in trained) == {cell.name: 1 for cell in cells}
+    assert {who for _, who in trained} == {"worker-0", "worker-1"}
+    result = json.loads((out / "study.json").read_text())
+    assert sorted(c["run"] for c in result["cells"]) == sorted(cell.name for cell in cells)
+    assert {(s["size"], s["method"], s["n"]) for s in result["summary"]} == {(n, m, 2) for n in (8, 16) for m in ("ls", "sft")}
+
+
+def test_study_workers_train_every_cell_once_in_two_processes(tmp_path, tiny_model_dir, tiny_seq_data, capfd):
+    import collections
+    import re
+
+    out = tmp_path / "study"
+    assert main(["study", "--data", str(tiny_seq_data), "--model", str(tiny_model_dir), "--sizes", "8", "16", "--methods", "ls",
+                 "--seeds", "2", "--output", str(out), "--workers", "2", *CELL_FLAGS]) == 0
+    err = capfd.readouterr().err
+    lines = re.findall(r"training (\S+) \(worker ([^)]+)\)", err)
+    names = [f"ls-n{n}-s{s}" for n in (8, 16) for s in (0, 1)]
+    assert collections.Counter(name for name, _ in lines) == {name: 1 for name in names}, err[-3000:]
+    study = json.loads((out / "study.json").read_text())
+    assert sorted(c["run"] for c in study["cells"]) == sorted(names)
+    assert all(c["status"] == "done" and 0 <= c["test"] <= 1 for c in study["cells"])
+    assert {(s["size"], s["n"]) for s in study["summary"]} == {(8, 2), (16, 2)}
+    for name in names:  # each an ordinary run, of its own size and seed, its command the study's
+        cfg = RunConfig.load(out / name / "config.yaml")
+        assert f"ls-n{cfg.data.train_limit}-s{cfg.train.seed}" == name
+        assert "--workers" in json.loads((out / name / "run.json").read_text())["command"]
+    assert (out / "report.html").is_file() and (out / "study.png").is_file()

@@ -297,7 +297,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     output = Path(args.output or f"studies/{Path(args.data or 'study').name}")
     spec = None if args.resume else study.new_spec(args.data, args.methods, args.sizes, args.seeds, args.passthrough,
                                                     data_dir=args.data_dir)
-    result = study.study(output, spec, resume=args.resume)
+    result = study.study(output, spec, resume=args.resume, workers=args.workers)
     print(study.study_markdown(result))
     print(f"study written to {output} (study.json, study.md, study.png)")
     return 0
@@ -410,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--methods", nargs="+", default=["ls", "sft"], help="ls | unls | repeat | sft")
     study.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per size and method (subset and training)")
     study.add_argument("--output", help="study directory (default studies/<data>)")
-    study.add_argument("--resume", action="store_true", help="continue the study in --output")
+    study.add_argument("--resume", action="store_true", help="continue the study in --output, or join the workers on it")
+    study.add_argument("--workers", type=int, default=1, help="processes training cells at once, each with an equal "
+                       "share of the cores (more can join: lsllm study --output DIR --resume); no cell is trained twice")
     study.set_defaults(handler=cmd_study)
 
     compare = commands.add_parser("compare", help="one table of runs' metrics (LS, unLS, SFT); seeds as mean ± std")

@@ -9,13 +9,27 @@ examples (the first N of train after a shuffle seeded by the cell's seed, `DataC
 selects on the same validation split and reports test once. A finished cell is never trained
 again; a killed study continues with ``--resume`` (an unfinished cell resumes from its last
 checkpoint). The study writes study.json, study.md, study.png and report.html beside the cells.
+
+Several workers share a study folder: ``--workers N`` starts N processes, and more can join by hand
+(``lsllm study --output DIR --resume``, on this machine or another that mounts the folder). A
+worker trains a cell only while it holds the cell's lock (`claim`: an flock on
+``DIR/.claims/<cell>.lock``), and only when the cell is not finished, so no cell is trained twice;
+the kernel drops a lock when its holder dies (kill -9 included), and the next worker to take it
+resumes the cell from its last checkpoint.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import statistics
-from collections.abc import Callable
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +37,7 @@ from typing import Any
 from lsllm import flags, runs
 from lsllm.data import load_data
 from lsllm.describe import METHODS
-from lsllm.errors import ConfigError
+from lsllm.errors import ConfigError, LsllmError
 from lsllm.files import atomic_save_figure, atomic_write_json, atomic_write_text
 from lsllm.problems import make_problem
 from lsllm.report import write_report
@@ -31,6 +45,8 @@ from lsllm.report import write_report
 log = logging.getLogger(__name__)
 
 STUDY_JSON = "study.json"
+CLAIMS = ".claims"  # DIR/.claims/<cell>.lock: held (flock) by the worker training the cell
+SUMMARY_LOCK = "_summary"  # held while study.json / study.md / study.png are rewritten
 # Each method is an ordinary `lsllm train` / `lsllm sft train` run with these flags added.
 METHOD_FLAGS = {"ls": [], "unls": ["--bidirectional"], "repeat": ["--attention", "repeat"], "sft": []}
 
@@ -115,8 +131,11 @@ def train_cell(spec: dict[str, Any], cell: Cell, root: Path, resume: bool) -> Pa
     return train(cfg, explicit)
 
 
-def study(output: str | Path, spec: dict[str, Any] | None = None, resume: bool = False) -> dict[str, Any]:
+def study(output: str | Path, spec: dict[str, Any] | None = None, resume: bool = False, workers: int = 1) -> dict[str, Any]:
     """Run a study from Python as `lsllm study` does: ``spec`` from `new_spec`, or None with ``resume`` (read from ``output``).
+
+    ``workers`` > 1 trains the cells in that many processes; a process started with ``resume``
+    while others work on ``output`` joins them (no cell is trained twice).
 
     Example::
 
@@ -132,37 +151,173 @@ def study(output: str | Path, spec: dict[str, Any] | None = None, resume: bool =
     if spec is None:
         raise ConfigError("a new study needs its spec (study.new_spec)")
     cells = plan(spec["sizes"], spec["methods"], spec["seeds"])
-    return run_study(output, cells, lambda cell, root, again: train_cell(spec, cell, root, again), spec, resume=resume)
+    return run_study(output, cells, lambda cell, root, again: train_cell(spec, cell, root, again), spec, resume=resume,
+                     workers=workers)
 
 
 def run_study(output: Path, cells: list[Cell], train_cell: Callable[[Cell, Path, bool], Path], spec: dict[str, Any],
-              resume: bool = False) -> dict[str, Any]:
-    """Train every cell (skipping finished ones), then write study.json / study.md / study.png.
+              resume: bool = False, workers: int = 1) -> dict[str, Any]:
+    """Train every cell (skipping finished ones and those other workers hold), then write study.json / study.md / study.png.
 
     Args:
         output: the study directory.
         cells: from `plan`.
         train_cell: trains one cell into the given run directory (resume=True continues it).
         spec: what the study is (data, metric, sizes, methods, seeds, flags), saved in study.json.
-        resume: continue a study in ``output``; without it ``output`` must not hold one.
+        resume: continue a study in ``output`` (or join the workers on it); without it ``output`` must not hold one.
+        workers: processes that train cells at once (`run_workers`; they train with `train_cell` of the spec).
     """
     output = Path(output)
     if (output / STUDY_JSON).is_file() and not resume:
         raise ConfigError(f"{output} already holds a study: pass --resume to continue it or choose another --output")
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
     output.mkdir(parents=True, exist_ok=True)
-    results = []
-    for i, cell in enumerate(cells, 1):
-        run = runs.RunDir(output / cell.name)
-        if run.finished():
-            log.info("[%d/%d] %s finished already", i, len(cells), cell.name)
-        else:
-            log.warning("[%d/%d] training %s", i, len(cells), cell.name)
-            train_cell(cell, run.root, run.exists() and run.started_training())
-        results.append(_cell_result(cell, run, spec["metric"]))
-        study = summarise(spec, results)
-        write_study(output, study)  # after every cell: a killed study still shows what it has
+    if not (output / STUDY_JSON).is_file():
+        write_summary(output, spec, cells)  # the study exists from its start: other processes can join it (--resume)
+    if workers > 1:
+        run_workers(output, workers)
+    else:
+        work(output, cells, train_cell, spec)
+    study = write_summary(output, spec, cells)
     write_report([output])
     return study
+
+
+def work(output: Path, cells: list[Cell], train_cell: Callable[[Cell, Path, bool], Path], spec: dict[str, Any]) -> None:
+    """One worker: train every unfinished cell no other worker holds, then wait for the ones held elsewhere.
+
+    Waiting on a held cell's lock returns when its worker has finished it (nothing to do) or died
+    (its lock dropped: this worker resumes it), so a worker returns only when every cell is finished.
+    """
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    waiting = []
+    for i, cell in enumerate(cells, 1):
+        if not _train_held(output, cell, train_cell, spec, cells, f"[{i}/{len(cells)}]", worker, wait=False):
+            waiting.append((i, cell))
+    for i, cell in waiting:
+        log.info("[%d/%d] %s: another worker holds it; waiting for it", i, len(cells), cell.name)
+        _train_held(output, cell, train_cell, spec, cells, f"[{i}/{len(cells)}]", worker, wait=True)
+
+
+def _train_held(output: Path, cell: Cell, train_cell: Callable[[Cell, Path, bool], Path], spec: dict[str, Any],
+                cells: list[Cell], where: str, worker: str, wait: bool) -> bool:
+    """Train one cell if it is unfinished and this worker gets its lock; False when another worker holds it."""
+    run = runs.RunDir(output / cell.name)
+    if run.finished():
+        log.info("%s %s finished already", where, cell.name)
+        return True
+    with claim(output, cell.name, wait) as held:
+        if not held:
+            return False
+        if run.finished():  # finished by the worker that held it before
+            return True
+        log.warning("%s training %s (worker %s)", where, cell.name, worker)
+        train_cell(cell, run.root, run.exists() and run.started_training())
+    write_summary(output, spec, cells)  # after every cell: a killed study still shows what it has
+    return True
+
+
+@contextmanager
+def claim(output: Path, name: str, wait: bool) -> Iterator[bool]:
+    """Hold ``DIR/.claims/<name>.lock`` (an exclusive flock) for the block: True, or False when another process holds it.
+
+    With ``wait`` the call blocks until the lock is free. The kernel releases a lock when its
+    holder's process ends, killed included, so a dead worker's cell needs no stale-claim rule
+    (a pid cannot say whether a process on another machine lives). The file records the holder
+    (host, pid, since) for people; lock files are never deleted (a deleted one could be locked
+    by two processes at once, one through the old file, one through the new).
+
+    Raises:
+        ConfigError: the folder's filesystem has no file locks (some network mounts).
+    """
+    import fcntl
+
+    folder = output / CLAIMS
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        except OSError as err:  # ENOLCK: no locks on this filesystem
+            raise ConfigError(f"{folder}: cannot lock {name}.lock ({err.strerror}): the study folder's filesystem has no "
+                              "file locks; run the workers on one machine with the folder on a local disk") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                 "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode())
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def write_summary(output: Path, spec: dict[str, Any], cells: list[Cell]) -> dict[str, Any]:
+    """study.json / study.md / study.png from every finished cell on disk, rewritten under the study's lock.
+
+    Workers finish cells in any order; each rewrite reads every cell folder while it holds the
+    lock, so the last rewrite saw every cell finished before it, whichever worker wrote it.
+    """
+    with claim(output, SUMMARY_LOCK, wait=True):
+        results = [_cell_result(cell, runs.RunDir(output / cell.name), spec["metric"]) for cell in cells
+                   if runs.RunDir(output / cell.name).finished()]
+        summary = summarise(spec, results)
+        write_study(output, summary)
+    return summary
+
+
+def run_workers(output: Path, workers: int) -> None:
+    """--workers N: N processes run `work` on the study in ``output`` (its study.json) at once.
+
+    Spawned, not forked: each is a fresh interpreter, with no torch state copied from this one.
+    Each gets an equal share of the CPU cores as torch threads (a cell's --threads wins).
+
+    Raises:
+        KeyboardInterrupt: a worker was interrupted (Ctrl-C reaches them all).
+        LsllmError: a worker stopped with an error (it printed its own line).
+    """
+    import multiprocessing
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    context = multiprocessing.get_context("spawn")
+    args = (str(output), logging.getLogger().getEffectiveLevel(), list(warnings.filters), runs.COMMAND.get(),
+            max(1, cores // workers))
+    processes = [context.Process(target=_worker, args=args, name=f"lsllm-study-worker-{i}") for i in range(workers)]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    finally:
+        for process in processes:
+            process.join(timeout=60)  # Ctrl-C: each worker stops on its own (it got the signal too)
+    codes = [process.exitcode for process in processes]
+    if any(code in (130, -2) for code in codes):
+        raise KeyboardInterrupt
+    failed = [code for code in codes if code]
+    if failed:
+        raise LsllmError(f"{len(failed)} of {workers} study workers stopped with an error (above); the cells finished are "
+                         f"kept: lsllm study --output {output} --resume continues")
+
+
+def _worker(output: str, level: int, filters: list, command: list[str] | None, threads: int) -> None:
+    """One --workers process: `work` on the study's cells, logging and warnings as in the process that started it."""
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filters[:] = filters  # the CLI's: third-party deprecation notices hidden unless -v
+    runs.COMMAND.set(command)  # each cell's run.json records the study's command line
+    try:
+        from lsllm.hardware import configure_threads
+
+        configure_threads(threads)
+        spec = load_spec(Path(output))
+        work(Path(output), plan(spec["sizes"], spec["methods"], spec["seeds"]),
+             lambda cell, root, again: train_cell(spec, cell, root, again), spec)
+    except LsllmError as err:
+        sys.stderr.write(f"error: {err}\n")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 def _cell_result(cell: Cell, run: runs.RunDir, metric: str) -> dict[str, Any]:

@@ -18,8 +18,11 @@ marks the run folder as pruned (``tune-trial.json``) and Optuna records the tria
 The study lives in a storage (default ``sqlite:///DIR/tune.db``, or ``--storage URL`` for a
 shared database); the tune's settings (data, flags, space) are saved in the study itself, so
 ``--resume`` needs only the folder, and another process (or machine) can join the same study.
-Outputs beside the trials: tune.json, tune.md, best.yaml, history.png, importances.png,
-slice.png and report.html.
+Workers on several machines share a database server (`open_storage`): one creates the study and
+queues the hand-made recipe once (`open_study`), a trial drawn after the study holds --trials
+trials is given back unrun (`objective_for`), a killed worker's trial is failed by heartbeat, and
+each worker writes the whole study's outputs from the database. Outputs beside the trials:
+tune.json, tune.md, best.yaml, history.png, importances.png, slice.png and report.html.
 """
 
 from __future__ import annotations
