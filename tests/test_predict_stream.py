@@ -69,9 +69,9 @@ def load_once(monkeypatch):
 
     real = lsllm.export.open_classifier
 
-    def cached(path, backend=None, int8=False, dtype=None, device=None, threads=None):
-        if backend or int8 or dtype or device:
-            return real(path, backend, int8, dtype, device, threads)
+    def cached(path, backend=None, **flags):
+        if backend or any(value is not None and value is not False for key, value in flags.items() if key != "threads"):
+            return real(path, backend, **flags)
         if str(path) not in _OPENED:
             _OPENED[str(path)] = real(path)
         return _OPENED[str(path)]

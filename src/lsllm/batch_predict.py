@@ -107,9 +107,25 @@ class Survey:
     inputs: int
     sha256: str
     size: int
+    token_lists: bool  # some inputs are token lists (CoNLL, JSONL "tokens"): for a token classifier only
 
     def identity(self) -> dict[str, Any]:
         return {"path": str(self.path.resolve()), "sha256": self.sha256, "bytes": self.size, "inputs": self.inputs}
+
+    def check_task(self, task: str | None) -> None:
+        """Refuse token lists for a sequence classifier (`task` "seq").
+
+        Raises:
+            ConfigError: naming the file and what to give instead.
+        """
+        if self.token_lists:
+            _check_token_lists(self.path, task)
+
+
+def _check_token_lists(path: Path, task: str | None) -> None:
+    if task == "seq":
+        raise ConfigError(f"{path}: token inputs (CoNLL, or JSONL with \"tokens\") for a sequence classifier; "
+                          "give texts: .txt one per line, .tsv/.csv with a text column, or .jsonl with \"text\"")
 
 
 def survey(path: str | Path, fields: list[str] | None, task: str | None) -> Survey:
@@ -117,20 +133,21 @@ def survey(path: str | Path, fields: list[str] | None, task: str | None) -> Surv
 
     Raises:
         DataError: the first bad input, naming its line (no work has started).
-        ConfigError: token inputs (CoNLL, JSONL with "tokens") for a sequence run (`task` "seq").
+        ConfigError: token inputs (CoNLL, JSONL with "tokens") for a sequence run (`task` "seq"; a run
+            whose task is not known here is checked with `Survey.check_task` once it is loaded).
     """
     path = Path(path)
-    count = 0
+    count, token_lists = 0, False
     for _where, example in iter_predict_inputs(path, fields=fields):
-        if task == "seq" and isinstance(example, TokenExample):
-            raise ConfigError(f"{path}: token inputs (CoNLL, or JSONL with \"tokens\") for a sequence classifier; "
-                              "give texts: .txt one per line, .tsv/.csv with a text column, or .jsonl with \"text\"")
         count += 1
+        if isinstance(example, TokenExample) and not token_lists:
+            token_lists = True
+            _check_token_lists(path, task)
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
             digest.update(block)
-    return Survey(path, count, digest.hexdigest(), path.stat().st_size)
+    return Survey(path, count, digest.hexdigest(), path.stat().st_size, token_lists)
 
 
 def run_fingerprint(run_dir: str | Path) -> str:

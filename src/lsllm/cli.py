@@ -172,6 +172,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     opened = open_classifier(args.run_dir, args.backend, int8=args.int8, dtype=args.dtype, threads=args.threads,
                              matmul=args.matmul)
     classifier = opened.classifier
+    if source is not None:
+        source.check_task(classifier.task)
     if args.texts:
         records = classifier.predict_texts(args.texts, progress=_progress("predicting"))
         if output is None:
