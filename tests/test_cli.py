@@ -9,6 +9,7 @@ import torch
 import transformers
 
 from lsllm.cli import main
+from lsllm.data.encoding import apply_prompt
 
 TRAIN_FLAGS = ["--max-steps", "6", "--eval-steps", "3", "--batch-size", "4", "--lr", "1e-3", "--lora-r", "4", "--dtype", "float32"]
 RUN_FILES = {"config.yaml", "model", "metrics.json", "predictions.jsonl", "report.txt", "learning_curve.png", "logs", "run.json", "report.html",
@@ -25,7 +26,7 @@ def seq_run(tmp_path, tiny_model_dir, tiny_seq_data):
 def test_train_writes_exactly_the_run_files_and_eval_reproduces_them(seq_run, capsys):
     assert {p.name for p in seq_run.iterdir()} == RUN_FILES | {"confusion_matrix.png"}
     metrics = json.loads((seq_run / "metrics.json").read_text())
-    assert set(metrics) == {"validation", "test"} and 0 <= metrics["test"]["accuracy"] <= 1
+    assert set(metrics) == {"validation", "test", "step0"} and 0 <= metrics["test"]["accuracy"] <= 1  # head from the label names
     assert metrics["test"]["n_examples"] == 12
     records = [json.loads(line) for line in (seq_run / "predictions.jsonl").read_text().splitlines()]
     assert len(records) == 12 and set(records[0]) >= {"text", "label", "score", "probabilities"}
@@ -45,8 +46,9 @@ def test_predict_and_merge_agree(seq_run, tmp_path, capsys):
     assert main(["merge", str(seq_run), str(merged)]) == 0
     model = transformers.AutoModelForSequenceClassification.from_pretrained(merged).eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(merged)
-    with torch.no_grad():
-        probs = model(**tokenizer(["a great movie"], return_tensors="pt")).logits.softmax(-1)[0]
+    prompt = json.loads((seq_run / "model" / "lsllm.json").read_text())["prompt"]  # the plain command chooses one
+    with torch.no_grad():  # a stock model reads the input as the run encodes it: inside the run's prompt
+        probs = model(**tokenizer([apply_prompt(prompt, "a great movie")], return_tensors="pt")).logits.softmax(-1)[0]
     expected = records[0]["probabilities"]
     assert probs.tolist() == pytest.approx([expected[model.config.id2label[i]] for i in range(2)], abs=1e-4)
 

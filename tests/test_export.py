@@ -176,7 +176,7 @@ def test_the_wrapper_check_notices_a_wrong_attention_mode(seq_export):
 
 @needs_onnx
 def test_onnx_runtime_alone_runs_the_export_as_the_docs_show(seq_run, causal_out, capsys):
-    """docs/serving.md's lines: the tokenizer + onnxruntime, no lsllm (a run without --prompt)."""
+    """docs/serving.md's lines: the tokenizer + onnxruntime, no lsllm (the texts put into the run's prompt by hand)."""
     import numpy as np
     import onnxruntime as ort
     from transformers import AutoTokenizer
@@ -184,7 +184,8 @@ def test_onnx_runtime_alone_runs_the_export_as_the_docs_show(seq_run, causal_out
     out = causal_out
     tok = AutoTokenizer.from_pretrained(out)
     info = json.loads((out / "lsllm-export.json").read_text())
-    batch = tok(TEXTS, padding=True, truncation=True, max_length=info["max_length"], return_tensors="np")
+    texts = [info["prompt"].replace("{text}", t) if info["prompt"] else t for t in TEXTS]
+    batch = tok(texts, padding=True, truncation=True, max_length=info["max_length"], return_tensors="np")
     logits = ort.InferenceSession(out / "model.onnx").run(["logits"], {k: batch[k].astype(np.int64) for k in ("input_ids", "attention_mask")})[0]
     probabilities = torch.from_numpy(logits).softmax(-1)
     for row, record in zip(probabilities, _predict(seq_run, TEXTS, capsys), strict=True):

@@ -39,9 +39,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg, explicit = config_from_args(args)
     if not cfg.data.data and not cfg.train.resume:
         raise ConfigError("--data is required: a built-in name (lsllm datasets), a folder or a file")
-    run = train(cfg, explicit)
     from lsllm.runs import is_main_process
 
+    say = None if getattr(args, "quiet", False) or not is_main_process() else lambda line: print(line, file=sys.stderr)
+    run = train(cfg, explicit, announce=say)  # the recipe chosen from the data, in one line, before training
     if is_main_process():  # under torchrun only rank 0 writes and reports the run
         _print_results(run)
     return 0

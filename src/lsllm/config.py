@@ -234,7 +234,8 @@ class TrainConfig:
     seed: int = _help("random seed", default=42)
     output: str | None = _help("run directory (default runs/<data>-<timestamp>)", default=None)
     resume: bool = _help("continue the run in --output from its last checkpoint", default=False)
-    preset: str | None = _help("ls-llama | ls-unllama: the original paper's recipes; lsllm: ours (docs/accuracy.md)",
+    preset: str | None = _help("ls-llama | ls-unllama: the original paper's recipes; lsllm: ours (docs/accuracy.md); "
+                               "auto (the default): the recipe chosen from the data, every choice overridable by its flag",
         ls_only='presets are LS recipes; drop --preset', default=None)
     threads: int | None = _help("torch CPU threads (default: one per core; fewer when other processes share the cores)",
                                 default=None)
@@ -271,8 +272,8 @@ class TrainConfig:
             raise ConfigError(f"--thresholds must be {' or '.join(THRESHOLD_MODES)}, got {self.thresholds!r}")
         if self.class_weights not in (None, "balanced"):
             raise ConfigError(f"class_weights must be balanced or unset, got {self.class_weights!r}")
-        if self.preset not in (None, "ls-llama", "ls-unllama", "lsllm"):
-            raise ConfigError(f"preset must be ls-llama, ls-unllama or lsllm, got {self.preset!r}")
+        if self.preset not in (None, "ls-llama", "ls-unllama", "lsllm", "auto"):
+            raise ConfigError(f"preset must be ls-llama, ls-unllama, lsllm or auto, got {self.preset!r}")
 
 
 @dataclass
@@ -453,8 +454,11 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
 
 
 def apply_preset(cfg: RunConfig, task: str, explicit: set[str]) -> RunConfig:
-    """Fill ``cfg`` with the preset's values except for the dotted fields in ``explicit``."""
-    if cfg.train.preset is None:
+    """Fill ``cfg`` with the preset's values except for the dotted fields in ``explicit``.
+
+    No preset, or ``auto``: nothing here (`lsllm.recipe.choose` decides from the data).
+    """
+    if cfg.train.preset in (None, "auto"):
         return cfg
     for dotted, value in PRESETS[(cfg.train.preset, task)].items():
         if dotted in explicit:

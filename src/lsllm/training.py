@@ -9,7 +9,7 @@ by `eval`/`predict`/`serve`, atomic checkpoint completion markers and exact resu
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -29,6 +29,7 @@ from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClas
 from lsllm.models.head_init import init_from_label_words, label_words
 from lsllm.pipeline import Classifier
 from lsllm.problems import Problem, Regression, SingleLabel, make_problem
+from lsllm.recipe import choose as choose_recipe
 from lsllm.run_outputs import write_reports
 
 log = logging.getLogger(__name__)
@@ -135,10 +136,12 @@ def build_model(cfg: RunConfig, labels: list[str], task: str, dtype: torch.dtype
 class LSMethod(lifecycle.Method):
     """Label supervision's part of the run sequence: presets, the classifier, selection on validation, our loss."""
 
-    def __init__(self) -> None:
+    def __init__(self, announce: Callable[[str], None] | None = None) -> None:
         self.classifier: Classifier | None = None
         self.source: dict = {}
         self.step0: dict | None = None
+        self.announce = announce  # told the recipe chosen from the data (the CLI prints it)
+        self.recipe_line: str | None = None
 
     def prepare(self, cfg: RunConfig, bundle: DatasetBundle, explicit: set[str]) -> None:
         if cfg.data.task is not None and cfg.data.task != bundle.task:
@@ -147,6 +150,11 @@ class LSMethod(lifecycle.Method):
         cfg.data.problem = bundle.problem if bundle.task == "seq" else None
         if not cfg.train.resume:
             apply_preset(cfg, bundle.task, explicit)
+            line = choose_recipe(cfg, bundle.task, bundle.problem, bundle.labels, len(bundle.splits.get("train", [])),
+                                 _fields_of(bundle), explicit)
+            if line is not None:
+                log.info("%s", line)
+                self.recipe_line = line  # said once the run starts training (a refusal before it stays one line)
         if cfg.model.prompt is not None and bundle.task != "seq":
             raise ConfigError("--prompt applies to sequence tasks (NER reads every word); drop it")
         if cfg.train.class_weights and bundle.problem != "single-label":
@@ -191,7 +199,9 @@ class LSMethod(lifecycle.Method):
         )
 
     def before_fit(self, run: runs.RunDir, bundle: DatasetBundle) -> None:
-        """--head-init labels: validation before any training (the zero-shot choice among the labels), logs/step0.json."""
+        """The recipe chosen from the data, said; --head-init labels: validation before any training, logs/step0.json."""
+        if self.recipe_line is not None and self.announce is not None:
+            self.announce(self.recipe_line)
         if self.head_from_label_words:
             assert self.classifier is not None
             self.step0 = _step0(self.classifier, bundle)
@@ -211,18 +221,21 @@ class LSMethod(lifecycle.Method):
         finish_run(run, cfg, bundle, self.classifier, self.source, state.log_history, self.step0, self.evaluated)
 
 
-def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset(), callbacks: Sequence = ()) -> Path:
+def train(cfg: RunConfig, explicit: set[str] | frozenset = frozenset(), callbacks: Sequence = (),
+          announce: Callable[[str], None] | None = None) -> Path:
     """Train, select on validation, evaluate validation and test, and write the run directory.
 
     Args:
-        cfg: the run's configuration (presets are applied here, after the task is known).
-        explicit: dotted config fields the user set explicitly; presets do not override them.
+        cfg: the run's configuration (presets are applied here, after the task is known; without a
+            preset, `recipe.choose` fills what ``explicit`` leaves open from the data).
+        explicit: dotted config fields the user set explicitly; presets and the chosen recipe do not override them.
         callbacks: more Trainer callbacks (`lsllm tune` reports validation scores to Optuna through one).
+        announce: called with the one line saying the recipe chosen from the data (the CLI prints it).
 
     Returns:
         The run directory.
     """
-    return lifecycle.run_training(cfg, LSMethod(), explicit, callbacks)
+    return lifecycle.run_training(cfg, LSMethod(announce), explicit, callbacks)
 
 
 def save_classifier(run: runs.RunDir, classifier: Classifier, cfg: RunConfig, source: dict, bundle: DatasetBundle) -> None:

@@ -51,7 +51,7 @@ from lsllm.config import ALL_PROJECTIONS, apply_preset, read_mapping
 from lsllm.data import load_data
 from lsllm.errors import ConfigError, LsllmError, ModelError
 from lsllm.files import atomic_save_figure, atomic_write_json, atomic_write_text
-from lsllm.models.head_init import WORD
+from lsllm.models.head_init import label_phrases
 from lsllm.report import write_report
 from lsllm.study import metric_for
 
@@ -178,7 +178,7 @@ def labels_are_words(labels: list[str], label_words: list[str] | None) -> bool:
     """Whether --head-init labels would start the head from words (the rule of `head_init.label_words`, silently)."""
     if label_words is not None:
         return len(label_words) == len(labels)
-    return all(WORD.fullmatch(label) and not label.upper().startswith("LABEL_") for label in labels)
+    return label_phrases(labels) is not None
 
 
 def default_space(task: str, problem: str | None, cfg: Any, explicit: set[str], labels: list[str],

@@ -21,6 +21,7 @@ from tests.conftest import free_port, wait_until_healthy
 from tests.gpu.conftest import DEVICE, GPU, ON_CUDA, train_run
 
 from lsllm.cli import main
+from lsllm.data.encoding import apply_prompt
 
 pytestmark = GPU
 
@@ -42,9 +43,11 @@ def test_predict_on_cuda_matches_the_merged_model_in_stock_transformers(seq_run,
     assert main(["merge", str(seq_run), str(merged)]) == 0
     model = transformers.AutoModelForSequenceClassification.from_pretrained(merged, dtype=torch.float32).to(DEVICE).eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(merged)
+    prompt = json.loads((seq_run / "model" / "lsllm.json").read_text())["prompt"]  # the input goes inside the run's prompt
     for text, record in zip(TEXTS, records, strict=True):
         with torch.no_grad():  # one text per call: no padding for the stock head to look past
-            probs = model(**tokenizer([text], return_tensors="pt").to(DEVICE)).logits.float().softmax(-1)[0].cpu()
+            inputs = tokenizer([apply_prompt(prompt, text)], return_tensors="pt").to(DEVICE)
+            probs = model(**inputs).logits.float().softmax(-1)[0].cpu()
         expected = [record["probabilities"][model.config.id2label[i]] for i in range(len(probs))]
         assert probs.tolist() == pytest.approx(expected, abs=BF16_PROB_TOL), text
 

@@ -13,7 +13,7 @@ from lsllm.cli import main
 from lsllm.config import ModelConfig, RunConfig, TrainConfig
 from lsllm.data import SeqExample, encode_sequences
 from lsllm.errors import ConfigError
-from lsllm.models.head_init import first_token_ids, label_words
+from lsllm.models.head_init import label_words, name_rows, name_token_ids, phrase
 from lsllm.training import build_model
 
 PROMPT = "Review: {text}\nSentiment:"
@@ -24,7 +24,8 @@ def test_untrained_head_scores_equal_the_lm_logits_of_the_label_words(tiny_model
     model, tokenizer, _ = build_model(cfg, ["negative", "positive"], "seq", torch.float32)
     model.eval()
     lm = LlamaForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
-    ids = first_token_ids(tokenizer, ["negative", "positive"])
+    ids = [tokens[0] for tokens in name_token_ids(tokenizer, ["negative", "positive"])]
+    assert name_token_ids(tokenizer, ["negative", "positive"]) == [[i] for i in ids]  # one token each: exact zero-shot
     texts = ["a great movie", "boring and flat , a mess"]
     encoded = encode_sequences([SeqExample(t) for t in texts], tokenizer, {}, 64, prompt=PROMPT)
     for feature in encoded.features:
@@ -33,6 +34,46 @@ def test_untrained_head_scores_equal_the_lm_logits_of_the_label_words(tiny_model
             scores = model(input_ids=x).logits[0]  # (C,)
             expected = lm(input_ids=x).logits[0, -1, ids]  # the LM's next-token logits of " negative" / " positive"
         torch.testing.assert_close(scores, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_label_names_read_as_words_and_opaque_ones_as_none():
+    assert phrase("change_ai_name") == phrase("change-ai-name") == phrase("changeAiName") == "change ai name"
+    assert phrase("BookFlight") == "Book flight" and phrase("HTTPError") == "HTTP error" and phrase("Sci/Tech") == "Sci Tech"
+    assert phrase("very negative") == "very negative" and phrase("rollover_401k") == "rollover 401k" and phrase("w2") == "w2"
+    for opaque in ("0", "17", "3.5", "LABEL_3", "label_0", "class 2", "Class-12", "__", ""):
+        assert phrase(opaque) is None, opaque
+    intents = ["change_accent", "change_ai_name", "greeting"]
+    assert label_words(intents, None) == ["change accent", "change ai name", "greeting"]
+
+
+def test_names_sharing_first_tokens_get_distinct_rows_from_all_their_tokens(tiny_model_dir):
+    from lsllm.models.backbones import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    names = ["change accent", "change ai name", "very negative", "negative"]
+    ids = name_token_ids(tokenizer, names)
+    assert ids[0][0] == ids[1][0] and len(ids[1]) > 1  # the old one-token head could not tell them apart
+    embeddings = torch.randn(int(max(max(t) for t in ids)) + 1, 8)
+    rows = name_rows(embeddings, ids)
+    assert len({tuple(row.tolist()) for row in rows}) == len(names)
+    torch.testing.assert_close(rows[3], embeddings[ids[3][0]])  # one token: its own row, unchanged
+    for row, tokens in zip(rows, ids, strict=True):  # several: their mean (the mean of their zero-shot logits)
+        torch.testing.assert_close(row, embeddings[tokens].mean(0))
+
+
+def test_a_run_with_shared_first_tokens_trains_from_the_names(tmp_path, tiny_model_dir, capsys):
+    rows = [("turn my accent to british", "change_accent"), ("call yourself max", "change_ai_name"),
+            ("hello there friend", "greeting"), ("set the accent to australian", "change_accent"),
+            ("your name is now bob", "change_ai_name"), ("hi how are you", "greeting")]
+    folder = tmp_path / "intents"
+    folder.mkdir()
+    for split, repeat in (("train", 3), ("validation", 1), ("test", 1)):
+        (folder / f"{split}.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{label}\n" for t, label in rows * repeat))
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--model", str(tiny_model_dir), "--output", str(out), "--max-steps", "2",
+                 "--batch-size", "4", "--lora-r", "4", "--dtype", "float32", "--head-init", "labels",
+                 "--prompt", "Query: {text}\nIntent:"]) == 0
+    assert "step0" in json.loads((out / "metrics.json").read_text())
 
 
 def test_label_words_fall_back_or_must_match_the_labels(caplog):

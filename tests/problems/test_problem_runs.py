@@ -14,6 +14,7 @@ import pytest
 import transformers
 
 from lsllm.cli import main
+from lsllm.data.encoding import apply_prompt
 from tests.conftest import NEGATIVE, POSITIVE, RUN_FLAGS
 
 EMOTIONS = {"a great movie": ["joy"], "wonderful and warm": ["joy", "love"], "i loved it": ["love"], "great fun": ["joy"],
@@ -76,7 +77,8 @@ def test_a_merged_multi_label_run_gives_the_same_probabilities_in_a_stock_pipeli
     assert model.config.problem_type == "multi_label_classification"
     classify = transformers.pipeline("text-classification", model=model, tokenizer=transformers.AutoTokenizer.from_pretrained(merged),
                                      top_k=None, device="cpu")
-    for record, scores in zip(records, classify(["a great movie", "awful pacing"]), strict=True):
+    prompt = json.loads((multi_run / "model" / "lsllm.json").read_text())["prompt"]  # inputs go inside the run's prompt
+    for record, scores in zip(records, classify([apply_prompt(prompt, t) for t in ("a great movie", "awful pacing")]), strict=True):
         assert {s["label"]: s["score"] for s in scores} == pytest.approx(record["probabilities"], abs=1e-4)
 
 
@@ -98,7 +100,8 @@ def test_regression_run_predicts_values_in_the_original_scale(regression_run, tm
     assert model.config.problem_type == "regression" and model.config.num_labels == 1
     classify = transformers.pipeline("text-classification", model=model, tokenizer=transformers.AutoTokenizer.from_pretrained(merged),
                                      function_to_apply="none", device="cpu")
-    assert classify("a great movie")[0]["score"] == pytest.approx(record["value"], abs=1e-4)
+    prompted = apply_prompt(info["prompt"], "a great movie")
+    assert classify(prompted)[0]["score"] == pytest.approx(record["value"], abs=1e-4)
 
 
 def test_a_regression_report_lists_the_largest_errors_and_its_pearson_curve(regression_run):

@@ -83,7 +83,8 @@ def test_missing_files_leave_notes_not_errors(report_seq_run, tmp_path):
 def test_curves_come_from_trainer_state_or_tensorboard_alike(report_seq_run, tmp_path):
     from_state = collect.read_run(report_seq_run).curves
     assert from_state.source.endswith("trainer_state.json") and from_state.selected_step is not None
-    assert [step for step, _ in from_state.loss] == list(range(1, 7)) and [s for s, _ in from_state.validation] == [3, 6]
+    assert [step for step, _ in from_state.loss] == list(range(1, 7))
+    assert [s for s, _ in from_state.validation] == [0, 3, 6]  # step 0: validation before training (head from the label names)
     run = tmp_path / "run"
     shutil.copytree(report_seq_run, run, ignore=shutil.ignore_patterns("checkpoints", "model", "trainer_state.json"))
     from_events = collect.read_run(run).curves

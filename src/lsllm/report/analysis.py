@@ -16,7 +16,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 
 from lsllm import describe
 from lsllm.problems import make_problem
-from lsllm.report.collect import Run
+from lsllm.report.collect import NOT_PERCENT, Run
 
 MAX_ERRORS = 2000  # wrong examples listed per run (sorted by confidence, most confident first)
 MAX_REGRESSION_ERRORS = 200  # regression: the predictions furthest from gold listed per run (every one is off a little)
@@ -28,9 +28,6 @@ IRREGULAR = "(irregular)"  # what an SFT answer that names no label is shown as
 def percent(value: Any) -> str:
     """A fraction as the report shows it: 0.58333 -> "58.33"; anything else -> "-"."""
     return f"{100 * value:.2f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
-
-
-NOT_PERCENT = {"pearson", "spearman", "mse", "mae"}  # regression: correlations and errors are shown as numbers
 
 
 def shown(value: Any, key: str) -> str:

@@ -27,6 +27,7 @@ from lsllm.errors import ConfigError
 from lsllm.problems import make_problem
 from lsllm.runs import RUN_INFO, SFT_INFO, RunDir, read_json_noting, read_jsonl_noting
 
+NOT_PERCENT = {"pearson", "spearman", "mse", "mae"}  # regression: correlations and errors are shown as numbers
 STUDY = "study.json"
 TUNE = "tune.json"  # written by `lsllm tune` (lsllm.tune) beside its trial run folders
 TUNE_PLOTS = ("history.png", "importances.png", "slice.png")

@@ -19,8 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
-from lsllm.report.analysis import NOT_PERCENT  # noqa: E402
-from lsllm.report.collect import Curves  # noqa: E402
+from lsllm.report.collect import NOT_PERCENT, Curves  # noqa: E402
 
 STYLE = {"svg.fonttype": "none", "font.family": "sans-serif", "font.size": 11, "axes.spines.top": False,
          "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3}
