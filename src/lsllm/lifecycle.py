@@ -36,7 +36,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, Traine
 from transformers.integrations import TensorBoardCallback
 from transformers.trainer_callback import ProgressCallback
 
-from lsllm import runs
+from lsllm import distributed, rank_log, runs
 from lsllm.config import TrainConfig
 from lsllm.data import DatasetBundle, load_data
 from lsllm.errors import ConfigError
@@ -143,12 +143,10 @@ class LogToLogger(TrainerCallback):
 
 
 def trainer_callbacks(cfg: Any, run: runs.RunDir) -> list[TrainerCallback]:
-    """Checkpoint completion markers (safe --resume), TensorBoard in run/logs, logs to `logging`, early stopping."""
-    callbacks: list[TrainerCallback] = [
-        CheckpointCompleted(),
-        TensorBoardCallback(tb_writer=SummaryWriter(str(run.logs))),
-        LogToLogger(),
-    ]
+    """Checkpoint completion markers (safe --resume), TensorBoard in run/logs (main process), logs to `logging`, early stopping."""
+    callbacks: list[TrainerCallback] = [CheckpointCompleted(), LogToLogger()]
+    if runs.is_main_process():  # the writer creates its events file at once: only the process that owns the run
+        callbacks.insert(1, TensorBoardCallback(tb_writer=SummaryWriter(str(run.logs))))
     if getattr(cfg.train, "early_stopping", None):
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping))
     return callbacks
@@ -214,20 +212,24 @@ def run_training(cfg: Any, method: Method, explicit: set[str] | frozenset = froz
         The run directory (already finished: returned as is, with a warning, on --resume).
     """
     started = time.time()
+    launch = distributed.launch()  # before the Trainer sets launcher variables of its own
+    distributed.check_launch(torch.cuda.is_available())
     configure_threads(cfg.train.threads)  # `--threads`, from the CLI, a YAML or Python alike
     check_quantization(cfg.model.quantize, cfg.lora.enabled)  # refuse QLoRA without CUDA before any work is done
     run, cfg = runs.open_run(cfg, prefix=method.prefix)
     if cfg.train.resume and run.finished():
         log.warning("%s finished already: nothing to resume", run.root)
         return run.root
-    run.root.mkdir(parents=True, exist_ok=True)
+    main_process = runs.is_main_process()  # the only process that writes the run (the others' RNG states aside)
+    if main_process:
+        run.root.mkdir(parents=True, exist_ok=True)
     bundle = load_data(cfg.data)
     method.prepare(cfg, bundle, set(explicit))
-    main_process = runs.is_main_process()
     if not cfg.train.resume and main_process:
         cfg.save(run.config)
     torch.manual_seed(cfg.train.seed)
     trainer = method.build_trainer(cfg, run, bundle, training_precision(cfg, method.autocast_bf16_weights))
+    distributed.check_sharding(trainer)  # DeepSpeed ZeRO-3: its stage is known once the Trainer read the config
     trainer.remove_callback(ProgressCallback)  # its bar prints every log as a dict: ours puts them in the postfix
     trainer.add_callback(TrainingBar())
     for callback in callbacks:
@@ -237,8 +239,16 @@ def run_training(cfg: Any, method: Method, explicit: set[str] | frozenset = froz
     clock = time.perf_counter()
     fit(trainer, run, cfg.train.resume)
     train_seconds = time.perf_counter() - clock
+    if rank_log.folder() is not None:  # LSLLM_DEBUG_RANKS: every process's final weights, for the distributed tests
+        rank_log.record_weights(trainer.model)
+    # From here rank 0 works alone. Every process leaves the process group now, all together once every
+    # collective is done: a gloo process that exits without leaving it can abort at interpreter exit (SIGABRT),
+    # failing a run that trained well.
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()
     if not trainer.is_world_process_zero():  # under torchrun only rank 0 writes the run
         return run.root
+    launch["sharding"] = "fsdp" if trainer.is_fsdp_enabled else "deepspeed" if trainer.is_deepspeed_enabled else None
     trainer.state.save_to_json(str(run.trainer_state))
     method.save(run, cfg, bundle, trainer)
     state = trainer.state
@@ -249,6 +259,6 @@ def run_training(cfg: Any, method: Method, explicit: set[str] | frozenset = froz
     method.results(run, cfg, bundle, state, train_seconds)
     runs.record_finished(run, started, reproduce=f"{method.command} --config {run.config} --output NEW_DIR",
                          resumed=cfg.train.resume, steps=state.global_step, machine=machine(),
-                         examples={split: len(examples) for split, examples in bundle.splits.items()})
+                         examples={split: len(examples) for split, examples in bundle.splits.items()}, **launch)
     write_report([run.root])
     return run.root

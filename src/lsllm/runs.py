@@ -367,22 +367,22 @@ def mark_checkpoint_complete(checkpoint: Path) -> None:
     atomic_write_text(Path(checkpoint) / COMPLETE_MARKER, "ok\n")
 
 
-def last_complete_checkpoint(checkpoints: Path) -> Path | None:
-    """The newest checkpoint that finished saving; incomplete ones (killed mid-save) are removed."""
+def last_complete_checkpoint(checkpoints: Path, remove_incomplete: bool = True) -> Path | None:
+    """The newest checkpoint that finished saving; incomplete ones (killed mid-save) are removed when ``remove_incomplete``."""
     found = []
     for path in Path(checkpoints).glob("checkpoint-*"):
         match = re.fullmatch(r"checkpoint-(\d+)", path.name)
         if match and path.is_dir():
             if (path / COMPLETE_MARKER).is_file():
                 found.append((int(match.group(1)), path))
-            else:
+            elif remove_incomplete:
                 shutil.rmtree(path, ignore_errors=True)
     return max(found)[1] if found else None
 
 
 def resume_point(run: RunDir) -> Path | None:
     """The checkpoint `--resume` continues from, or None (with a warning) to start from the beginning."""
-    checkpoint = last_complete_checkpoint(run.checkpoints)
+    checkpoint = last_complete_checkpoint(run.checkpoints, remove_incomplete=is_main_process())  # one process deletes
     if checkpoint is None:
         log.warning("no complete checkpoint in %s: starting the run from the beginning", run.checkpoints)
     return checkpoint

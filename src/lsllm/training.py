@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from transformers import Trainer
 
-from lsllm import lifecycle, progress, runs
+from lsllm import lifecycle, progress, rank_log, runs
 from lsllm.config import RunConfig, apply_preset
 from lsllm.data import Collator, DatasetBundle, class_weights, encode_split
 from lsllm.data.encoding import prompt_fields
@@ -181,6 +181,8 @@ class LSMethod(lifecycle.Method):
         select = problem.selection if bundle.task == "seq" else "f1"
         args = lifecycle.trainer_arguments(cfg, run, len(train_features), precision, select=select, remove_unused_columns=False)
         collator = PackingCollator(bundle.task) if cfg.train.pack else Collator(tokenizer.pad_token_id)
+        if rank_log.folder() is not None:  # LSLLM_DEBUG_RANKS: which examples each process trained on
+            collator = rank_log.ExampleRecorder(collator, train_features)
         weights = None
         if cfg.train.class_weights == "balanced":
             if bundle.task != "seq":

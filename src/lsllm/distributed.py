@@ -1,0 +1,100 @@
+"""How this process was launched (torchrun, accelerate, neither) and which launches lsllm refuses.
+
+Training runs on the HF Trainer, which takes its process group from the launcher's environment:
+`torchrun` (and `accelerate launch --multi_gpu`, which calls torchrun's code) set RANK,
+WORLD_SIZE, GROUP_WORLD_SIZE (agents = nodes) and TORCHELASTIC_RUN_ID; every `accelerate launch`
+path sets ACCELERATE_MIXED_PRECISION. `launch()` reads them once, before the Trainer adds
+variables of its own, so run.json can say how a run was trained.
+
+Launches that would train, but not as asked, are refused with one line:
+
+- `accelerate launch --cpu` with several processes or machines starts one plain Python process
+  per machine and gives it no rank (accelerate's CPU path expects mpirun to set one): every
+  machine would train the whole data set alone and write the same run folder (`check_launch`).
+- Weights sharded across processes (FSDP, DeepSpeed ZeRO-3): after training, rank 0 alone scores
+  the selected model and saves it, which needs every weight on rank 0 (`check_launch` for FSDP,
+  `check_sharding` for ZeRO-3). On a machine without CUDA, accelerate 1.15 would also ignore an
+  FSDP config and run plain data parallel. DeepSpeed ZeRO-2 (optimizer state and gradients
+  sharded, weights whole on every process) is accepted.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from lsllm.errors import ConfigError
+
+_RANK_VARIABLES = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+_WORLD_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+def _first_int(names: tuple[str, ...]) -> int | None:
+    for name in names:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+def _true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def launcher() -> str:
+    """"accelerate", "torchrun", "mpi" (a rank from an MPI launcher) or "none" (a plain process)."""
+    if "ACCELERATE_MIXED_PRECISION" in os.environ:  # set by every `accelerate launch` path, never by the Trainer
+        return "accelerate"
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        return "torchrun"
+    if _first_int(_WORLD_VARIABLES[1:]) is not None:
+        return "mpi"
+    return "none"
+
+
+def sharding_requested() -> str | None:
+    """"fsdp" or "deepspeed" when an accelerate config asks for one, else None."""
+    if _true("ACCELERATE_USE_FSDP"):
+        return "fsdp"
+    if _true("ACCELERATE_USE_DEEPSPEED"):
+        return "deepspeed"
+    return None
+
+
+def launch() -> dict[str, Any]:
+    """How this process was started, for run.json: launcher, world size (processes) and nodes (launcher agents)."""
+    world = _first_int(_WORLD_VARIABLES) or 1
+    nodes = _first_int(("GROUP_WORLD_SIZE",))
+    return {"launcher": launcher(), "world_size": world, "nodes": nodes if nodes is not None else (1 if world == 1 else None)}
+
+
+def check_launch(cuda: bool) -> None:
+    """Refuse the launches that would train, but not as the user asked (see the module docstring).
+
+    Raises:
+        ConfigError: one line naming the launcher setting and the fix.
+    """
+    if (launcher() == "accelerate" and _true("ACCELERATE_USE_CPU") and "MASTER_ADDR" in os.environ
+            and _first_int(_WORLD_VARIABLES) is None):
+        raise ConfigError("accelerate launch --cpu with several processes or machines starts each process without a rank "
+                          "(accelerate's CPU path needs mpirun: --mpirun_hostfile), so each would train alone; "
+                          "launch with `accelerate launch --multi_gpu` (gloo on CPUs) or torchrun (docs/distributed.md)")
+    if sharding_requested() == "fsdp":
+        cpu = "" if cuda else " (and on a machine without CUDA accelerate would ignore it and run plain data parallel)"
+        raise ConfigError(f"the accelerate config asks for FSDP, which shards the weights: lsllm scores and saves the model "
+                          f"on rank 0 alone after training and needs them whole{cpu}; use DeepSpeed ZeRO-2 "
+                          f"(--use_deepspeed --deepspeed_config_file configs/deepspeed/zero2.json) or plain data parallel "
+                          f"(docs/distributed.md)")
+
+
+def check_sharding(trainer: Any) -> None:
+    """Refuse DeepSpeed ZeRO-3 once the Trainer has read the DeepSpeed config (its stage is known only then).
+
+    Raises:
+        ConfigError: one line naming the stage and the fix.
+    """
+    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None) if trainer.is_deepspeed_enabled else None
+    if plugin is not None and plugin.zero_stage == 3:
+        raise ConfigError("the DeepSpeed config asks for ZeRO stage 3, which shards the weights: lsllm scores and saves "
+                          "the model on rank 0 alone after training and needs them whole; use stage 2 "
+                          "(configs/deepspeed/zero2.json) or plain data parallel (docs/distributed.md)")
