@@ -299,15 +299,17 @@ def test_parquet_inputs_name_their_row_and_column(tmp_path):
     ("s.jsonl", '{"text": "one"}\n{"text": "two"}\n{"text": 3}\n'),
     ("s.csv", "text,label\none,a\ntwo,b\n ,c\n"),
     ("s.tsv", "text\tlabel\none\ta\ntwo\tb\n \tc\n"),
+    ("s.conll", "one O\n\ntwo O\n\nthree O x\n"),
 ])  # fmt: skip
 def test_readers_hand_out_inputs_before_reading_the_rest(tmp_path, name, content):
     path = tmp_path / name
     path.write_bytes(content.encode("utf-8", errors="surrogateescape"))
     stream = iter_predict_inputs(path)
-    assert [example.text for _, example in (next(stream), next(stream))] == ["one", "two"]
+    first = [getattr(example, "text", None) or example.tokens[0] for _, example in (next(stream), next(stream))]
+    assert first == ["one", "two"]
     with pytest.raises(DataError) as err:
         next(stream)
-    line = 3 if name.endswith(".txt") else 4 if name.endswith("v") else 3
+    line = {".txt": 3, ".jsonl": 3, ".csv": 4, ".tsv": 4, ".conll": 5}[path.suffix]
     assert str(err.value).startswith(f"{path}:{line}: ")
 
 

@@ -1,8 +1,7 @@
 """Inputs to predict on: plain text (one per line), JSONL, CSV/TSV, Parquet or CoNLL, labels optional.
 
-`iter_predict_inputs` reads them one at a time as the file is read (.txt, .jsonl, .csv/.tsv,
-.parquet), so `lsllm predict` on a file of millions of lines holds one chunk in memory;
-`read_predict_inputs` is the same as a list. CoNLL files are read whole (sentence blocks).
+`iter_predict_inputs` reads them one at a time as the file is read, so `lsllm predict` on a
+file of millions of lines holds one chunk in memory; `read_predict_inputs` is the same as a list.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from lsllm.data.readers import (
     TOKEN_KEYS,
     check_unicode,
     field_names,
+    iter_conll,
     iter_jsonl_records,
     iter_lines,
     iter_table,
@@ -28,7 +28,6 @@ from lsllm.data.readers import (
     list_label,
     number_label,
     pick_column,
-    read_conll,
     seq_text,
 )
 from lsllm.data.text import has_visible_text
@@ -52,7 +51,7 @@ def iter_predict_inputs(
     path: str | Path, task: str | None = None, text_column: list[str] | None = None, *, fields: list[str] | None = None,
     skip: int = 0,
 ) -> Iterator[tuple[str, SeqExample | TokenExample]]:
-    """(where, example) for each input, in file order, read as the file is read.
+    """(where, example) for each input, in file order, read as the file is read (every format).
 
     `where` is `file:line` (`file row N` for Parquet, rows counted from 1): what an error about
     that input names. Labels are kept when present (to score), else None.
@@ -119,9 +118,8 @@ def _read(path: Path, suffix: str, task: str | None, text_column: list[str] | No
         for line, example in iter_table(path, fields or text_column, labelled=False):
             yield f"{path}:{line}", example
     elif suffix in CONLL_SUFFIXES:
-        read = read_conll(path, labelled=False)
-        for i, example in enumerate(read.examples):
-            yield read.where(i), example
+        for line, example in iter_conll(path, labelled=False):
+            yield f"{path}:{line}", example
     else:
         raise DataError(f"{path}: unknown input type {suffix!r}; use .txt (one input per line), .jsonl, .tsv/.csv, "
                         ".parquet or .conll")

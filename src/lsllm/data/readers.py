@@ -838,41 +838,72 @@ def read_conll(path: Path, tag_column: int = -1, labelled: bool = True) -> ReadS
     examples: list[TokenExample] = []
     lines: list[int] = []
     line_no, pos = 1, 0
-    width = first = 0  # columns of the file's first token line, and that line
-    first_row = ""
+    width = _Columns()
     for match in _BLOCK.finditer(text):
         line_no += text.count("\n", pos, match.start())
         pos = match.start()
-        block = match.group()
-        sentences = _sentences(block.split("\n")) if DOCSTART in block else [(0, block.split("\n"))]
-        for offset, rows in sentences:
-            start = line_no + offset
-            cols = [row.split() for row in rows]
-            lens = set(map(len, cols))
-            if labelled and (min(lens) < 2 or not -min(lens) <= tag_column < min(lens)):
-                bad = next(j for j, c in enumerate(cols) if len(c) < 2 or not -len(c) <= tag_column < len(c))
-                raise DataError(
-                    f"{path}:{start + bad}: malformed CoNLL line {rows[bad].strip()[:60]!r}: expected 'token ... tag' "
-                    f"(tag column {tag_column}), blank lines between sentences"
-                )
-            if not width:
-                width, first, first_row = len(cols[0]), start, rows[0]
-            if lens != {width}:
-                bad = next(j for j, c in enumerate(cols) if len(c) != width)
-                if _spaced(first_row):  # the line that set the column count is the odd one
-                    raise DataError(
-                        f"{path}:{first}: {width} columns in {first_row.strip()[:60]!r}, a tab-separated line with a space "
-                        f"inside a column, while line {start + bad} has {len(cols[bad])}; write one word per line "
-                        "(a token with a space?) with the same columns on every line"
-                    )
-                raise DataError(
-                    f"{path}:{start + bad}: {len(cols[bad])} columns in {rows[bad].strip()[:60]!r}, but line {first} has {width}; "
-                    "write one word per line with the same columns on every line (a token with a space? a lost tag?)"
-                )
-            tags = [c[tag_column] for c in cols] if labelled else None
-            examples.append(TokenExample([c[0] for c in cols], tags))
+        for start, example in _conll_block(path, line_no, match.group().split("\n"), tag_column, labelled, width):
+            examples.append(example)
             lines.append(start)
     return ReadSplit(examples, str(path), lines, digest, token_lines=True)
+
+
+def iter_conll(path: Path, tag_column: int = -1, labelled: bool = True) -> Iterator[tuple[int, TokenExample]]:
+    """`read_conll` a sentence at a time as the file is read: (line of its first token, example), the same errors."""
+    width = _Columns()
+    block: list[str] = []
+    first = 0
+    for line_no, line in enumerate(iter_lines(path), 1):
+        if line.strip():
+            first = first if block else line_no
+            block.append(line)
+        elif block:
+            yield from _conll_block(path, first, block, tag_column, labelled, width)
+            block = []
+    if block:
+        yield from _conll_block(path, first, block, tag_column, labelled, width)
+
+
+@dataclass
+class _Columns:
+    """The column count of a CoNLL file's first token line, that line's number and text (0: none seen yet)."""
+
+    width: int = 0
+    line: int = 0
+    row: str = ""
+
+
+def _conll_block(path: Path, line_no: int, block: list[str], tag_column: int, labelled: bool,
+                 seen: _Columns) -> Iterator[tuple[int, TokenExample]]:
+    """The sentences of one run of non-blank lines starting at `line_no` (split at -DOCSTART- lines), checked."""
+    sentences = _sentences(block) if any(DOCSTART in row for row in block) else [(0, block)]
+    for offset, rows in sentences:
+        start = line_no + offset
+        cols = [row.split() for row in rows]
+        lens = set(map(len, cols))
+        if labelled and (min(lens) < 2 or not -min(lens) <= tag_column < min(lens)):
+            bad = next(j for j, c in enumerate(cols) if len(c) < 2 or not -len(c) <= tag_column < len(c))
+            raise DataError(
+                f"{path}:{start + bad}: malformed CoNLL line {rows[bad].strip()[:60]!r}: expected 'token ... tag' "
+                f"(tag column {tag_column}), blank lines between sentences"
+            )
+        if not seen.width:
+            seen.width, seen.line, seen.row = len(cols[0]), start, rows[0]
+        width, first, first_row = seen.width, seen.line, seen.row
+        if lens != {width}:
+            bad = next(j for j, c in enumerate(cols) if len(c) != width)
+            if _spaced(first_row):  # the line that set the column count is the odd one
+                raise DataError(
+                    f"{path}:{first}: {width} columns in {first_row.strip()[:60]!r}, a tab-separated line with a space "
+                    f"inside a column, while line {start + bad} has {len(cols[bad])}; write one word per line "
+                    "(a token with a space?) with the same columns on every line"
+                )
+            raise DataError(
+                f"{path}:{start + bad}: {len(cols[bad])} columns in {rows[bad].strip()[:60]!r}, but line {first} has {width}; "
+                "write one word per line with the same columns on every line (a token with a space? a lost tag?)"
+            )
+        tags = [c[tag_column] for c in cols] if labelled else None
+        yield start, TokenExample([c[0] for c in cols], tags)
 
 
 def _spaced(row: str) -> bool:
