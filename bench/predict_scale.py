@@ -178,6 +178,8 @@ def main() -> int:
         "differing_lines": differing_lines(killed_out, full),
     }
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    # other processes on the cores slow every figure but the RSS: say so beside them
+    results["busy_machine"] = max(load_before[0], results["load_average_after"][0]) > (os.cpu_count() or 1)
     results["total_seconds"] = round(time.perf_counter() - started, 1)
     results["done_when"] = {"rss_within_1.5x": results["rss_ratio_largest_to_smallest"] <= 1.5,
                             "resume_identical": results["kill_and_resume"]["differing_lines"] == 0}
