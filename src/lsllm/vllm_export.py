@@ -35,7 +35,6 @@ sigmoid or value, pooled as vLLM is told to. vLLM itself is checked by tests/vll
 from __future__ import annotations
 
 import json
-import logging
 import shlex
 import shutil
 from collections.abc import Callable, Sequence
@@ -47,14 +46,12 @@ import torch
 
 from lsllm.errors import ConfigError, ModelError
 
-logger = logging.getLogger(__name__)
-
 VLLM_INFO = "lsllm-vllm.json"
 VLLM_VERSION = "0.32"  # the vLLM the export is written for and tested with (tests/vllm_export/test_vllm_engine.py)
 TOLERANCE = 1e-4  # max |output difference| stock transformers class vs the run, both fp32
 POOLERS = {"last": "LAST", "mean": "MEAN"}  # lsllm pooling -> vLLM's (vLLM 0.32: CLS, LAST or MEAN; no max)
 INSTEAD = "export it with `lsllm export RUN OUT --format onnx` or serve it with `lsllm serve RUN`"
-ACTIVATIONS = {"single-label": "softmax over the labels", "multi-label": "sigmoid per label (then the thresholds here)",
+ACTIVATIONS = {"single-label": "softmax over the labels", "multi-label": "a sigmoid per label, then lsllm-vllm.json's thresholds",
                "regression": "none: the value itself, in the original scale"}
 EXAMPLE_TEXT = "a gripping, beautifully acted film"
 
@@ -195,16 +192,19 @@ class VllmExportReport:
     problem: str
     n_texts: int
     max_diff: float  # the stock class vs the run, in outputs (probabilities or values)
+    prompt: str | None = None  # the template the caller puts each input into
     serve: list[str] = field(default_factory=list)
     client: dict[str, Any] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         body = json.dumps(self.client, ensure_ascii=False)
+        caller = (f"the caller puts each input into the run's prompt ({self.out / VLLM_INFO})" if self.prompt
+                  else "inputs go to vLLM as they are (the run has no prompt)")
         return [
             f"{self.architecture} (stock transformers) vs the run on {self.n_texts} texts: max |output difference| "
             f"{self.max_diff:.2e} (tolerance {TOLERANCE:g})",
             f"vLLM checkpoint written to {self.out}: {self.architecture}, {self.pooling} pooling, {self.problem} "
-            f"({ACTIVATIONS[self.problem]}); the caller applies the prompt in {self.out / VLLM_INFO}",
+            f"({ACTIVATIONS[self.problem]}); {caller}",
             f"serve:  {shlex.join(self.serve)}",
             f"client: curl -s http://127.0.0.1:8000/classify -H 'Content-Type: application/json' -d {shlex.quote(body)}",
         ]
@@ -269,7 +269,7 @@ def export_vllm(run_dir: str | Path, out_dir: str | Path, texts: Sequence[str],
                              f"{diff:.2e} > {TOLERANCE:g}, {pooling} pooling); please report it")
         client = {"input": [render_prompt(classifier.prompt, classifier.fields, example_input(classifier.fields))]}
         report = VllmExportReport(out, architecture, pooling, problem.name, len(features), diff,
-                                  serve_command(out, pooling), client)
+                                  template(classifier.prompt, classifier.fields), serve_command(out, pooling), client)
         metadata = {
             "format": "vllm",
             "vllm": VLLM_VERSION,
