@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,29 +174,6 @@ def gpu_info() -> dict | None:
         return None
     props = torch.cuda.get_device_properties(0)
     return {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1), "bf16": torch.cuda.is_bf16_supported()}
-
-
-def matmul_peak(dtype_name: str, device: str = "cpu", size: int = 2048, seconds: float = 3.0) -> float:
-    """Measured matmul FLOP/s: repeated `size x size` matmuls on all threads for `seconds`."""
-    import torch
-
-    dtype = getattr(torch, dtype_name)
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    for _ in range(2):
-        torch.matmul(a, b)
-    sync()
-    n, start = 0, time.perf_counter()
-    while True:
-        torch.matmul(a, b)
-        n += 1
-        if n % 4 == 0:
-            sync()
-            elapsed = time.perf_counter() - start
-            if elapsed >= seconds:
-                break
-    return 2.0 * size**3 * n / elapsed
 
 
 # ----------------------------------------------------------------------------- output

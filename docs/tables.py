@@ -114,15 +114,24 @@ def _where(rec: dict, default_seed: int = THROUGHPUT_SEED_DEFAULT) -> list[str]:
     return [machine(rec["machine"]), day(rec.get("date")), seed_of(rec, default_seed)]
 
 
+def _measured(rec: dict):
+    """(task, path, {mode: result}) for every path measured on a task (vLLM: SST-2 only; ORT, vLLM and the fp32 peers:
+    inference only)."""
+    for task in rec["tasks"]:
+        for path in rec["paths"]:
+            if path in rec["results"].get(task, {}):
+                yield task, path, rec["results"][task][path]
+
+
 def throughput_repeats() -> list[str]:
     rec = record("throughput.json")
     rows = []
-    for task in rec["tasks"]:
-        for path in rec["paths"]:
-            train, infer = (rec["results"][task][path][mode]["runs"] for mode in ("train", "infer"))
-            for i, (t, f) in enumerate(zip(train, infer, strict=True)):
-                rows.append([TASKS[task], path, str(i), n(t["tokens_per_s"]), n(f["tokens_per_s"]), n(t["peak_rss_mb"], 0),
-                             n(f["peak_rss_mb"], 0), *_where(rec)])
+    for task, path, modes in _measured(rec):
+        infer = modes["infer"]["runs"]
+        train = modes["train"]["runs"] if "train" in modes else [None] * len(infer)
+        for i, (t, f) in enumerate(zip(train, infer, strict=True)):
+            rows.append([TASKS[task], path, str(i), n(t["tokens_per_s"]) if t else "-", n(f["tokens_per_s"]),
+                         n(t["peak_rss_mb"], 0) if t else "-", n(f["peak_rss_mb"], 0), *_where(rec)])
     return table(["task", "path", "repeat", "train tok/s", "infer tok/s", "peak RSS MB (process)",
                   "peak RSS MB (after inference)", "machine", "date", "seed"], rows, "lllrrrrlll")
 
@@ -130,13 +139,16 @@ def throughput_repeats() -> list[str]:
 def throughput_summary() -> list[str]:
     rec = record("throughput.json")
     rows = []
-    for task in rec["tasks"]:
-        for path in rec["paths"]:
-            for mode in ("train", "infer"):
-                r = rec["results"][task][path][mode]
-                rows.append([TASKS[task], path, mode, n(r["tokens_per_s"]), n(r["examples_per_s"], 2), pct(r["padded_share"]),
-                             n(r["peak_rss_mb"], 0), r["compute_dtype"], pct(r["mfu"]), pct(r["mfu_vs_best_peak"]), *_where(rec)])
-    peaks = ", ".join(f"{k} {n(v / 1e9, 1)} GFLOP/s" for k, v in rec["peak_flop_per_s"].items())
+    for task, path, modes in _measured(rec):
+        for mode in [m for m in ("train", "infer") if m in modes]:
+            r = modes[mode]
+            rows.append([TASKS[task], path, mode, n(r["tokens_per_s"]), n(r["examples_per_s"], 2), pct(r["padded_share"]),
+                         n(r["peak_rss_mb"], 0), r["compute_dtype"], pct(r["mfu"]), pct(r["mfu_vs_best_peak"]), *_where(rec)])
+    kernels = rec.get("peak_kernels", {})  # which kernel gave each peak (records from 2026-12-07 on; torch.matmul before)
+    peaks = ", ".join(f"{k} {n(v / 1e9, 1)} GFLOP/s" + (f" ({kernels[k]['kernel']})" if k in kernels else "")
+                      for k, v in rec["peak_flop_per_s"].items())
+    if not kernels:
+        peaks += " (torch.matmul)"
     return [*table(["task", "path", "mode", "real tok/s", "ex/s", "pad", "peak RSS MB", "dtype", "MFU", "MFU*", "machine",
                     "date", "seed"], rows, "lllrrrrlrrlll"),
             "",
@@ -180,7 +192,7 @@ def throughput_targets() -> list[str]:
                              for t, v in each.items())
         rows.append([label, measured, _goal([x for v in each.values() for x in v], target), *_where(rec)])
     for mode, what in (("train", "training"), ("infer", "inference")):
-        peak = {p: [rec["results"][t][p][mode]["peak_rss_mb"] for t in rec["tasks"]] for p in rec["paths"]}
+        peak = {p: [rec["results"][t][p][mode]["peak_rss_mb"] for t in rec["tasks"]] for p in ("lsllm", "reference", "tuned")}
         measured = (f"lsllm {' / '.join(n(x / 1000, 2) for x in peak['lsllm'])} GB vs reference "
                     f"{' / '.join(n(x / 1000, 2) for x in peak['reference'])} GB (tuned "
                     f"{' / '.join(n(x / 1000, 2) for x in peak['tuned'])})")
