@@ -11,11 +11,16 @@ Launches that would train, but not as asked, are refused with one line:
 - `accelerate launch --cpu` with several processes or machines starts one plain Python process
   per machine and gives it no rank (accelerate's CPU path expects mpirun to set one): every
   machine would train the whole data set alone and write the same run folder (`check_launch`).
-- Weights sharded across processes (FSDP, DeepSpeed ZeRO-3): after training, rank 0 alone scores
-  the selected model and saves it, which needs every weight on rank 0 (`check_launch` for FSDP,
-  `check_sharding` for ZeRO-3). On a machine without CUDA, accelerate 1.15 would also ignore an
-  FSDP config and run plain data parallel. DeepSpeed ZeRO-2 (optimizer state and gradients
-  sharded, weights whole on every process) is accepted.
+- FSDP (`check_launch`): not proven on any machine yet (it needs CUDA; on a machine without it,
+  accelerate 1.15 would ignore an FSDP config and run plain data parallel).
+- DeepSpeed ZeRO-3 for a method that cannot train with sharded weights (`check_sharding`: SFT).
+
+Weights sharded across processes (`weights_sharded`: DeepSpeed ZeRO-3) change two things in LS
+training: evaluation during training runs on every process in step, without folding LoRA into the
+base weights (each process holds a share of them), and after training the selected weights are
+gathered to rank 0, which builds the model again and goes on alone (`lifecycle.run_training`,
+`Method.unshard`). DeepSpeed ZeRO-2 (optimizer state and gradients sharded, weights whole on
+every process) needs neither.
 """
 
 from __future__ import annotations
@@ -81,20 +86,24 @@ def check_launch(cuda: bool) -> None:
                           "launch with `accelerate launch --multi_gpu` (gloo on CPUs) or torchrun (docs/distributed.md)")
     if sharding_requested() == "fsdp":
         cpu = "" if cuda else " (and on a machine without CUDA accelerate would ignore it and run plain data parallel)"
-        raise ConfigError(f"the accelerate config asks for FSDP, which shards the weights: lsllm scores and saves the model "
-                          f"on rank 0 alone after training and needs them whole{cpu}; use DeepSpeed ZeRO-2 "
-                          f"(--use_deepspeed --deepspeed_config_file configs/deepspeed/zero2.json) or plain data parallel "
-                          f"(docs/distributed.md)")
+        raise ConfigError(f"the accelerate config asks for FSDP, which lsllm does not run yet: no run has proven it{cpu}; "
+                          f"for sharded weights use DeepSpeed ZeRO-3 (--use_deepspeed --deepspeed_config_file "
+                          f"configs/deepspeed/zero3.json) or train plain data parallel (docs/distributed.md)")
 
 
-def check_sharding(trainer: Any) -> None:
-    """Refuse DeepSpeed ZeRO-3 once the Trainer has read the DeepSpeed config (its stage is known only then).
+def weights_sharded(trainer: Any) -> bool:
+    """Whether each process holds only a share of the weights (DeepSpeed ZeRO-3); known once the Trainer read the config."""
+    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None) if trainer.is_deepspeed_enabled else None
+    return plugin is not None and plugin.zero_stage == 3
+
+
+def check_sharding(trainer: Any, supported: bool, command: str) -> None:
+    """Refuse sharded weights (ZeRO-3) for a method that cannot train with them (``supported`` False).
 
     Raises:
-        ConfigError: one line naming the stage and the fix.
+        ConfigError: one line naming the command, the stage and the fix.
     """
-    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None) if trainer.is_deepspeed_enabled else None
-    if plugin is not None and plugin.zero_stage == 3:
-        raise ConfigError("the DeepSpeed config asks for ZeRO stage 3, which shards the weights: lsllm scores and saves "
-                          "the model on rank 0 alone after training and needs them whole; use stage 2 "
-                          "(configs/deepspeed/zero2.json) or plain data parallel (docs/distributed.md)")
+    if weights_sharded(trainer) and not supported:
+        raise ConfigError(f"the DeepSpeed config asks for ZeRO stage 3, which shards the weights; `{command}` scores and "
+                          f"saves the model on rank 0 alone and needs them whole: use stage 2 "
+                          f"(configs/deepspeed/zero2.json) or plain data parallel (docs/distributed.md)")

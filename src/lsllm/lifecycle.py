@@ -179,6 +179,7 @@ class Method:
     prefix = ""  # of the default run folder's name
     command = "lsllm train"  # the command that reproduces a run from its config.yaml
     autocast_bf16_weights = False  # see `training_precision`
+    trains_sharded = False  # whether it trains with weights sharded across processes (DeepSpeed ZeRO-3): see `unshard`
 
     def prepare(self, cfg: Any, bundle: DatasetBundle, explicit: set[str]) -> None:
         """Check the data against the settings and resolve what depends on it, before config.yaml is saved (new runs)."""
@@ -191,6 +192,10 @@ class Method:
 
     def save(self, run: runs.RunDir, cfg: Any, bundle: DatasetBundle, trainer: Trainer) -> None:
         """Write model/ (through `runs.save_model`)."""
+        raise NotImplementedError
+
+    def unshard(self, cfg: Any, bundle: DatasetBundle, state_dict: dict) -> torch.nn.Module:
+        """The trained model whole on rank 0 after sharded training: built again, ``state_dict`` (gathered) loaded."""
         raise NotImplementedError
 
     def results(self, run: runs.RunDir, cfg: Any, bundle: DatasetBundle, state: TrainerState, train_seconds: float) -> None:
@@ -229,7 +234,8 @@ def run_training(cfg: Any, method: Method, explicit: set[str] | frozenset = froz
         cfg.save(run.config)
     torch.manual_seed(cfg.train.seed)
     trainer = method.build_trainer(cfg, run, bundle, training_precision(cfg, method.autocast_bf16_weights))
-    distributed.check_sharding(trainer)  # DeepSpeed ZeRO-3: its stage is known once the Trainer read the config
+    distributed.check_sharding(trainer, method.trains_sharded, method.command)  # ZeRO-3: known once the Trainer read it
+    sharded = distributed.weights_sharded(trainer)
     trainer.remove_callback(ProgressCallback)  # its bar prints every log as a dict: ours puts them in the postfix
     trainer.add_callback(TrainingBar())
     for callback in callbacks:
@@ -239,7 +245,9 @@ def run_training(cfg: Any, method: Method, explicit: set[str] | frozenset = froz
     clock = time.perf_counter()
     fit(trainer, run, cfg.train.resume)
     train_seconds = time.perf_counter() - clock
-    if rank_log.folder() is not None:  # LSLLM_DEBUG_RANKS: every process's final weights, for the distributed tests
+    # ZeRO-3: every process takes part in gathering the selected weights; rank 0 receives them (on the CPU)
+    gathered = trainer.accelerator.get_state_dict(trainer.model_wrapped) if sharded else None
+    if rank_log.folder() is not None and not sharded:  # LSLLM_DEBUG_RANKS: every process's final weights
         rank_log.record_weights(trainer.model)
     # From here rank 0 works alone. Every process leaves the process group now, all together once every
     # collective is done: a gloo process that exits without leaving it can abort at interpreter exit (SIGABRT),
@@ -249,6 +257,10 @@ def run_training(cfg: Any, method: Method, explicit: set[str] | frozenset = froz
     if not trainer.is_world_process_zero():  # under torchrun only rank 0 writes the run
         return run.root
     launch["sharding"] = "fsdp" if trainer.is_fsdp_enabled else "deepspeed" if trainer.is_deepspeed_enabled else None
+    if sharded:  # rank 0 goes on with the whole model: built again here, the gathered weights loaded into it
+        trainer.model = method.unshard(cfg, bundle, gathered)
+        if rank_log.folder() is not None:
+            rank_log.record_weights(trainer.model)
     trainer.state.save_to_json(str(run.trainer_state))
     method.save(run, cfg, bundle, trainer)
     state = trainer.state

@@ -4,7 +4,8 @@
 ``{"rank", "pid", "batch", "examples"}`` for each training batch it collated (``examples``: the
 indices of its training features, in the order the run encoded them), and one ``{"rank", "pid",
 "trainable_sha256", "trainable_tensors"}`` after training (a digest of every trainable tensor:
-LoRA and head). With it one can check that the ranks split each epoch between them and ended with
+LoRA and head; with weights sharded across processes, DeepSpeed ZeRO-3, only rank 0 records one,
+of the gathered weights). With it one can check that the ranks split each epoch between them and ended with
 identical weights (tests/test_distributed.py does). accelerate's dataloader collates one batch
 ahead, so a run stopped by --max-steps inside an epoch records one batch it never trained on. LS
 training only; unset, nothing is recorded and nothing changes. Not a feature: the format may

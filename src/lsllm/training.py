@@ -8,6 +8,7 @@ by `eval`/`predict`/`serve`, atomic checkpoint completion markers and exact resu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 from transformers import Trainer
 
-from lsllm import lifecycle, progress, rank_log, runs
+from lsllm import distributed, lifecycle, progress, rank_log, runs
 from lsllm.config import RunConfig, apply_preset
 from lsllm.data import Collator, DatasetBundle, class_weights, encode_split
 from lsllm.data.encoding import prompt_fields
@@ -82,7 +83,10 @@ class LSTrainer(Trainer):
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         self.classifier.model = self.model
-        with merged_for_inference(self.model):  # multi-label: thresholds tuned on this validation split, then scored
+        # every process evaluates in step (ZeRO-3 gathers each layer's weights as it runs); LoRA is folded into the
+        # base weights for speed, except where each process holds only a share of them
+        merged = contextlib.nullcontext() if distributed.weights_sharded(self) else merged_for_inference(self.model)
+        with merged:  # multi-label: thresholds tuned on this validation split, then scored
             metrics, _ = self.classifier.evaluate(eval_dataset if eval_dataset is not None else self.eval_dataset, tune=True,
                                                   progress=progress.bar("validating"))
         flat = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items() if isinstance(v, int | float)}
@@ -136,6 +140,8 @@ def build_model(cfg: RunConfig, labels: list[str], task: str, dtype: torch.dtype
 class LSMethod(lifecycle.Method):
     """Label supervision's part of the run sequence: presets, the classifier, selection on validation, our loss."""
 
+    trains_sharded = True
+
     def __init__(self, announce: Callable[[str], None] | None = None) -> None:
         self.classifier: Classifier | None = None
         self.source: dict = {}
@@ -172,6 +178,7 @@ class LSMethod(lifecycle.Method):
         problem = make_problem(bundle.problem if bundle.task == "seq" else None, threshold_mode=cfg.train.thresholds)
         problem.fit([ex.label for ex in bundle.splits.get("train", [])] if problem.name == "regression" else [])
         model, tokenizer, self.source = build_model(cfg, bundle.labels, bundle.task, precision.weights, problem)
+        self.weights_dtype = precision.weights
         self.classifier = Classifier(model, tokenizer, bundle.labels, bundle.task, cfg.data.max_length,
                                      cfg.data.label_all_subtokens, prompt=cfg.model.prompt, problem=problem,
                                      fields=_fields_of(bundle))
@@ -208,6 +215,15 @@ class LSMethod(lifecycle.Method):
             assert self.classifier is not None
             self.step0 = _step0(self.classifier, bundle)
             atomic_write_json(run.step0, self.step0)
+
+    def unshard(self, cfg: RunConfig, bundle: DatasetBundle, state_dict: dict) -> torch.nn.Module:
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        assert self.classifier is not None
+        unset_hf_deepspeed_config()  # a load now is a plain load, not ZeRO-3's sharded one (the process group is gone)
+        model, _, _ = build_model(cfg, bundle.labels, bundle.task, self.weights_dtype, self.classifier.problem)
+        model.load_state_dict(state_dict)
+        return model
 
     def save(self, run: runs.RunDir, cfg: RunConfig, bundle: DatasetBundle, trainer: Trainer) -> None:
         """Score the selected model (validation first: multi-label thresholds are tuned there), then write model/."""
