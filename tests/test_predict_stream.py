@@ -445,6 +445,23 @@ def test_meter_writes_a_line_a_minute_in_a_log_and_nothing_when_quiet(monkeypatc
     assert capsys.readouterr().err == ""
 
 
+def test_the_meter_moves_with_the_batches_of_either_backend():
+    """PyTorch hands out packed Batch objects, ONNX Runtime lists of feature indices: both move the meter."""
+    from lsllm.prediction import Batch
+
+    class Counting:
+        moved: list[int] = []
+
+        def update(self, n):
+            self.moved.append(n)
+
+    for batches in ([[0, 1], [2], [3, 4, 5]], [Batch([0, 1], {}), Batch([2, 3, 4, 5], {})]):
+        meter = Counting()
+        meter.moved = []
+        seen = list(batch_predict._advancing(meter, 6)(batches))
+        assert seen == batches and sum(meter.moved) == 6 and all(n >= 0 for n in meter.moved)
+
+
 def test_predict_logs_its_progress_when_stderr_is_not_a_terminal(seq_run, inputs, tmp_path, monkeypatch, capsys):
     import lsllm.progress
 

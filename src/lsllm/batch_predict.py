@@ -354,12 +354,16 @@ def _advancing(meter, n_inputs: int) -> Callable | None:
     if meter is None:
         return None
 
+    def size(batch) -> int:  # PyTorch's packed Batch, or ONNX Runtime's list of feature indices
+        return len(batch.indices) if hasattr(batch, "indices") else len(batch)
+
     def wrap(batches):
-        total = sum(len(batch.indices) for batch in batches) or 1
+        batches = list(batches)
+        total = sum(map(size, batches)) or 1
         done = shown = 0
         for batch in batches:
             yield batch
-            done += len(batch.indices)
+            done += size(batch)
             meter.update(n_inputs * done // total - shown)
             shown = n_inputs * done // total
         meter.update(n_inputs - shown)

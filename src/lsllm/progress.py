@@ -61,7 +61,7 @@ class Meter:
         if self.mode == "bar":
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, unit_scale=True, dynamic_ncols=True)
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit=f" {unit}s", unit_scale=True, dynamic_ncols=True)
 
     def update(self, n: int) -> None:
         if n <= 0:
