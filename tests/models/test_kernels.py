@@ -215,3 +215,13 @@ def test_a_block_of_packed_inference_leaves_a_lora_model_as_it_was(tiny_model_di
     assert all(model.get_submodule(name) is module for name, module in modules.items())
     for name, parameter in model.named_parameters():
         assert torch.equal(parameter, before[name]), name
+
+
+def test_the_server_says_which_kernel_multiplies(seq_run, fresh_cache):
+    from fastapi.testclient import TestClient
+
+    from lsllm.serve.app import app_from_run
+
+    with TestClient(app_from_run(seq_run, matmul="torch")) as client:
+        info = client.get("/info").json()
+    assert info["backend"] == "torch" and info["matmul"] == "torch"
