@@ -396,17 +396,16 @@ def test_accelerate_cpu_on_two_machines_is_refused(tmp_path, tiny_model_dir, dat
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("cuda", [False, True])
-def test_fsdp_is_refused_in_one_line(monkeypatch, capsys, tmp_path, cuda):
-    """FSDP is refused until a run proves it (it needs CUDA; on CPUs accelerate would ignore it and run plain DDP)."""
+def test_fsdp_without_cuda_is_refused_in_one_line(monkeypatch, capsys, tmp_path):
+    """accelerate runs FSDP only on CUDA: on a CPU the Trainer would quietly run plain data parallel instead."""
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
-    monkeypatch.setattr("torch.cuda.is_available", lambda: cuda)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert main(["train", "--data", "sst2-sample", "--output", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert "the accelerate config asks for FSDP, which lsllm does not run yet" in err and len(err.strip().splitlines()) == 1
-    assert ("accelerate would ignore it" in err) is not cuda  # the CPU fallback named where it would happen
-    assert not (tmp_path / "run").exists()
+    assert "the accelerate config asks for FSDP, which accelerate runs only on CUDA GPUs" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+    distributed.check_launch(cuda=True)  # with CUDA it goes on (tests/gpu/test_launchers.py runs it there)
 
 
 # ---------------------------------------------------------------- DeepSpeed (a side folder: not a dependency of lsllm)

@@ -11,11 +11,11 @@ Launches that would train, but not as asked, are refused with one line:
 - `accelerate launch --cpu` with several processes or machines starts one plain Python process
   per machine and gives it no rank (accelerate's CPU path expects mpirun to set one): every
   machine would train the whole data set alone and write the same run folder (`check_launch`).
-- FSDP (`check_launch`): not proven on any machine yet (it needs CUDA; on a machine without it,
-  accelerate 1.15 would ignore an FSDP config and run plain data parallel).
-- DeepSpeed ZeRO-3 for a method that cannot train with sharded weights (`check_sharding`: SFT).
+- FSDP on a machine without CUDA (`check_launch`): accelerate 1.15 would ignore the config and run
+  plain data parallel (FSDP2) or fail (FSDP1).
+- Sharded weights for a method that cannot train with them (`check_sharding`: SFT).
 
-Weights sharded across processes (`weights_sharded`: DeepSpeed ZeRO-3) change two things in LS
+Weights sharded across processes (`weights_sharded`: DeepSpeed ZeRO-3, FSDP) change two things in LS
 training: evaluation during training runs on every process in step, without folding LoRA into the
 base weights (each process holds a share of them), and after training the selected weights are
 gathered to rank 0, which builds the model again and goes on alone (`lifecycle.run_training`,
@@ -84,26 +84,28 @@ def check_launch(cuda: bool) -> None:
         raise ConfigError("accelerate launch --cpu with several processes or machines starts each process without a rank "
                           "(accelerate's CPU path needs mpirun: --mpirun_hostfile), so each would train alone; "
                           "launch with `accelerate launch --multi_gpu` (gloo on CPUs) or torchrun (docs/distributed.md)")
-    if sharding_requested() == "fsdp":
-        cpu = "" if cuda else " (and on a machine without CUDA accelerate would ignore it and run plain data parallel)"
-        raise ConfigError(f"the accelerate config asks for FSDP, which lsllm does not run yet: no run has proven it{cpu}; "
-                          f"for sharded weights use DeepSpeed ZeRO-3 (--use_deepspeed --deepspeed_config_file "
-                          f"configs/deepspeed/zero3.json) or train plain data parallel (docs/distributed.md)")
+    if sharding_requested() == "fsdp" and not cuda:
+        raise ConfigError("the accelerate config asks for FSDP, which accelerate runs only on CUDA GPUs: here the Trainer "
+                          "would quietly train plain data parallel; for sharded weights on CPUs use DeepSpeed ZeRO-3 "
+                          "(--use_deepspeed --deepspeed_config_file configs/deepspeed/zero3.json) (docs/distributed.md)")
 
 
 def weights_sharded(trainer: Any) -> bool:
-    """Whether each process holds only a share of the weights (DeepSpeed ZeRO-3); known once the Trainer read the config."""
+    """Whether each process holds only a share of the weights (FSDP, DeepSpeed ZeRO-3); known once the Trainer read the config."""
+    if trainer.is_fsdp_enabled:
+        return True
     plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None) if trainer.is_deepspeed_enabled else None
     return plugin is not None and plugin.zero_stage == 3
 
 
 def check_sharding(trainer: Any, supported: bool, command: str) -> None:
-    """Refuse sharded weights (ZeRO-3) for a method that cannot train with them (``supported`` False).
+    """Refuse sharded weights (FSDP, ZeRO-3) for a method that cannot train with them (``supported`` False).
 
     Raises:
         ConfigError: one line naming the command, the stage and the fix.
     """
     if weights_sharded(trainer) and not supported:
-        raise ConfigError(f"the DeepSpeed config asks for ZeRO stage 3, which shards the weights; `{command}` scores and "
-                          f"saves the model on rank 0 alone and needs them whole: use stage 2 "
-                          f"(configs/deepspeed/zero2.json) or plain data parallel (docs/distributed.md)")
+        what = "FSDP" if trainer.is_fsdp_enabled else "DeepSpeed ZeRO stage 3"
+        raise ConfigError(f"the launch asks for {what}, which shards the weights; `{command}` scores and saves the model "
+                          f"on rank 0 alone and needs them whole: use DeepSpeed ZeRO-2 (configs/deepspeed/zero2.json) "
+                          f"or plain data parallel (docs/distributed.md)")

@@ -179,7 +179,7 @@ class Method:
     prefix = ""  # of the default run folder's name
     command = "lsllm train"  # the command that reproduces a run from its config.yaml
     autocast_bf16_weights = False  # see `training_precision`
-    trains_sharded = False  # whether it trains with weights sharded across processes (DeepSpeed ZeRO-3): see `unshard`
+    trains_sharded = False  # whether it trains with weights sharded across processes (FSDP, ZeRO-3): see `unshard`
 
     def prepare(self, cfg: Any, bundle: DatasetBundle, explicit: set[str]) -> None:
         """Check the data against the settings and resolve what depends on it, before config.yaml is saved (new runs)."""
@@ -234,7 +234,7 @@ def run_training(cfg: Any, method: Method, explicit: set[str] | frozenset = froz
         cfg.save(run.config)
     torch.manual_seed(cfg.train.seed)
     trainer = method.build_trainer(cfg, run, bundle, training_precision(cfg, method.autocast_bf16_weights))
-    distributed.check_sharding(trainer, method.trains_sharded, method.command)  # ZeRO-3: known once the Trainer read it
+    distributed.check_sharding(trainer, method.trains_sharded, method.command)  # known once the Trainer read its config
     sharded = distributed.weights_sharded(trainer)
     trainer.remove_callback(ProgressCallback)  # its bar prints every log as a dict: ours puts them in the postfix
     trainer.add_callback(TrainingBar())
@@ -245,7 +245,7 @@ def run_training(cfg: Any, method: Method, explicit: set[str] | frozenset = froz
     clock = time.perf_counter()
     fit(trainer, run, cfg.train.resume)
     train_seconds = time.perf_counter() - clock
-    # ZeRO-3: every process takes part in gathering the selected weights; rank 0 receives them (on the CPU)
+    # FSDP, ZeRO-3: every process takes part in gathering the selected weights; rank 0 receives them (on the CPU)
     gathered = trainer.accelerator.get_state_dict(trainer.model_wrapped) if sharded else None
     if rank_log.folder() is not None and not sharded:  # LSLLM_DEBUG_RANKS: every process's final weights
         rank_log.record_weights(trainer.model)

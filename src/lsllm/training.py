@@ -83,7 +83,7 @@ class LSTrainer(Trainer):
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         self.classifier.model = self.model
-        # every process evaluates in step (ZeRO-3 gathers each layer's weights as it runs); LoRA is folded into the
+        # every process evaluates in step (FSDP and ZeRO-3 gather each layer's weights as it runs); LoRA is folded into the
         # base weights for speed, except where each process holds only a share of them
         merged = contextlib.nullcontext() if distributed.weights_sharded(self) else merged_for_inference(self.model)
         with merged:  # multi-label: thresholds tuned on this validation split, then scored
