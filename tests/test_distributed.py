@@ -10,9 +10,9 @@ weights; node processes are traced with strace (file-changing system calls) wher
 Measured 2026-12-07 on the 2-core AMD EPYC machine, fp32, gloo: the two-node loss curves (torchrun
 and accelerate alike) and DeepSpeed ZeRO-2's equal the one-process curve to a relative 9.1e-8 at
 most over 18 steps (tolerance here 1e-5); a run killed after a checkpoint and resumed under the
-same launcher ends with bitwise the weights of an uninterrupted run. The module used about 190 s
-of CPU time; its wall-clock was 16 min there, pinned to one core of a machine loaded 8-18 by other
-jobs, so it says little about an idle 2-core CI machine.
+same launcher ends with bitwise the weights of an uninterrupted run. The module used
+about 190 s of CPU time and took 4 min 50 s on both cores while other jobs kept the machine at a
+load of 6-8 (16 min pinned to one core at a load of 8-18); an idle CI machine was not measured.
 """
 
 from __future__ import annotations
