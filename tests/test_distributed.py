@@ -8,7 +8,7 @@ process record the training examples of each of its batches and a digest of its 
 weights; node processes are traced with strace (file-changing system calls) where it runs.
 
 Measured 2026-12-07 on the 2-core AMD EPYC machine, fp32, gloo: the two-node loss curves (torchrun
-and accelerate alike) and DeepSpeed ZeRO-2's equal the one-process curve to a relative 9.1e-8 at
+and accelerate alike) and DeepSpeed ZeRO-2's and ZeRO-3's equal the one-process curve to a relative 9.1e-8 at
 most over 18 steps (tolerance here 1e-5); a run killed after a checkpoint and resumed under the
 same launcher ends with bitwise the weights of an uninterrupted run. The module used
 about 190 s of CPU time and took 4 min 50 s on both cores while other jobs kept the machine at a
