@@ -116,7 +116,7 @@ def test_explicit_labels_check_train_too(write):
 
 def test_unknown_dataset_lists_known_names(tmp_path):
     (tmp_path / "extra").mkdir()
-    with pytest.raises(DataError, match=r"unknown dataset 'nosuch'; built-ins: sst2, sst2-sample, sst5, agnews, twitterfin, conll03, ontonotesv5, wnut17, stsb, semeval2018-ec; folders in .*: extra"):
+    with pytest.raises(DataError, match=r"unknown dataset 'nosuch'; built-ins: sst2, sst2-sample, sst5, agnews, twitterfin, clinc150, conll03, ontonotesv5, wnut17, stsb, semeval2018-ec; folders in .*: extra"):
         load_data(DataConfig(data="nosuch", data_dir=str(tmp_path)))
     with pytest.raises(DataError, match=r"^nope/train\.tsv: no such file or folder$"):
         load_data(DataConfig(data="nope/train.tsv"))
