@@ -402,6 +402,45 @@ def readme_demo_avx2() -> list[str]:
             f"{n(r['wall_seconds'], 0)} s in all"]
 
 
+# ---------------------------------------------------------------- bench/matmul_kernels.py
+
+
+def _kernels_where(rec: dict) -> list[str]:
+    ids = rec["machine"].get("cpu_ids", {})
+    family = f", family {ids['cpu family']} model {ids['model']}" if ids else ""
+    return [machine(rec["machine"]) + family, day(rec.get("date")), "0"]  # the script seeds torch (the head) with 0
+
+
+def matmul_kernels() -> list[str]:
+    rec = record("matmul_kernels.json")
+    names = ["torch.matmul", "F.linear", "onednn-packed", "mkl-packed", "inductor-freezing", "onnxruntime"]
+    rows = []
+    for row in rec["kernels"]:
+        rates = row["gflop_per_s"]
+        best = max(rates, key=rates.get)
+        cells = [(f"**{n(rates[k], 0)}**" if k == best else n(rates[k], 0)) if k in rates else "-" for k in names]
+        rows.append([row["dtype"], "×".join(str(d) for d in row["shape"]), *cells, *_kernels_where(rec)])
+    return table(["dtype", "M×K×N", *names, "machine", "date", "seed"], rows, "ll" + "r" * len(names) + "lll")
+
+
+def matmul_end_to_end() -> list[str]:
+    rec = record("matmul_kernels.json")
+    e2e = rec["end_to_end"]
+    rows = []
+    for name, r in e2e["results"].items():
+        a = e2e["agreement"][name]
+        rows.append([name, n(r["cpu_s"], 2), n(r["texts_per_cpu_s"]), n(r["gflop_per_cpu_s"], 0), f"{a['max_abs_diff']:.1e}",
+                     f"{a['argmax_same']}/{a['of']}", *_kernels_where(rec)])
+    return table(["scorer", "CPU s", "texts per CPU-s", "GFLOP per CPU-s", "max. probability difference from lsllm fp32 nn.Linear",
+                  "same decision", "machine", "date", "seed"], rows, "lrrrrrlll")
+
+
+def matmul_ratios() -> list[str]:
+    rec = record("matmul_kernels.json")
+    rows = [[key, f"**{n(value, 2)}x**", *_kernels_where(rec)] for key, value in rec["end_to_end"]["ratios_cpu_time"].items()]
+    return table(["ratio of texts per CPU-second", "value", "machine", "date", "seed"], rows, "lrlll")
+
+
 # ---------------------------------------------------------------- bench/serve_load.py
 
 
@@ -430,6 +469,9 @@ GENERATORS: dict[str, Callable[[], list[str]]] = {
     "demo-emulated": demo_emulated,
     "readme-demo": readme_demo,
     "readme-demo-avx2": readme_demo_avx2,
+    "matmul-kernels": matmul_kernels,
+    "matmul-end-to-end": matmul_end_to_end,
+    "matmul-ratios": matmul_ratios,
     "serve-load": lambda: _serve_load("serve_load.json"),
     "serve-load-tuned": lambda: _serve_load("serve_load-tuned.json"),
     "serve-load-tiny": lambda: _serve_load("serve_load-tiny.json"),
