@@ -590,6 +590,17 @@ def trials_before(study: Any, number: int) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False) if t.number < number and GIVEN_BACK not in t.user_attrs)
 
 
+def given_back(study: Any, frozen: Any, trials: int | None) -> bool:
+    """Whether a trial is given back unrun: marked so, or drawn past --trials and not yet marked by its worker.
+
+    The worker that drew it marks it a moment after drawing; a summary written in that moment by
+    another worker must still leave it out, so the rule `objective_for` applies is applied here too.
+    """
+    if GIVEN_BACK in frozen.user_attrs:
+        return True
+    return trials is not None and not frozen.state.is_finished() and trials_before(study, frozen.number) >= trials
+
+
 def objective_for(output: Path, spec: dict[str, Any], train: Callable | None = None,
                   trials: int | None = None) -> Callable[[Any], float]:
     """The objective of the study: one run folder per trial, its validation selection metric as the value.
@@ -915,7 +926,7 @@ def tune(output: str | Path, spec: dict[str, Any] | None = None, *, budget: floa
         warnings.simplefilter("ignore")
         optuna.storages.fail_stale_trials(study)  # trials of a killed worker (no heartbeat for 3 beats): failed
     meta = {"study_name": name, "storage": shown_storage(url), "pruner": pruner if isinstance(pruner, str) else type(pruner).__name__,
-            "budget_s": seconds}
+            "budget_s": seconds, "max_trials": trials}
     started = _now()
     durations: list[float] = []
 
@@ -1051,7 +1062,7 @@ def summarise(output: Path, study: Any, spec: dict[str, Any], meta: dict[str, An
     """
     metric = spec["metric"]
     everything = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    trials = [trial_record(t, metric) for t in everything if GIVEN_BACK not in t.user_attrs]
+    trials = [trial_record(t, metric) for t in everything if not given_back(study, t, meta.get("max_trials"))]
     counts = {state: sum(t["state"] == state for t in trials) for state in ("complete", "pruned", "failed", "running")}
     if len(everything) > len(trials):
         counts["given_back"] = len(everything) - len(trials)
