@@ -47,7 +47,8 @@ def _serve(classifier, run_info):
 
 @pytest.fixture(scope="module")
 def pair(seq_classifier, run_info):
-    classifier = dataclasses.replace(seq_classifier, fields=["premise", "hypothesis"])
+    # a pair run: its prompt (the single-text run's, chosen from its one field) cannot name these fields
+    classifier = dataclasses.replace(seq_classifier, fields=["premise", "hypothesis"], prompt=None)
     with _serve(classifier, run_info) as server:
         yield classifier, server
 
