@@ -453,6 +453,17 @@ def _serve_load(name: str) -> list[str]:
                  "rrrrrrlll")
 
 
+def serve_vllm() -> list[str]:
+    """bench/serve_vllm.py: lsllm serve and vllm serve on one run, the same texts, cores and dtype."""
+    rec = record("serve_vllm.json")
+    where = [machine(rec["machine"]), day(rec.get("date")), "-"]
+    rows = [[engine, str(level["concurrency"]), str(level["requests"]), str(level["errors"]), n(level["examples_per_s"]),
+             n(level["p50_ms"], 0), n(level["p99_ms"], 0), *where]
+            for engine, result in rec["engines"].items() for level in result["levels"]]
+    return table(["server", "clients", "requests", "errors", "examples/s", "p50 ms", "p99 ms", "machine", "date", "seed"],
+                 rows, "lrrrrrrlll")
+
+
 GENERATORS: dict[str, Callable[[], list[str]]] = {
     "throughput-repeats": throughput_repeats,
     "throughput-summary": throughput_summary,
@@ -472,6 +483,7 @@ GENERATORS: dict[str, Callable[[], list[str]]] = {
     "matmul-kernels": matmul_kernels,
     "matmul-end-to-end": matmul_end_to_end,
     "matmul-ratios": matmul_ratios,
+    "serve-vllm": serve_vllm,
     "serve-load": lambda: _serve_load("serve_load.json"),
     "serve-load-tuned": lambda: _serve_load("serve_load-tuned.json"),
     "serve-load-tiny": lambda: _serve_load("serve_load-tiny.json"),
