@@ -245,8 +245,10 @@ def test_two_workers_share_a_postgres_study_and_a_killed_workers_trial_is_failed
 def test_workers_drawing_at_once_never_run_more_than_trials(postgres, tmp_path, tiny_seq_data, monkeypatch):
     """Three workers (threads, each its own study object and folder) start their trials in lock-step.
 
-    With --trials 7, the 7th trial is drawn by three workers at once (numbers 6, 7, 8): the one
-    numbered 6 runs, the other two are given back unrun, so 7 trials run and none twice.
+    With --trials 7, the 7th trial is drawn by up to three workers at once (numbers 6, 7, 8): the one
+    numbered 6 runs, the others are given back unrun, so 7 trials run and none twice. How many draw
+    past 6 depends on timing (a worker whose previous trial ends after another has drawn 7 sees the
+    study full and stops without drawing), so 0 to 2 trials are given back, always the highest numbers.
     """
     monkeypatch.setattr(tune, "write_plots", lambda output, study: [])  # matplotlib is not thread-safe
     monkeypatch.setattr(tune, "write_report", lambda folders: None)
@@ -290,12 +292,13 @@ def test_workers_drawing_at_once_never_run_more_than_trials(postgres, tmp_path, 
     study = _study(postgres, "lock-step")
     every = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     given_back = [t.number for t in every if tune.GIVEN_BACK in t.user_attrs]
-    assert given_back == [7, 8] and [t.number for t in every] == list(range(9))
+    assert [t.number for t in every] == list(range(len(every))) and 7 <= len(every) <= 9
+    assert given_back == list(range(7, len(every)))  # every trial drawn past the 7th, and no other
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in every if t.number < 7)
     assert sum("fixed_params" in t.system_attrs for t in every) == 1 and every[0].params == pytest.approx(
         tune.anchor_params(tune.space_of(spec), spec))  # one worker created the study and queued the recipe, once
     for result in results.values():  # each worker's tune.json lists the whole study, the given-back trials left out
-        assert [t["number"] for t in result["trials"]] == list(range(7)) and result["counts"]["given_back"] == 2
+        assert [t["number"] for t in result["trials"]] == list(range(7)) and result["counts"].get("given_back", 0) == len(given_back)
     assert not any((tmp_path / f"w{i}" / tune.trial_name(n)).exists() for i in range(3) for n in (7, 8))
 
 
