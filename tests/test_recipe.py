@@ -11,13 +11,14 @@ from lsllm import recipe
 from lsllm.cli import main
 from lsllm.config import PRESETS, LoraSettings, ModelConfig, RunConfig, TrainConfig
 from lsllm.flags import config_from_flags
+from lsllm.problems import family
 
 INTENTS = ["change_accent", "change_ai_name", "greeting"]
 
 
 def chosen(argv=(), task="seq", problem="single-label", labels=INTENTS, n_train=3000, fields=None):
     cfg, explicit = config_from_flags(["--data", "x", *argv])
-    line = recipe.choose(cfg, task, problem, labels, n_train, fields, explicit)
+    line = recipe.choose(cfg, family(task, problem), labels, n_train, fields, explicit)
     return cfg, line
 
 
@@ -114,5 +115,5 @@ def test_preset_ls_llama_is_still_the_papers_recipe_exactly(tmp_path, tiny_model
     (["anger", "joy"], "multi-label", "Text: {text}\nLabels:"),
 ])  # fmt: skip
 def test_prompt_names_the_fields_and_asks_for_the_label(labels, problem, expected):
-    assert recipe.prompt_for(problem, None, labels) == expected
+    assert recipe.prompt_for(family("seq", problem), None, labels) == expected
     assert ModelConfig(prompt=expected).prompt == expected  # a prompt ModelConfig accepts

@@ -101,29 +101,16 @@ def token_metrics(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str
     }
 
 
-def classification_report_text(
-    task: str,
-    y_true: Sequence[str] | Sequence[Sequence[str]],
-    y_pred: Sequence[str] | Sequence[Sequence[str]],
-    labels: Sequence[str] | None = None,
-    digits: int = 4,
-) -> str:
-    """The human-readable per-class table for report.txt.
-
-    Args:
-        task: "seq" (scikit-learn's report over `labels`, every class listed) or "token"
-            (seqeval's entity-level report per type; `labels` is not needed).
-        y_true, y_pred: label names (seq) or tag sequences (token).
-        labels: seq: the label set in id order.
-        digits: decimals in the table.
-    """
+def seq_report_text(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str] | None = None,
+                    digits: int = 4) -> str:
+    """report.txt's per-class table of a sequence task: scikit-learn's report over `labels` (every class listed)."""
     _check_lengths(y_true, y_pred)
-    if task == "seq":
-        return sk_metrics.classification_report(
-            y_true, y_pred, labels=list(labels) if labels else None, digits=digits, zero_division=0
-        )
-    if task == "token":
-        return seqeval_metrics.classification_report(
-            [list(s) for s in y_true], [list(s) for s in y_pred], digits=digits, zero_division=0
-        )
-    raise ValueError(f"task must be seq or token, got {task!r}")
+    return sk_metrics.classification_report(y_true, y_pred, labels=list(labels) if labels else None, digits=digits,
+                                            zero_division=0)
+
+
+def token_report_text(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]], digits: int = 4) -> str:
+    """report.txt's table of a token task: seqeval's entity-level report per type, from tag sequences."""
+    _check_lengths(y_true, y_pred)
+    return seqeval_metrics.classification_report([list(s) for s in y_true], [list(s) for s in y_pred], digits=digits,
+                                                 zero_division=0)

@@ -41,6 +41,7 @@ from torch import nn
 
 from lsllm.errors import ConfigError, ModelError
 from lsllm.pipeline import Classifier
+from lsllm.problems import Problem, family
 from lsllm.runs import EXPORT_INFO, check_out_dir, is_export_dir
 
 if TYPE_CHECKING:
@@ -240,13 +241,6 @@ def padded_batch_plan(lengths: Sequence[int], max_tokens: int) -> list[list[int]
     return batches
 
 
-def per_feature(logits: torch.Tensor, mask: torch.Tensor, task: str) -> list[torch.Tensor]:
-    """Padded-batch logits -> one tensor per feature: (C,) seq, (n, C) over its real positions (token)."""
-    if task == "seq":
-        return list(logits)
-    return [logits[row][mask[row] > 0] for row in range(logits.shape[0])]
-
-
 def _max_diff(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
     return max(float((x.float() - y.float()).abs().max()) for x, y in zip(a, b, strict=True))
 
@@ -263,15 +257,10 @@ def _argmax_agreement(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> t
 
 def sample_examples(classifier: Classifier, texts: Sequence[str] = SAMPLE_TEXTS) -> list:
     """A few inputs of different lengths to check the export on, as the classifier encodes them."""
-    from lsllm.data import SeqExample, TokenExample
-    from lsllm.prediction import split_words
-
-    if classifier.task == "token":
-        return [TokenExample(split_words(t)[0]) for t in texts]
-    if classifier.fields:
-        return [classifier.example(i, {name: texts[(i + k) % len(texts)] for k, name in enumerate(classifier.fields)})
-                for i in range(len(texts))]
-    return [SeqExample(t) for t in texts]
+    given: list = list(texts)
+    if classifier.fields:  # a run on sentence pairs reads records of its fields
+        given = [{name: texts[(i + k) % len(texts)] for k, name in enumerate(classifier.fields)} for i in range(len(texts))]
+    return classifier.problem.from_texts(given, classifier.example)[0]
 
 
 def reference_logits(classifier: Classifier, features: Sequence[dict]) -> list[torch.Tensor]:
@@ -342,6 +331,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "onnx", int8
     require_onnx()
     classifier, cfg = load_run(run_dir, dtype="float32", device="cpu")
     model = classifier.model.eval()
+    problem = classifier.problem
     check_exportable(model, classifier.max_length)
     graph = OnnxGraph(model).eval()
 
@@ -350,9 +340,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "onnx", int8
     pad_id = classifier.tokenizer.pad_token_id
     ids, mask = padded_batch(features, pad_id)
     with torch.inference_mode():
-        wrapped = per_feature(graph(ids, mask), mask, classifier.task)
+        wrapped = problem.unpad(graph(ids, mask), mask)
         left_ids, left_mask = padded_batch(features, pad_id, left=True)
-        left = per_feature(graph(left_ids, left_mask), left_mask, classifier.task)
+        left = problem.unpad(graph(left_ids, left_mask), left_mask)
     wrapper_diff = max(_max_diff(wrapped, expected), _max_diff(left, expected))
     if wrapper_diff > FP32_TOLERANCE:
         raise ModelError(f"the export wrapper does not reproduce the classifier (max |logit difference| "
@@ -363,8 +353,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "onnx", int8
     staging.mkdir(parents=True)
     try:
         example = padded_batch(features[:2] if len(features) > 2 else features, pad_id)
-        exporter = write_onnx(graph, example, staging / MODEL_FILE, classifier.task)
-        got = per_feature(torch.from_numpy(_run_session(staging / MODEL_FILE, ids, mask)), mask, classifier.task)
+        exporter = write_onnx(graph, example, staging / MODEL_FILE, problem)
+        got = problem.unpad(torch.from_numpy(_run_session(staging / MODEL_FILE, ids, mask)), mask)
         onnx_diff = _max_diff(got, expected)
         if onnx_diff > FP32_TOLERANCE:
             raise ModelError(f"the ONNX graph does not reproduce the run: max |logit difference| {onnx_diff:.2e} > "
@@ -372,7 +362,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "onnx", int8
         report = ExportReport(out, len(features), wrapper_diff, onnx_diff, exporter)
         if int8:
             quantize_int8(staging / MODEL_FILE, staging / INT8_FILE, model)
-            got8 = per_feature(torch.from_numpy(_run_session(staging / INT8_FILE, ids, mask)), mask, classifier.task)
+            got8 = problem.unpad(torch.from_numpy(_run_session(staging / INT8_FILE, ids, mask)), mask)
             report.int8_diff = _max_diff(got8, expected)
             report.int8_agreement = _argmax_agreement(got8, expected)
             scale = max(1.0, max(float(x.abs().max()) for x in expected))
@@ -393,7 +383,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "onnx", int8
     return report
 
 
-def write_onnx(graph: OnnxGraph, example: tuple[torch.Tensor, torch.Tensor], path: Path, task: str) -> str:
+def write_onnx(graph: OnnxGraph, example: tuple[torch.Tensor, torch.Tensor], path: Path, problem: Problem) -> str:
     """torch.onnx.export with dynamic batch and sequence: the dynamo exporter (needs onnxscript), else
     the TorchScript one. Returns the exporter that wrote ``path``."""
     errors = []
@@ -403,7 +393,7 @@ def write_onnx(graph: OnnxGraph, example: tuple[torch.Tensor, torch.Tensor], pat
         try:
             with warnings.catch_warnings(), _quiet(logging.getLogger("torch")), _quiet(logging.getLogger("onnxscript")):
                 warnings.simplefilter("ignore")
-                (_dynamo_export if exporter == "dynamo" else _torchscript_export)(graph, example, path, task)
+                (_dynamo_export if exporter == "dynamo" else _torchscript_export)(graph, example, path, problem)
             return exporter
         except Exception as err:  # noqa: BLE001 - any exporter failure: try the next one
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
@@ -411,7 +401,7 @@ def write_onnx(graph: OnnxGraph, example: tuple[torch.Tensor, torch.Tensor], pat
     raise ModelError("torch.onnx.export failed (" + "; ".join(errors) + "); please report it")
 
 
-def _dynamo_export(graph: OnnxGraph, example: tuple[torch.Tensor, torch.Tensor], path: Path, task: str) -> None:
+def _dynamo_export(graph: OnnxGraph, example: tuple[torch.Tensor, torch.Tensor], path: Path, problem: Problem) -> None:
     import onnxscript  # noqa: F401  (the dynamo exporter's dependency: ImportError -> the TorchScript exporter)
 
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
@@ -421,9 +411,9 @@ def _dynamo_export(graph: OnnxGraph, example: tuple[torch.Tensor, torch.Tensor],
     program.save(str(path), external_data=_needs_external_data(graph))
 
 
-def _torchscript_export(graph: OnnxGraph, example: tuple[torch.Tensor, torch.Tensor], path: Path, task: str) -> None:
+def _torchscript_export(graph: OnnxGraph, example: tuple[torch.Tensor, torch.Tensor], path: Path, problem: Problem) -> None:
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-            OUTPUT_NAME: {0: "batch"} if task == "seq" else {0: "batch", 1: "sequence"}}
+            OUTPUT_NAME: dict(problem.onnx_output_axes)}
     torch.onnx.export(graph, example, str(path), dynamo=False, input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
                       dynamic_axes=axes, opset_version=OPSET)
 
@@ -506,21 +496,19 @@ def export_info(run_dir: str | Path, classifier: Classifier, cfg: Any, model: nn
 
     info = runs.RunDir(Path(run_dir)).run_info()
     config = model.config
-    problem = classifier.problem if classifier.task == "seq" else None
+    problem = classifier.problem
     return {
         "format": "onnx",
         "model": MODEL_FILE,
         "int8_model": INT8_FILE if int8 else None,
         "inputs": {"input_ids": "int64 (batch, sequence)", "attention_mask": "int64 (batch, sequence): 1 real token, "
                    "0 padding; left or right padding, each row's real tokens contiguous"},
-        "outputs": {OUTPUT_NAME: "float32 (batch, labels)" if classifier.task == "seq"
-                    else "float32 (batch, sequence, labels): padding positions mean nothing"},
+        "outputs": {OUTPUT_NAME: problem.onnx_output},
         "task": classifier.task,
         "labels": list(classifier.labels),
-        "problem": problem.name if problem else None,
-        "problem_state": problem.state() if problem else {},
-        "outputs_from_logits": {"single-label": "softmax", "multi-label": "sigmoid, then each label's threshold",
-                                "regression": "logit x scale"}.get(problem.name) if problem else "softmax per position",
+        "problem": problem.saved_problem,
+        "problem_state": problem.state(),
+        "outputs_from_logits": problem.from_logits,
         "prompt": classifier.prompt,
         "fields": classifier.fields,
         "max_length": classifier.max_length,
@@ -530,7 +518,7 @@ def export_info(run_dir: str | Path, classifier: Classifier, cfg: Any, model: nn
         "attention": attention_mode(model),
         "attention_description": describe.attention(cfg.to_dict(), info),
         "unmask_layers": config.lsllm_unmask_layers,
-        "pooling": config.lsllm_pooling if classifier.task == "seq" else None,
+        "pooling": problem.saved_pooling(config.lsllm_pooling),
         "run": str(Path(run_dir).resolve()),
         "base_model": info.get("base_model"),
         "exporter": exporter,
@@ -632,7 +620,6 @@ class OnnxClassifier(Classifier):
 
     def __init__(self, out_dir: str | Path, int8: bool | None = None, threads: int | None = None):
         from lsllm.models.backbones import load_tokenizer
-        from lsllm.problems import SingleLabel, make_problem
         from lsllm.runs import read_json_object
 
         require_onnx()
@@ -647,10 +634,9 @@ class OnnxClassifier(Classifier):
             int8 = bool(info.get("int8_model"))
         if int8 and not info.get("int8_model"):
             raise ConfigError(f"{folder}: exported without --int8; there is no int8 graph")
-        task = info["task"]
-        problem = make_problem(info.get("problem"), info.get("problem_state")) if task == "seq" else SingleLabel()
-        super().__init__(None, load_tokenizer(folder), info["labels"], task, info["max_length"],
-                         info.get("label_all_subtokens", False), prompt=info.get("prompt"), problem=problem,
+        problem = family(info["task"], info.get("problem"), info.get("problem_state"))
+        super().__init__(None, load_tokenizer(folder), info["labels"], problem, info["max_length"],
+                         info.get("label_all_subtokens", False), prompt=info.get("prompt"),
                          fields=info.get("fields"))
         self.info = info
         self.backend = "onnxruntime int8" if int8 else "onnxruntime fp32"
@@ -674,19 +660,13 @@ class OnnxClassifier(Classifier):
                                                                  "attention_mask": attention_mask.numpy()})[0])
 
     def probabilities(self, encoded, progress=None) -> list[torch.Tensor]:
-        """Per feature, as `Classifier.probabilities`: problem outputs (seq), softmax per position (token)."""
+        """Per feature, as `Classifier.probabilities`: the problem type's outputs (token tasks: over each feature's positions)."""
         features = encoded.features
         out: list[torch.Tensor | None] = [None] * len(features)
         batches = padded_batch_plan([len(f["input_ids"]) for f in features], self.max_batch_tokens)
         for batch in progress(batches) if progress else batches:
             ids, mask = padded_batch([features[i] for i in batch], self.tokenizer.pad_token_id)
-            logits = self.logits(ids, mask).float()
-            if self.task == "seq":
-                outputs = self.problem.outputs(logits)
-                for row, index in enumerate(batch):
-                    out[index] = outputs[row]
-            else:
-                probs = logits.softmax(-1)
-                for row, index in enumerate(batch):
-                    out[index] = probs[row][mask[row] > 0]
+            outputs = self.problem.unpad(self.problem.outputs(self.logits(ids, mask).float()), mask)
+            for row, index in enumerate(batch):
+                out[index] = outputs[row]
         return out  # type: ignore[return-value]

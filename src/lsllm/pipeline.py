@@ -8,21 +8,18 @@ from a run directory and `evaluate_run` scores it on a split (`lsllm eval`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from lsllm import runs
-from lsllm.data import SeqExample, TokenExample
-from lsllm.data.encoding import apply_prompt, encode_sequences, encode_tokens
-from lsllm.data.examples import fields_text
+from lsllm.data.examples import SeqExample, fields_text
 from lsllm.data.text import has_visible_text
 from lsllm.errors import ConfigError, DataError
-from lsllm.evaluation import token_metrics
-from lsllm.prediction import feature_probabilities, seq_records, split_words, token_records, word_predictions
-from lsllm.problems import Problem, SingleLabel, make_problem
+from lsllm.prediction import feature_probabilities
+from lsllm.problems import Problem, family
 from lsllm.runs import RunDir
 
 
@@ -31,12 +28,11 @@ class Classifier:
     model: Any
     tokenizer: Any
     labels: list[str]
-    task: str
+    problem: Problem  # the task family member: single-label | multi-label | regression | token tagging (NER)
     max_length: int
     label_all_subtokens: bool = False
     max_batch_tokens: int = 2048  # tokens per inference batch (one packed row): measured a little faster than 1024 on CPU
     prompt: str | None = None  # seq: the template every input is wrapped in (training's --prompt)
-    problem: Problem = field(default_factory=SingleLabel)  # seq: single-label | multi-label | regression
     fields: list[str] | None = None  # seq: the input's text fields when it has several (sentence pairs)
     backend = "torch"  # what runs the model (/info); OnnxClassifier: "onnxruntime fp32" | "onnxruntime int8"
     matmul = "torch"  # torch: what multiplies the weights (models.kernels: "torch" | "onednn"; set by export.open_classifier)
@@ -45,10 +41,14 @@ class Classifier:
     def label2id(self) -> dict[str, int]:
         return {label: i for i, label in enumerate(self.labels)}
 
+    @property
+    def task(self) -> str:
+        """"seq" | "token", for the files that record it (the family's `Problem.task`); code asks `problem`."""
+        return self.problem.task
+
     def encode(self, examples: Sequence):
-        if self.task == "seq":
-            return encode_sequences(examples, self.tokenizer, self.label2id, self.max_length, self.prompt)
-        return encode_tokens(examples, self.tokenizer, self.label2id, self.max_length, self.label_all_subtokens)
+        return self.problem.encode(examples, self.tokenizer, self.label2id, self.max_length, self.prompt,
+                                   self.label_all_subtokens)
 
     def input_lengths(self, kind: str, inputs: Sequence, tokenizer: Any = None) -> list[int]:
         """Tokens each input takes as this classifier encodes it: the run's --prompt included, special tokens not.
@@ -59,46 +59,30 @@ class Classifier:
         """
         if kind == "tokens":
             texts = [" ".join(words) for words in inputs]
-        elif self.task == "token":  # raw text is split into words, then joined by spaces
-            texts = [" ".join(split_words(text)[0]) for text in inputs]
         else:  # texts, or records of the run's fields (pairs)
-            texts = [apply_prompt(self.prompt, text) for text in inputs]
+            texts = [self.problem.input_text(text, self.prompt) for text in inputs]
         return [len(ids) for ids in (tokenizer or self.tokenizer)(texts, add_special_tokens=False)["input_ids"]]
 
     def probabilities(self, encoded, progress=None) -> list[torch.Tensor]:
-        """Per feature: the problem type's outputs (seq: probabilities or values), softmax per position (token)."""
-        activation = self.problem.outputs if self.task == "seq" else None
+        """Per feature: the problem type's outputs (probabilities or values; token tasks: per position)."""
         return feature_probabilities(self.model, encoded.features, self.tokenizer.pad_token_id, self.max_batch_tokens,
-                                     progress=progress, activation=activation)
+                                     progress=progress, activation=self.problem.outputs)
 
-    def predict_examples(self, examples: Sequence, progress=None, texts=None, spans=None) -> tuple[list[dict], Any]:
-        """Records for examples (labels ignored) and the encoded split they came from."""
+    def predict_examples(self, examples: Sequence, progress=None, **context) -> tuple[list[dict], Any]:
+        """Records for examples (labels ignored) and the encoded split they came from (``context``: the raw
+        texts and word spans a token classifier gives entities character offsets from)."""
         encoded = self.encode(examples)
         probs = self.probabilities(encoded, progress)
-        if self.task == "seq":
-            return seq_records(examples, probs, self.labels, self.problem), encoded
-        words = word_predictions(encoded.features, probs, [len(e.tokens) for e in examples])
-        return token_records(examples, words, self.labels, texts, spans), encoded
+        return self.problem.records(examples, probs, encoded, self.labels, **context), encoded
 
     def predict_texts(self, texts: Sequence[str | dict[str, str]], progress=None) -> list[dict]:
         """Raw texts (or, for a run on sentence pairs, records of its fields): a decision each (seq), or
         entities with word and character offsets (token)."""
-        if self.task == "seq":
-            return self.predict_examples([self.example(i, t) for i, t in enumerate(texts)], progress)[0]
-        for i, text in enumerate(texts):
-            if not isinstance(text, str) or not has_visible_text(text):
-                raise DataError(f"input {i + 1}: empty text; give at least one visible character")
-        split = [split_words(t) for t in texts]
-        examples = [TokenExample(words) for words, _ in split]
-        return self.predict_examples(examples, progress, texts=list(texts), spans=[s for _, s in split])[0]
+        examples, context = self.problem.from_texts(texts, self.example)
+        return self.predict_examples(examples, progress, **context)[0]
 
     def predict_tokens(self, sentences: Sequence[Sequence[str]], progress=None) -> list[dict]:
-        if self.task != "token":
-            raise DataError("this is a sequence classifier: send texts, not tokens")
-        for i, words in enumerate(sentences):
-            if not words or any(not isinstance(w, str) or not w.strip() for w in words):
-                raise DataError(f"input {i + 1}: tokens must be a non-empty list of non-empty strings")
-        return self.predict_examples([TokenExample(list(w)) for w in sentences], progress)[0]
+        return self.predict_examples(self.problem.from_tokens(sentences), progress)[0]
 
     def example(self, i: int, given: str | dict[str, str]) -> SeqExample:
         """One input to a sequence classifier as an example: a text, or a record of the run's fields (pairs)."""
@@ -125,21 +109,15 @@ class Classifier:
         ``tune``: first choose the problem type's decision settings on these examples (multi-label
         thresholds; only ever on validation), then score with them.
         """
-        if self.task == "seq":
-            encoded = self.encode(examples)
-            outputs = self.probabilities(encoded, progress)
-            gold = [e.label for e in examples]
-            if tune:
-                self.problem.tune(gold, outputs, self.labels)
-            records = seq_records(examples, outputs, self.labels, self.problem)
-            for record, label in zip(records, gold, strict=True):
-                record["gold"] = label
-            metrics = self.problem.metrics(gold, outputs, self.labels, n_truncated=encoded.n_truncated)
-        else:
-            records, encoded = self.predict_examples(examples, progress)
-            for record, example in zip(records, examples, strict=True):
-                record["gold"] = example.tags
-            metrics = token_metrics([e.tags for e in examples], [r["tags"] for r in records], n_truncated=encoded.n_truncated)
+        encoded = self.encode(examples)
+        outputs = self.probabilities(encoded, progress)
+        gold = [self.problem.gold(e) for e in examples]
+        if tune:
+            self.problem.tune(gold, outputs, self.labels)
+        records = self.problem.records(examples, outputs, encoded, self.labels)
+        for record, label in zip(records, gold, strict=True):
+            record["gold"] = label
+        metrics = self.problem.metrics(gold, outputs, self.labels, n_truncated=encoded.n_truncated, records=records)
         return metrics, records
 
 
@@ -162,14 +140,14 @@ def load_run(path: str | Path, dtype: str | None = None, device=None) -> tuple[C
     from lsllm.hardware import default_device, resolve_dtype
     from lsllm.models.adapters import attach_adapter
     from lsllm.models.backbones import load_tokenizer, resolve_model, warn_if_weights_differ
-    from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
 
     run = RunDir(Path(path))
     if not run.root.is_dir():
         raise ConfigError(f"{run.root}: no such run directory")
     info = run.run_info()
     cfg = RunConfig.load(run.config)
-    cls = LSForSequenceClassification if info["task"] == "seq" else LSForTokenClassification
+    problem = family(info["task"], info.get("problem"), info.get("problem_state"))
+    cls = problem.model_class()
     device = device or default_device()
     dtype = resolve_dtype(dtype or cfg.model.dtype, device)
     if runs.finetune_mode(info, run.model) == "full":  # --no-lora: model/ holds every weight
@@ -180,9 +158,8 @@ def load_run(path: str | Path, dtype: str | None = None, device=None) -> tuple[C
         warn_if_weights_differ(info.get("weights", {}), resolved.source)
         base = cls.from_pretrained(str(resolved.path), config=AutoConfig.from_pretrained(run.model), dtype=torch.float32)
         model = attach_adapter(base, run.model, device=device, dtype=dtype)
-    problem = make_problem(info.get("problem"), info.get("problem_state")) if info["task"] == "seq" else SingleLabel()
-    classifier = Classifier(model, load_tokenizer(run.model), info["labels"], info["task"], info["max_length"],
-                            info["label_all_subtokens"], prompt=info.get("prompt"), problem=problem, fields=info.get("fields"))
+    classifier = Classifier(model, load_tokenizer(run.model), info["labels"], problem, info["max_length"],
+                            info["label_all_subtokens"], prompt=info.get("prompt"), fields=info.get("fields"))
     return classifier, cfg
 
 
@@ -212,10 +189,10 @@ def evaluate_run(path: str | Path, split: str = "test", data_overrides: dict[str
     if unknown:
         raise ConfigError(f"unknown data setting(s): {', '.join(sorted(unknown))}")
     data_cfg = dataclasses.replace(cfg.data, **overrides)
-    if classifier.task == "seq" and classifier.problem.name != "regression":  # the run's labels: train is not read for them
+    if classifier.problem.pins_labels:  # the run's labels: train is not read for them
         data_cfg.labels = list(classifier.labels)
     bundle = load_data(data_cfg, splits=(split,))
-    if bundle.task != classifier.task:
+    if not classifier.problem.is_task(bundle.task):
         raise ConfigError(f"the run is a {classifier.task} model but {bundle.name} is a {bundle.task} dataset")
     unknown = sorted(set(bundle.labels) - set(classifier.labels))
     if unknown:

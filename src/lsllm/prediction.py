@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from seqeval.metrics.sequence_labeling import get_entities
 
-from lsllm.data import SeqExample, TokenExample
+from lsllm.data.examples import SeqExample, TokenExample
 from lsllm.data.packing import pack_rows
 
 # Raw text → words: the training data is PTB-tokenized ("British lamb ."), so words are runs of

@@ -1,48 +1,166 @@
-"""The problem type of a sequence task, as one small object: single-label, multi-label or regression.
+"""The task family: what a run learns to predict, as one small object per kind.
 
-The loss, the head's width, the decision, the metrics, the prediction records and what a saved
-model must remember all differ by problem type, and by nothing else. Each layer asks the
-run's `Problem` instead of testing a name (the way transformers' `problem_type` picks a loss):
+`SingleLabel`, `MultiLabel` and `Regression` (sequence tasks: one decision per input) and
+`TokenTagging` (NER: a BIO tag per word). The loss, the head's width, the model class, the
+encoding, the decision, the records, the metrics (the headline, the selection metric, which print
+as percentages), what a saved model must remember and which settings do not apply all differ by
+family member, and by nothing else. Every layer asks the run's `Problem` instead of testing a
+name (the way transformers' `problem_type` picks a loss):
 
-    problem = make_problem("multi-label", state=info.get("problem_state"))
-    loss = problem.loss(logits, targets)                  # CE | BCE | MSE on standardised targets
-    outputs = problem.outputs(logits)                     # softmax | sigmoid | values in the original scale
-    record = problem.record(outputs[i], labels)           # {"label"...} | {"labels"...} | {"value"}
-    metrics = problem.metrics(gold, outputs, labels)      # accuracy/F1 | Jaccard/F1 | Pearson/Spearman
+    problem = family(info["task"], info["problem"], state=info["problem_state"])   # saved strings -> object
+    loss = problem.loss(logits, targets)                  # CE | BCE | MSE on standardised targets | CE per word
+    outputs = problem.outputs(logits)                     # softmax | sigmoid | values | softmax per position
+    records = problem.records(examples, outputs, encoded, labels)
+    metrics = problem.metrics(gold, outputs, labels, records=records)
 
-Token tasks (NER) are single-label per word and keep their own metrics (evaluation.token_metrics).
+`family` is the one place where the strings that files hold ("seq"/"token", "single-label"...)
+become an object; `Problem.task`, `Problem.name` and `Problem.saved_problem` turn it back into
+them for config.yaml, lsllm.json and JSON outputs. No module outside this one compares them.
+
+Adding a problem type is one class here (and its tests): its loss, outputs, records, metrics,
+and the class attributes below that the layers read.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lsllm.config import PROBLEMS
+from lsllm.config import PROBLEMS, TASKS, RunConfig
 from lsllm.config import THRESHOLD_MODES as THRESHOLDS
 from lsllm.errors import ConfigError, DataError
-from lsllm.evaluation import classification_report_text, seq_metrics
+from lsllm.evaluation import seq_metrics, seq_report_text, token_metrics, token_report_text
 
 
 class Problem:
-    """What one problem type means for the head, the loss, the decision and the metrics."""
+    """What one member of the task family means for the model, the loss, the decision, the metrics and the files."""
 
-    name: ClassVar[str]
-    hf_problem_type: ClassVar[str]  # transformers' config.problem_type, so a merged model runs in a stock pipeline
+    task: ClassVar[str] = "seq"  # for files only (config.yaml data.task, lsllm.json): "seq" | "token"
+    name: ClassVar[str]  # for files only: "single-label" | "multi-label" | "regression" | "token-tagging"
+    hf_problem_type: ClassVar[str | None]  # transformers' config.problem_type, so a merged model runs in a stock pipeline
+    hf_auto_class: ClassVar[str] = "AutoModelForSequenceClassification"  # the transformers class a merged model loads into
     selection: ClassVar[str]  # the validation metric that selects the checkpoint
     headline: ClassVar[tuple[str, ...]]  # the metrics of the terminal table and the model card
+    percent: ClassVar[frozenset[str]] = frozenset()  # the headline metrics that are fractions, printed as percentages
+    title: ClassVar[str]  # what the run is, in words (model card, describe())
+    pooled: ClassVar[bool] = True  # one pooled hidden state per input (the run's --pooling applies)
+    pins_labels: ClassVar[bool] = True  # evaluation reads data against the run's own label set (train is not read for it)
+    from_logits: ClassVar[str]  # lsllm-export.json: how a runner turns the graph's logits into outputs
+    onnx_output: ClassVar[str] = "float32 (batch, labels)"  # lsllm-export.json: the graph's output
+    onnx_output_axes: ClassVar[dict[int, str]] = {0: "batch"}  # the output's dynamic axes (TorchScript exporter)
+    vllm_refusal: ClassVar[str | None] = None  # why vLLM cannot serve such a run (None: it can)
+    vllm_outputs: ClassVar[str]  # lsllm-vllm.json: what vLLM's /classify returns for it
+    labels_note: ClassVar[str] = ""  # `lsllm datasets`: said after the label list
+    # the measured recipe (lsllm.recipe, docs/accuracy.md), as it applies to this problem type
+    label_head_refusal: ClassVar[str | None] = None  # why the head cannot start from the label names (None: it can)
+    recipe_head_lr: ClassVar[bool] = False  # a 10x head learning rate even when the head starts random (STS-B, E-c)
+    recipe_lora_qv: ClassVar[bool] = False  # LoRA on q/v only (measured for single-label)
+    recipe_note: ClassVar[str | None] = None  # the recipe is not chosen from the data: the line that says so
+
+    # ------------------------------------------------------------------ what the files hold
+
+    @property
+    def saved_problem(self) -> str | None:
+        """The value written as "problem" in config.yaml, lsllm.json and JSON outputs (None for token tasks)."""
+        return self.name
+
+    def saved_state(self) -> dict[str, Any] | None:
+        """The "problem_state" of lsllm.json (None for token tasks, as runs have always saved it)."""
+        return self.state()
+
+    def saved_pooling(self, pooling: str | None) -> str | None:
+        """The pooling a run's files record: the model's for a pooled head, None for a per-word one."""
+        return pooling if self.pooled else None
+
+    def is_task(self, task: str | None) -> bool:
+        """Whether a task name (a --task flag, a dataset's, a saved run's; None: seq) is this family member's task."""
+        return (task or "seq") == self.task
+
+    @property
+    def kind(self) -> str:
+        """`lsllm datasets`' task column: "seq single-label", ..., "token"."""
+        return f"{self.task} {self.name}"
+
+    @property
+    def compared(self) -> tuple[str, ...]:
+        """The two metrics a comparison of runs shows (lsllm.compare, the report)."""
+        return self.headline[:2]
+
+    def describe(self) -> str:
+        """The run's kind in words: "sequence classification", ..., "token classification (NER)"."""
+        return self.title
+
+    # ------------------------------------------------------------------ the model
+
+    def model_class(self) -> type:
+        """The lsllm model class that carries this head (a pooled sequence head, or a head on every position)."""
+        from lsllm.models.classifiers import LSForSequenceClassification
+
+        return LSForSequenceClassification
+
+    def model_kwargs(self, pooling: str | None) -> dict[str, Any]:
+        """The keyword arguments of `model_class().from_pretrained` that depend on the problem type."""
+        return {"problem_type": self.hf_problem_type, "pooling": pooling}
 
     def n_outputs(self, labels: Sequence[str]) -> int:
         return len(labels)
 
+    def refuse_settings(self, cfg: RunConfig) -> None:
+        """Refuse, in one line, a training setting that does not apply to this problem type."""
+        if cfg.train.class_weights:
+            raise ConfigError(f"--class-weights balanced applies to single-label tasks; this is {self.name}: drop it")
+
+    def prepare_to_save(self, model: torch.nn.Module) -> None:
+        """Make the trained model output what predictions are made of before it is saved (regression: fold the scale)."""
+
+    # ------------------------------------------------------------------ inputs
+
+    def encode(self, examples: Sequence, tokenizer: Any, label2id: dict[str, int], max_length: int,
+               prompt: str | None = None, label_all_subtokens: bool = False):
+        """Examples -> an `EncodedSplit` of model features, the same way for training, evaluation and prediction."""
+        from lsllm.data.encoding import encode_sequences
+
+        return encode_sequences(examples, tokenizer, label2id, max_length, prompt)
+
+    def input_text(self, text: str | dict[str, str], prompt: str | None) -> str:
+        """The string the tokenizer reads for one raw input (to count its tokens): the run's prompt applied."""
+        from lsllm.data.encoding import apply_prompt
+
+        return apply_prompt(prompt, text)
+
+    def from_texts(self, texts: Sequence[Any], example: Callable[[int, Any], Any]) -> tuple[list, dict[str, Any]]:
+        """Raw inputs -> (examples, what `records` needs besides them); ``example(i, given)`` makes a sequence example."""
+        return [example(i, given) for i, given in enumerate(texts)], {}
+
+    def from_tokens(self, sentences: Sequence[Sequence[str]]) -> list:
+        """Inputs given as word lists -> examples (a sequence classifier refuses them)."""
+        raise DataError("this is a sequence classifier: send texts, not tokens")
+
+    def check_token_inputs(self, where: Any) -> None:
+        """Refuse a file of word lists (CoNLL, JSONL "tokens") for a classifier that reads texts."""
+        raise ConfigError(f"{where}: token inputs (CoNLL, or JSONL with \"tokens\") for a sequence classifier; "
+                          "give texts: .txt one per line, .tsv/.csv with a text column, or .jsonl with \"text\"")
+
+    def gold(self, example: Any) -> Any:
+        """The gold value of a labelled example (compared with `prediction` of its record)."""
+        return example.label
+
     def target(self, label: Any, label2id: dict[str, int]) -> Any:
         """The model's training target for one example's label (ints, multi-hot floats, or a number)."""
         raise NotImplementedError
+
+    def packed_targets(self, labels: Sequence[Any]) -> torch.Tensor:
+        """A packed batch's feature labels as one target tensor (class ids, multi-hot rows or numbers)."""
+        from lsllm.data.packing import seq_targets
+
+        return seq_targets(labels)
+
+    # ------------------------------------------------------------------ training and outputs
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
@@ -51,15 +169,31 @@ class Problem:
         """(N, K) logits -> what predictions are made of: probabilities, or values in the original scale."""
         raise NotImplementedError
 
+    def stock_outputs(self, logits: torch.Tensor) -> torch.Tensor:
+        """What a stock transformers/vLLM head of `hf_problem_type` gives for these logits (no lsllm state applied)."""
+        return logits
+
+    def unpad(self, outputs: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        """A padded batch's outputs -> one tensor per feature (ONNX Runtime runs padded batches)."""
+        return list(outputs)
+
     def record(self, output: torch.Tensor, labels: Sequence[str]) -> dict[str, Any]:
         raise NotImplementedError
+
+    def records(self, examples: Sequence, outputs: Sequence[torch.Tensor], encoded: Any, labels: Sequence[str],
+                **context: Any) -> list[dict]:
+        """One prediction record per example (``context``: what `from_texts` returned besides the examples)."""
+        from lsllm.prediction import seq_records
+
+        return seq_records(examples, outputs, labels, self)
 
     def prediction(self, record: dict[str, Any]) -> Any:
         """The decided value of a record (compared with the gold label)."""
         raise NotImplementedError
 
     def metrics(self, gold: Sequence[Any], outputs: Sequence[torch.Tensor], labels: Sequence[str],
-                n_truncated: int = 0) -> dict[str, Any]:
+                n_truncated: int = 0, records: Sequence[dict] | None = None) -> dict[str, Any]:
+        """Metrics in the schema of docs/metrics.md (``records``: the examples' records, for members that score them)."""
         raise NotImplementedError
 
     def report_text(self, gold: Sequence[Any], predicted: Sequence[Any], labels: Sequence[str]) -> str:
@@ -67,7 +201,7 @@ class Problem:
         raise NotImplementedError
 
     def fit(self, train_targets: Sequence[Any]) -> None:
-        """Learn what the problem needs from the training targets (regression: their scale)."""
+        """Learn what the problem needs from the training examples' gold values (regression: their scale)."""
 
     def tune(self, gold: Sequence[Any], outputs: Sequence[torch.Tensor], labels: Sequence[str]) -> None:
         """Choose decision settings on validation (multi-label: the thresholds)."""
@@ -75,6 +209,12 @@ class Problem:
     def state(self) -> dict[str, Any]:
         """What a saved model must remember to decide as it was validated (in lsllm.json)."""
         return {}
+
+    # ------------------------------------------------------------------ the measured recipe
+
+    def prompt_answer(self, labels: Sequence[str]) -> str:
+        """The last line of the prompt the recipe writes: what the model is asked for."""
+        return "Label:"
 
 
 class SingleLabel(Problem):
@@ -84,6 +224,14 @@ class SingleLabel(Problem):
     hf_problem_type = "single_label_classification"
     selection = "accuracy"
     headline = ("accuracy", "f1_macro", "f1_weighted")
+    percent = frozenset(headline)
+    title = "sequence classification"
+    from_logits = "softmax"
+    vllm_outputs = "softmax over the labels"
+    recipe_lora_qv = True
+
+    def refuse_settings(self, cfg):
+        """Every setting applies to single-label sequence tasks."""
 
     def target(self, label: Any, label2id: dict[str, int]) -> int:
         return label2id[label]
@@ -94,6 +242,9 @@ class SingleLabel(Problem):
     def outputs(self, logits):
         return logits.float().softmax(-1)
 
+    def stock_outputs(self, logits):
+        return logits.softmax(-1)
+
     def record(self, output, labels):
         best = int(output.argmax())
         return {"label": labels[best], "score": round(float(output[best]), 6),
@@ -102,12 +253,12 @@ class SingleLabel(Problem):
     def prediction(self, record):
         return record["label"]
 
-    def metrics(self, gold, outputs, labels, n_truncated=0):
+    def metrics(self, gold, outputs, labels, n_truncated=0, records=None):
         predicted = [labels[int(o.argmax())] for o in outputs]
         return seq_metrics(list(gold), predicted, labels, n_truncated=n_truncated)
 
     def report_text(self, gold, predicted, labels):
-        return classification_report_text("seq", list(gold), list(predicted), labels)
+        return seq_report_text(list(gold), list(predicted), labels)
 
 
 class MultiLabel(Problem):
@@ -117,6 +268,12 @@ class MultiLabel(Problem):
     hf_problem_type = "multi_label_classification"
     selection = "jaccard"
     headline = ("jaccard", "f1_micro", "f1_macro", "subset_accuracy")
+    percent = frozenset(headline)
+    title = "multi-label classification"
+    from_logits = "sigmoid, then each label's threshold"
+    vllm_outputs = "a sigmoid per label, then lsllm-vllm.json's thresholds"
+    label_head_refusal = "multi-label: label-name rows are not measured for sigmoid outputs"
+    recipe_head_lr = True
 
     def __init__(self, thresholds: list[float] | None = None, mode: str = "global") -> None:
         if mode not in THRESHOLDS:
@@ -136,6 +293,12 @@ class MultiLabel(Problem):
     def outputs(self, logits):
         return logits.float().sigmoid()
 
+    def stock_outputs(self, logits):
+        return torch.sigmoid(logits)
+
+    def prompt_answer(self, labels):
+        return "Labels:"
+
     def _cut(self, n: int) -> torch.Tensor:
         return torch.tensor(self.thresholds if self.thresholds is not None else [0.5] * n)
 
@@ -147,7 +310,7 @@ class MultiLabel(Problem):
     def prediction(self, record):
         return record["labels"]
 
-    def metrics(self, gold, outputs, labels, n_truncated=0):
+    def metrics(self, gold, outputs, labels, n_truncated=0, records=None):
         probs = torch.stack(list(outputs)) if outputs else torch.zeros((0, len(labels)))
         predicted = (probs >= self._cut(len(labels))).numpy().astype(int)
         return multilabel_metrics(_multi_hot(gold, labels), predicted, labels, n_truncated,
@@ -199,6 +362,12 @@ class Regression(Problem):
     hf_problem_type = "regression"
     selection = "pearson"
     headline = ("pearson", "spearman", "mse", "mae")
+    title = "regression"
+    pins_labels = False  # labels is [the score column's name]
+    from_logits = "logit x scale"
+    vllm_outputs = "none: the value itself, in the original scale"
+    label_head_refusal = "a regression has one output"
+    recipe_head_lr = True
 
     def __init__(self, scale: float = 1.0, mean: float | None = None, std: float | None = None) -> None:
         self.scale = scale  # model output x scale = value; 1 once folded into the head
@@ -206,6 +375,11 @@ class Regression(Problem):
 
     def n_outputs(self, labels):
         return 1
+
+    def refuse_settings(self, cfg):
+        super().refuse_settings(cfg)
+        if cfg.model.head_init == "labels":
+            raise ConfigError("--head-init labels needs label words; a regression head has one output: drop --head-init")
 
     def target(self, label, label2id):
         return float(label)
@@ -223,19 +397,25 @@ class Regression(Problem):
     def outputs(self, logits):
         return logits.float() * self.scale
 
+    def prompt_answer(self, labels):
+        return f"{labels[0].replace('_', ' ').capitalize()}:"  # the score column's name
+
     def record(self, output, labels):
         return {"value": round(float(output.reshape(-1)[0]), 6)}
 
     def prediction(self, record):
         return record["value"]
 
-    def metrics(self, gold, outputs, labels, n_truncated=0):
+    def metrics(self, gold, outputs, labels, n_truncated=0, records=None):
         values = [float(o.reshape(-1)[0]) for o in outputs]
         return regression_metrics([float(g) for g in gold], values, n_truncated)
 
     def report_text(self, gold, predicted, labels):
         m = regression_metrics([float(g) for g in gold], [float(p) for p in predicted])
         return "\n".join(f"{k:<10}{m[k]:.4f}" for k in self.headline) + f"\n{'n':<10}{m['n_examples']}\n"
+
+    def prepare_to_save(self, model):
+        self.fold_scale(model)
 
     def fold_scale(self, model: torch.nn.Module) -> None:
         """Multiply the trained head `score` by the target scale, so the model itself outputs the original scale."""
@@ -251,8 +431,137 @@ class Regression(Problem):
         return {"scale": self.scale, "train_mean": self.mean, "train_std": self.std}
 
 
+class TokenTagging(Problem):
+    """NER: a BIO tag per word, a softmax per position, cross-entropy per word (-100 where no loss applies),
+    entity-level seqeval metrics (`evaluation.token_metrics`); words read at their first sub-token."""
+
+    task = "token"
+    name = "token-tagging"
+    hf_problem_type = None
+    hf_auto_class = "AutoModelForTokenClassification"
+    selection = "f1"
+    headline = ("f1", "precision", "recall", "f1_strict", "token_accuracy")
+    percent = frozenset(headline)
+    title = "token classification (NER)"
+    pooled = False
+    pins_labels = False  # the BIO tag list is read from the data
+    from_logits = "softmax per position"
+    onnx_output = "float32 (batch, sequence, labels): padding positions mean nothing"
+    onnx_output_axes = {0: "batch", 1: "sequence"}
+    vllm_refusal = ("a token classification (NER) run cannot be exported for vLLM: its word-level decoding "
+                    "(first sub-word labels, windows, entities) is lsllm's")
+    vllm_outputs = "none: vLLM cannot serve token classification"
+    labels_note = " (BIO)"
+    label_head_refusal = "token tags are not words"
+    recipe_note = ("recipe: token task, the library defaults (LS-LLM, causal); --preset lsllm is the measured NER recipe "
+                   "(bidirectional, lr 5e-4, 2 epochs)")
+
+    @property
+    def saved_problem(self):
+        return None
+
+    def saved_state(self):
+        return None
+
+    @property
+    def kind(self):
+        return self.task
+
+    def model_class(self):
+        from lsllm.models.classifiers import LSForTokenClassification
+
+        return LSForTokenClassification
+
+    def model_kwargs(self, pooling):
+        return {}
+
+    def refuse_settings(self, cfg):
+        if cfg.model.prompt is not None:
+            raise ConfigError("--prompt applies to sequence tasks (NER reads every word); drop it")
+        if cfg.model.pooling is not None:
+            raise ConfigError("--pooling applies to sequence tasks only (token tasks classify every word)")
+        if cfg.train.class_weights:
+            raise ConfigError("--class-weights balanced applies to sequence tasks")
+        if cfg.model.head_init == "labels":
+            raise ConfigError("--head-init labels applies to sequence tasks (token tags are not words); drop it")
+
+    def encode(self, examples, tokenizer, label2id, max_length, prompt=None, label_all_subtokens=False):
+        from lsllm.data.encoding import encode_tokens
+
+        return encode_tokens(examples, tokenizer, label2id, max_length, label_all_subtokens)
+
+    def input_text(self, text, prompt):
+        """Raw text is split into words, then joined by spaces (as the tagger reads it)."""
+        from lsllm.prediction import split_words
+
+        return " ".join(split_words(text)[0])
+
+    def from_texts(self, texts, example):
+        """Raw texts split into words, with each word's character span (entities get character offsets)."""
+        from lsllm.data.examples import TokenExample
+        from lsllm.data.text import has_visible_text
+        from lsllm.prediction import split_words
+
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not has_visible_text(text):
+                raise DataError(f"input {i + 1}: empty text; give at least one visible character")
+        split = [split_words(t) for t in texts]
+        return [TokenExample(words) for words, _ in split], {"texts": list(texts), "spans": [s for _, s in split]}
+
+    def from_tokens(self, sentences):
+        from lsllm.data.examples import TokenExample
+
+        for i, words in enumerate(sentences):
+            if not words or any(not isinstance(w, str) or not w.strip() for w in words):
+                raise DataError(f"input {i + 1}: tokens must be a non-empty list of non-empty strings")
+        return [TokenExample(list(w)) for w in sentences]
+
+    def check_token_inputs(self, where):
+        """A tagger takes word lists."""
+
+    def gold(self, example):
+        return example.tags
+
+    def target(self, label, label2id):
+        return [label2id[tag] for tag in label]
+
+    def packed_targets(self, labels):
+        """The features' per-token labels laid end to end in one row, as the packed inputs are."""
+        return torch.tensor([[label for feature in labels for label in feature]], dtype=torch.long)
+
+    def loss(self, logits, targets, weight=None):
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), weight=weight, ignore_index=-100)
+
+    def outputs(self, logits):
+        return logits.float().softmax(-1)
+
+    def stock_outputs(self, logits):
+        return logits.softmax(-1)
+
+    def unpad(self, outputs, mask):
+        return [outputs[row][mask[row] > 0] for row in range(outputs.shape[0])]
+
+    def records(self, examples, outputs, encoded, labels, texts=None, spans=None):
+        """Tags per word (read at each word's first sub-token, over windows) and the entities they make."""
+        from lsllm.prediction import token_records, word_predictions
+
+        words = word_predictions(encoded.features, outputs, [len(e.tokens) for e in examples])
+        return token_records(examples, words, labels, texts, spans)
+
+    def prediction(self, record):
+        return record["tags"]
+
+    def metrics(self, gold, outputs, labels, n_truncated=0, records=None):
+        if records is None:
+            raise ValueError("token metrics are computed from the records (tags per word)")
+        return token_metrics(list(gold), [r["tags"] for r in records], n_truncated=n_truncated)
+
+    def report_text(self, gold, predicted, labels):
+        return token_report_text(list(gold), list(predicted))
+
+
 def make_problem(name: str | None, state: dict[str, Any] | None = None, threshold_mode: str = "global") -> Problem:
-    """The `Problem` of a name (None: single-label), restored from a saved model's state when given."""
+    """The sequence `Problem` of a name (None: single-label), restored from a saved model's state when given."""
     state = state or {}
     if name in (None, "single-label"):
         return SingleLabel()
@@ -261,6 +570,17 @@ def make_problem(name: str | None, state: dict[str, Any] | None = None, threshol
     if name == "regression":
         return Regression(float(state.get("scale", 1.0)), state.get("train_mean"), state.get("train_std"))
     raise ConfigError(f"--problem must be one of {', '.join(PROBLEMS)}, got {name!r}")
+
+
+def family(task: str | None, problem: str | None = None, state: dict[str, Any] | None = None,
+           threshold_mode: str = "global") -> Problem:
+    """The one place saved strings become the family member: "token" -> `TokenTagging`, "seq" (or None, as
+    files written before the task was saved say) -> `make_problem(problem, state, threshold_mode)`."""
+    if task == "token":
+        return TokenTagging()
+    if task not in (None, "seq"):
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    return make_problem(problem, state, threshold_mode)
 
 
 # ----------------------------------------------------------------------------- metrics

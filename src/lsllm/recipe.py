@@ -23,6 +23,7 @@ from typing import Any
 
 from lsllm.config import RunConfig
 from lsllm.models.head_init import label_phrases
+from lsllm.problems import Problem
 
 AUTO = "auto"
 LR = 3e-4  # `--preset lsllm`'s, measured with LoRA on q/v and with every projection (STS-B, E-c)
@@ -34,18 +35,16 @@ MAX_EPOCHS = 12.0  # however small the data
 MAX_PROMPT_LABELS = 6  # list the labels in the prompt's question when there are this few
 
 
-def prompt_for(problem: str, fields: list[str] | None, labels: list[str]) -> str:
-    """A prompt from the input fields, asking for the label column (a regression's name is its column's)."""
+def prompt_for(problem: Problem, fields: list[str] | None, labels: list[str]) -> str:
+    """A prompt from the input fields, asking for what the problem type predicts (a regression's name is its column's)."""
     if fields:
         body = "\n".join(f"{name.replace('_', ' ').capitalize()}: {{{name}}}" for name in fields)
     else:
         body = "Text: {text}"
-    if problem == "regression":
-        return f"{body}\n{labels[0].replace('_', ' ').capitalize()}:"
-    return f"{body}\n{'Labels' if problem == 'multi-label' else 'Label'}:"
+    return f"{body}\n{problem.prompt_answer(labels)}"
 
 
-def choose(cfg: RunConfig, task: str, problem: str, labels: list[str], n_train: int, fields: list[str] | None,
+def choose(cfg: RunConfig, problem: Problem, labels: list[str], n_train: int, fields: list[str] | None,
            explicit: set[str]) -> str | None:
     """Fill the recipe settings ``explicit`` leaves open from the data; return the line that says what was chosen.
 
@@ -53,7 +52,7 @@ def choose(cfg: RunConfig, task: str, problem: str, labels: list[str], n_train: 
     setting is (a run's config.yaml reloaded with --config).
 
     Args:
-        task, problem, labels: the data's (`DatasetBundle`).
+        problem: the data's problem type (`problems.family` of its `DatasetBundle`); labels: its labels.
         n_train: training examples (sets the epochs: a floor of `MIN_STEPS` optimizer steps).
         fields: the input fields of pair data, None for one text.
         explicit: the dotted settings the user gave (flags or --config keys).
@@ -70,15 +69,14 @@ def choose(cfg: RunConfig, task: str, problem: str, labels: list[str], n_train: 
         section, name = dotted.split(".")
         setattr(getattr(cfg, section), name, value)
 
-    if task != "seq":
-        return ("recipe: token task, the library defaults (LS-LLM, causal); --preset lsllm is the measured NER recipe "
-                "(bidirectional, lr 5e-4, 2 epochs)")
+    if problem.recipe_note is not None:  # token tasks: the library defaults
+        return problem.recipe_note
     if open_("model.prompt"):
         put("model.prompt", prompt_for(problem, fields, labels))
         said.append(f"prompt {cfg.model.prompt!r} (--prompt)")
     from_names = False
     if open_("model.head_init", "model.label_words"):
-        names = label_phrases(labels) if problem == "single-label" else None
+        names = label_phrases(labels) if problem.label_head_refusal is None else None
         if names is not None and cfg.model.prompt is not None:
             put("model.head_init", "labels")
             from_names = True
@@ -86,20 +84,19 @@ def choose(cfg: RunConfig, task: str, problem: str, labels: list[str], n_train: 
             said.append(f"head from the {len(labels)} label names" + (f" ({several} of several words: the mean of their "
                         "tokens' rows)" if several else "") + " (--head-init)")
         else:
-            why = ("a regression has one output" if problem == "regression" else
-                   "multi-label: label-name rows are not measured for sigmoid outputs" if problem == "multi-label" else
-                   "the labels are not names, e.g. " + ", ".join(label for label in labels[:3]) + "; --label-words names them")
+            why = problem.label_head_refusal or (
+                "the labels are not names, e.g. " + ", ".join(label for label in labels[:3]) + "; --label-words names them")
             said.append(f"head random ({why})")
     else:
         from_names = cfg.model.head_init == "labels"
     lora = cfg.lora.enabled
-    if open_("train.head_lr") and (from_names or problem != "single-label"):
+    if open_("train.head_lr") and (from_names or problem.recipe_head_lr):
         put("train.head_lr", HEAD_LR)
         said.append(f"head lr {HEAD_LR:g} (--head-lr)")
     if open_("train.lr") and lora:
         put("train.lr", LR)
         said.append(f"lr {LR:g} (--lr)")
-    if open_("lora.target_modules") and lora and problem == "single-label":
+    if open_("lora.target_modules") and lora and problem.recipe_lora_qv:
         put("lora.target_modules", list(TARGETS))
         said.append(f"LoRA on {' '.join(TARGETS)} (--target-modules)")
     if open_("train.epochs", "train.max_steps") and cfg.train.max_steps < 1:

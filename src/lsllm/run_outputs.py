@@ -17,7 +17,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from lsllm import describe, runs  # noqa: E402
-from lsllm.evaluation import classification_report_text  # noqa: E402
 from lsllm.files import atomic_save_figure, atomic_write_json, atomic_write_jsonl, atomic_write_text  # noqa: E402
 from lsllm.problems import make_problem  # noqa: E402
 
@@ -51,10 +50,7 @@ def write_reports(run: runs.RunDir, cfg, bundle, classifier, results: dict[str, 
     problem = classifier.problem
     for split, split_records in records.items():
         gold = [r["gold"] for r in split_records]
-        if bundle.task == "seq":
-            table = problem.report_text(gold, [problem.prediction(r) for r in split_records], bundle.labels)
-        else:
-            table = classification_report_text("token", gold, [r["tags"] for r in split_records])
+        table = problem.report_text(gold, [problem.prediction(r) for r in split_records], bundle.labels)
         sections.append(f"== {split} ({len(split_records)} examples) ==\n" + table)
     atomic_write_text(run.report, "\n\n".join(sections) + "\n")
     if shown in results and "confusion_matrix" in results[shown]:

@@ -26,10 +26,9 @@ from lsllm.files import atomic_write_json
 from lsllm.hardware import default_device
 from lsllm.models.adapters import apply_lora, merged_for_inference
 from lsllm.models.backbones import load_tokenizer, resolve_model
-from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
 from lsllm.models.head_init import init_from_label_words, label_words
 from lsllm.pipeline import Classifier
-from lsllm.problems import Problem, Regression, SingleLabel, make_problem
+from lsllm.problems import Problem, family
 from lsllm.recipe import choose as choose_recipe
 from lsllm.run_outputs import write_reports
 
@@ -44,7 +43,7 @@ class LSTrainer(Trainer):
                  **kwargs):
         super().__init__(*args, **kwargs)
         self.head_lr = head_lr
-        self.loss_fn = classifier.problem.loss if classifier.task == "seq" else SingleLabel().loss  # NER: CE per word
+        self.loss_fn = classifier.problem.loss
         self.model_accepts_loss_kwargs = False  # we compute the loss; the model must not rescale it
         self.classifier = classifier
         self.loss_weights = loss_weights
@@ -95,8 +94,8 @@ class LSTrainer(Trainer):
         return flat
 
 
-def build_model(cfg: RunConfig, labels: list[str], task: str, dtype: torch.dtype, problem: Problem | None = None):
-    """Backbone + attention mode + pooling + head, with LoRA (or all weights trainable: --no-lora).
+def build_model(cfg: RunConfig, labels: list[str], problem: Problem, dtype: torch.dtype):
+    """Backbone + attention mode + pooling + the problem type's head and loss, with LoRA (or all weights trainable: --no-lora).
 
     Returns:
         (the model to train: a PeftModel, or the classifier itself with --no-lora; tokenizer; weights source)
@@ -104,29 +103,23 @@ def build_model(cfg: RunConfig, labels: list[str], task: str, dtype: torch.dtype
     resolved = resolve_model(cfg.model.name)
     tokenizer = load_tokenizer(resolved.path)
     device = default_device()
-    cls = LSForSequenceClassification if task == "seq" else LSForTokenClassification
-    if task == "token" and cfg.model.pooling is not None:
-        raise ConfigError("--pooling applies to sequence tasks only (token tasks classify every word)")
-    problem = problem or SingleLabel()
-    model = cls.from_pretrained(
+    model = problem.model_class().from_pretrained(
         str(resolved.path),
         num_labels=problem.n_outputs(labels),
-        **({"problem_type": problem.hf_problem_type} if task == "seq" else {}),
+        **problem.model_kwargs(cfg.model.resolved_pooling),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
         bidirectional=cfg.model.bidirectional,
         unmask_layers=cfg.model.unmask_layers,
         repeat=cfg.model.attention == "repeat",
-        pooling=cfg.model.resolved_pooling if task == "seq" else None,
         quantize=cfg.model.quantize,
         attn_implementation=cfg.model.attn_implementation,
         dtype=dtype,
     )
     model.config.lsllm_source = resolved.source
+    model.set_loss(problem.loss)  # the family's loss when the model is called with labels
     model.config.pad_token_id = tokenizer.pad_token_id
-    if cfg.model.head_init == "labels":
-        if task != "seq":
-            raise ConfigError("--head-init labels applies to sequence tasks (token tags are not words); drop it")
+    if cfg.model.head_init == "labels":  # refused by the problem type where it does not apply (LSMethod.prepare)
         words = label_words(labels, cfg.model.label_words)
         if words is not None:
             init_from_label_words(model, tokenizer, words, resolved.path)
@@ -150,24 +143,20 @@ class LSMethod(lifecycle.Method):
         self.recipe_line: str | None = None
 
     def prepare(self, cfg: RunConfig, bundle: DatasetBundle, explicit: set[str]) -> None:
-        if cfg.data.task is not None and cfg.data.task != bundle.task:
+        problem = family(bundle.task, bundle.problem)
+        if cfg.data.task is not None and not problem.is_task(cfg.data.task):
             raise ConfigError(f"--task {cfg.data.task} but {bundle.name} is a {bundle.task} dataset")
-        cfg.data.task = bundle.task
-        cfg.data.problem = bundle.problem if bundle.task == "seq" else None
+        cfg.data.task = problem.task
+        cfg.data.problem = problem.saved_problem
         if not cfg.train.resume:
             apply_preset(cfg, bundle.task, explicit)
-            line = choose_recipe(cfg, bundle.task, bundle.problem, bundle.labels, len(bundle.splits.get("train", [])),
+            line = choose_recipe(cfg, problem, bundle.labels, len(bundle.splits.get("train", [])),
                                  _fields_of(bundle), explicit)
             if line is not None:
                 log.info("%s", line)
                 self.recipe_line = line  # said once the run starts training (a refusal before it stays one line)
-        if cfg.model.prompt is not None and bundle.task != "seq":
-            raise ConfigError("--prompt applies to sequence tasks (NER reads every word); drop it")
-        if cfg.train.class_weights and bundle.problem != "single-label":
-            raise ConfigError(f"--class-weights balanced applies to single-label tasks; this is {bundle.problem}: drop it")
-        if cfg.model.head_init == "labels" and bundle.problem == "regression":
-            raise ConfigError("--head-init labels needs label words; a regression head has one output: drop --head-init")
-        if cfg.model.prompt is not None and bundle.task == "seq":
+        problem.refuse_settings(cfg)  # --prompt, --pooling, --class-weights, --head-init where they do not apply
+        if cfg.model.prompt is not None:
             fields = _fields_of(bundle) or ["text"]
             missing = [name for name in prompt_fields(cfg.model.prompt) if name not in fields]
             if missing:
@@ -175,25 +164,22 @@ class LSMethod(lifecycle.Method):
                 raise ConfigError(f"--prompt names {{{missing[0]}}} but the data's fields are {have}; use those names")
 
     def build_trainer(self, cfg: RunConfig, run: runs.RunDir, bundle: DatasetBundle, precision: lifecycle.Precision) -> LSTrainer:
-        problem = make_problem(bundle.problem if bundle.task == "seq" else None, threshold_mode=cfg.train.thresholds)
-        problem.fit([ex.label for ex in bundle.splits.get("train", [])] if problem.name == "regression" else [])
-        model, tokenizer, self.source = build_model(cfg, bundle.labels, bundle.task, precision.weights, problem)
+        problem = family(bundle.task, bundle.problem, threshold_mode=cfg.train.thresholds)
+        problem.fit([problem.gold(ex) for ex in bundle.splits.get("train", [])])
+        model, tokenizer, self.source = build_model(cfg, bundle.labels, problem, precision.weights)
         self.weights_dtype = precision.weights
-        self.classifier = Classifier(model, tokenizer, bundle.labels, bundle.task, cfg.data.max_length,
-                                     cfg.data.label_all_subtokens, prompt=cfg.model.prompt, problem=problem,
-                                     fields=_fields_of(bundle))
+        self.classifier = Classifier(model, tokenizer, bundle.labels, problem, cfg.data.max_length,
+                                     cfg.data.label_all_subtokens, prompt=cfg.model.prompt, fields=_fields_of(bundle))
         self.head_from_label_words = cfg.model.head_init == "labels"
         train_features = encode_split(bundle, "train", tokenizer, cfg.data.max_length, cfg.data.label_all_subtokens,
                                       prompt=cfg.model.prompt).features
-        select = problem.selection if bundle.task == "seq" else "f1"
-        args = lifecycle.trainer_arguments(cfg, run, len(train_features), precision, select=select, remove_unused_columns=False)
-        collator = PackingCollator(bundle.task) if cfg.train.pack else Collator(tokenizer.pad_token_id)
+        args = lifecycle.trainer_arguments(cfg, run, len(train_features), precision, select=problem.selection,
+                                           remove_unused_columns=False)
+        collator = PackingCollator(problem.packed_targets) if cfg.train.pack else Collator(tokenizer.pad_token_id)
         if rank_log.folder() is not None:  # LSLLM_DEBUG_RANKS: which examples each process trained on
             collator = rank_log.ExampleRecorder(collator, train_features)
         weights = None
-        if cfg.train.class_weights == "balanced":
-            if bundle.task != "seq":
-                raise ConfigError("--class-weights balanced applies to sequence tasks")
+        if cfg.train.class_weights == "balanced":  # single-label only (refused by the others in prepare)
             weights = torch.tensor(class_weights([f["labels"] for f in train_features], len(bundle.labels)), dtype=torch.float32)
         return LSTrainer(
             model=model,
@@ -221,7 +207,7 @@ class LSMethod(lifecycle.Method):
 
         assert self.classifier is not None
         unset_hf_deepspeed_config()  # a load now is a plain load, not ZeRO-3's sharded one (the process group is gone)
-        model, _, _ = build_model(cfg, bundle.labels, bundle.task, self.weights_dtype, self.classifier.problem)
+        model, _, _ = build_model(cfg, bundle.labels, self.classifier.problem, self.weights_dtype)
         model.load_state_dict(state_dict)
         return model
 
@@ -230,8 +216,7 @@ class LSMethod(lifecycle.Method):
         assert self.classifier is not None
         self.classifier.model = trainer.model  # the selected checkpoint's weights
         self.evaluated = evaluate_splits(self.classifier, bundle)
-        if isinstance(self.classifier.problem, Regression):
-            self.classifier.problem.fold_scale(self.classifier.model)  # the saved head outputs the original scale
+        self.classifier.problem.prepare_to_save(self.classifier.model)  # regression: the saved head outputs the original scale
         save_classifier(run, self.classifier, cfg, self.source, bundle)
 
     def results(self, run: runs.RunDir, cfg: RunConfig, bundle: DatasetBundle, state, train_seconds: float) -> None:
@@ -275,17 +260,17 @@ def save_classifier(run: runs.RunDir, classifier: Classifier, cfg: RunConfig, so
         "bidirectional": bool(base.config.lsllm_bidirectional),
         "unmask_layers": base.config.lsllm_unmask_layers,
         "attention": cfg.model.attention,
-        "pooling": base.config.lsllm_pooling if classifier.task == "seq" else None,
+        "pooling": classifier.problem.saved_pooling(base.config.lsllm_pooling),
         "max_length": classifier.max_length,
         "label_all_subtokens": classifier.label_all_subtokens,
         "prompt": classifier.prompt,
-        "problem": classifier.problem.name if classifier.task == "seq" else None,
-        "problem_state": classifier.problem.state() if classifier.task == "seq" else None,
+        "problem": classifier.problem.saved_problem,
+        "problem_state": classifier.problem.saved_state(),
         "fields": classifier.fields,
         "data": bundle.name,
         "versions": runs.versions(),
     }
-    runs.save_model(run, write, runs.RUN_INFO, info)
+    runs.save_model(run, write, runs.RunInfo(**info))
 
 
 def _step0(classifier: Classifier, bundle: DatasetBundle) -> dict:

@@ -7,6 +7,7 @@ import torch
 from lsllm.data import Collator, SeqExample
 from lsllm.data.encoding import apply_prompt, encode_sequences, pair_prompt, render, special_tokens
 from lsllm.data.packing import PackingCollator
+from lsllm.problems import MultiLabel, Regression
 
 LABEL2ID = {"entailment": 0, "contradiction": 1}
 PROMPT = "Premise: {premise}\nHypothesis: {hypothesis}\nAnswer:"
@@ -52,11 +53,11 @@ def test_multi_label_and_regression_targets_collate_as_floats(bpe_tokenizer):
     label2id = {"anger": 0, "joy": 1, "love": 2}
     multi = encode_sequences([SeqExample("so happy", ["joy", "love"]), SeqExample("meh", [])], bpe_tokenizer, label2id, 32)
     assert [f["labels"] for f in multi.features] == [[0.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
-    for collate in (Collator(0), PackingCollator("seq")):
+    for collate in (Collator(0), PackingCollator(MultiLabel().packed_targets)):
         labels = collate(multi.features)["labels"]
         assert labels.dtype == torch.float32 and labels.shape == (2, 3)
     scores = encode_sequences([SeqExample("a", 4.2), SeqExample("b", 0.0)], bpe_tokenizer, {"score": 0}, 32)
-    for collate in (Collator(0), PackingCollator("seq")):
+    for collate in (Collator(0), PackingCollator(Regression().packed_targets)):
         labels = collate(scores.features)["labels"]
         assert labels.dtype == torch.float32 and labels.tolist() == [4.199999809265137, 0.0]
     single = encode_sequences([SeqExample("a", "joy")], bpe_tokenizer, label2id, 32)

@@ -14,6 +14,7 @@ from lsllm.config import ModelConfig, RunConfig, TrainConfig
 from lsllm.data import SeqExample, encode_sequences
 from lsllm.errors import ConfigError
 from lsllm.models.head_init import label_words, name_rows, name_token_ids, phrase
+from lsllm.problems import SingleLabel
 from lsllm.training import build_model
 
 PROMPT = "Review: {text}\nSentiment:"
@@ -21,7 +22,7 @@ PROMPT = "Review: {text}\nSentiment:"
 
 def test_untrained_head_scores_equal_the_lm_logits_of_the_label_words(tiny_model_dir):
     cfg = RunConfig(model=ModelConfig(name=str(tiny_model_dir), dtype="float32", head_init="labels", prompt=PROMPT))
-    model, tokenizer, _ = build_model(cfg, ["negative", "positive"], "seq", torch.float32)
+    model, tokenizer, _ = build_model(cfg, ["negative", "positive"], SingleLabel(), torch.float32)
     model.eval()
     lm = LlamaForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     ids = [tokens[0] for tokens in name_token_ids(tokenizer, ["negative", "positive"])]
@@ -121,10 +122,10 @@ def test_head_lr_puts_the_head_in_its_own_optimizer_group(tmp_path, tiny_model_d
     from lsllm.training import LSTrainer
 
     cfg = RunConfig(model=ModelConfig(name=str(tiny_model_dir), dtype="float32"), train=TrainConfig(lr=1e-4, head_lr=5e-3))
-    model, tokenizer, _ = build_model(cfg, ["negative", "positive"], "seq", torch.float32)
+    model, tokenizer, _ = build_model(cfg, ["negative", "positive"], SingleLabel(), torch.float32)
     args = lifecycle.trainer_arguments(cfg, runs.RunDir(tmp_path), 8, lifecycle.training_precision(cfg, False),
                                        remove_unused_columns=False)
-    trainer = LSTrainer(model=model, args=args, train_dataset=[], classifier=Classifier(model, tokenizer, ["a", "b"], "seq", 16),
+    trainer = LSTrainer(model=model, args=args, train_dataset=[], classifier=Classifier(model, tokenizer, ["a", "b"], SingleLabel(), 16),
                         head_lr=cfg.train.head_lr)
     optimizer = trainer.create_optimizer()
     head = {id(p) for n, p in model.named_parameters() if p.requires_grad and ".score." in f".{n}."}

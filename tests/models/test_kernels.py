@@ -42,6 +42,7 @@ def _classifier(model_dir, task: str, dtype: torch.dtype, matmul: str):
     from lsllm.models.backbones import load_tokenizer
     from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
     from lsllm.pipeline import Classifier
+    from lsllm.problems import family
 
     cls = LSForSequenceClassification if task == "seq" else LSForTokenClassification
     labels = ["negative", "positive"] if task == "seq" else ["O", "B-PER", "I-PER", "B-ORG"]
@@ -51,7 +52,7 @@ def _classifier(model_dir, task: str, dtype: torch.dtype, matmul: str):
     if matmul == "onednn":
         assert swapped == 7 * model.config.num_hidden_layers  # q k v o gate up down; the head stays nn.Linear
         assert isinstance(model.score, nn.Linear)
-    return Classifier(model, load_tokenizer(model_dir), labels, task, 64, prompt=DEMO_PROMPT if task == "seq" else None)
+    return Classifier(model, load_tokenizer(model_dir), labels, family(task), 64, prompt=DEMO_PROMPT if task == "seq" else None)
 
 
 TEXTS = ["a great movie", "boring and flat , a tedious mess from start to end", "ok", "EU rejects German call to boycott "

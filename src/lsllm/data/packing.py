@@ -9,7 +9,7 @@ attention call (see ``lsllm.models.attention``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -42,16 +42,13 @@ def pack_rows(rows: Sequence[Sequence[Sequence[int]]], pad_id: int) -> dict[str,
 class PackingCollator:
     """Collate features ({input_ids, labels}) into one packed row with seq_index and position_ids."""
 
-    def __init__(self, task: str):
-        self.task = task
+    def __init__(self, targets: Callable[[Sequence], torch.Tensor]):
+        self.targets = targets  # the problem type's `Problem.packed_targets`: the features' labels -> one target tensor
 
     def __call__(self, features: Sequence[dict]) -> dict[str, torch.Tensor]:
         features = sorted(features, key=lambda f: len(f["input_ids"]))
         batch = pack_rows([[f["input_ids"] for f in features]], pad_id=0)  # one row: nothing is padded
-        if self.task == "token":
-            batch["labels"] = torch.tensor([[label for f in features for label in f["labels"]]], dtype=torch.long)
-        else:
-            batch["labels"] = seq_targets([f["labels"] for f in features])
+        batch["labels"] = self.targets([f["labels"] for f in features])
         return batch
 
 

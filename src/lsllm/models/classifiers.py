@@ -21,9 +21,9 @@ Example:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
@@ -64,6 +64,7 @@ class _LabelSupervised(PreTrainedModel):
                 setattr(config, key, default)
         self.model = AutoModel.from_config(config)
         self.apply_attention_mode()
+        self._lsllm_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def apply_attention_mode(self) -> None:
         if self.config.lsllm_repeat and self.config.lsllm_bidirectional:
@@ -82,6 +83,20 @@ class _LabelSupervised(PreTrainedModel):
         self.config.lsllm_unmask_layers = unmask_layers if bidirectional else None
         self.config.lsllm_repeat = repeat
         self.apply_attention_mode()
+
+    def set_loss(self, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None) -> None:
+        """The loss `forward` computes when given labels: ``loss_fn(logits, labels)``, the run's problem type
+        (`lsllm.problems`, passed in by the caller); None: transformers' own loss for the head, by
+        ``config.problem_type``, as a stock head computes it."""
+        self._lsllm_loss = loss_fn
+
+    def label_loss(self, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """The loss of ``labels`` (None without labels): `set_loss`'s function, else transformers' for the head."""
+        if labels is None:
+            return None
+        if self._lsllm_loss is not None:
+            return self._lsllm_loss(logits, labels)
+        return self.loss_function(logits=logits, labels=labels, pooled_logits=logits, config=self.config)
 
     def _init_weights(self, module: nn.Module) -> None:
         if module is getattr(self, "score", None):
@@ -185,7 +200,7 @@ def _check_pooling(name: str) -> None:
 
 
 class LSForSequenceClassification(_LabelSupervised):
-    """Any decoder → pooled final hidden state → linear ``score`` → cross-entropy (LS-LLM)."""
+    """Any decoder → pooled final hidden state → linear ``score`` (LS-LLM); the loss is the problem type's (`set_loss`)."""
 
     def __init__(self, config: PretrainedConfig):
         super().__init__(config)
@@ -219,7 +234,7 @@ class LSForSequenceClassification(_LabelSupervised):
             attention_mask: (B, T) 1 for real tokens (padded batches).
             seq_index: (B, T) example id per token, -1 for padding: marks packed rows, where
                 several examples share one row and attend only within themselves.
-            labels: (N,) class ids.
+            labels: (N,) the problem type's targets (class ids, multi-hot rows or values), for `set_loss`'s loss.
         """
         hidden = self._backbone_hidden(input_ids, attention_mask, position_ids, seq_index, inputs_embeds, **kwargs)
         if seq_index is None:
@@ -227,12 +242,11 @@ class LSForSequenceClassification(_LabelSupervised):
         n_examples = labels.shape[0] if labels is not None else None
         pooled = pool(hidden.float(), seq_index, self.pooling, n_examples)  # (N, H) fp32
         logits = self.score(pooled)  # (N, C)
-        loss = F.cross_entropy(logits, labels) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return SequenceClassifierOutput(loss=self.label_loss(logits, labels), logits=logits)
 
 
 class LSForTokenClassification(_LabelSupervised):
-    """Any decoder → every final hidden state → linear ``score`` (loss ignores -100)."""
+    """Any decoder → every final hidden state → linear ``score`` (the loss, `set_loss`, ignores -100)."""
 
     def __init__(self, config: PretrainedConfig):
         super().__init__(config)
@@ -257,10 +271,7 @@ class LSForTokenClassification(_LabelSupervised):
         """Tag every position: logits (B, T, C); ``labels`` (B, T) with -100 where no loss applies."""
         hidden = self._backbone_hidden(input_ids, attention_mask, position_ids, seq_index, inputs_embeds, **kwargs)
         logits = self.score(self.dropout(hidden.float()))  # (B, T, C) fp32
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
-        return TokenClassifierOutput(loss=loss, logits=logits)
+        return TokenClassifierOutput(loss=self.label_loss(logits, labels), logits=logits)
 
 
 class LlamaForSequenceClassification(LSForSequenceClassification):
