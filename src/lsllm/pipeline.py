@@ -14,13 +14,12 @@ from typing import Any
 
 import torch
 
-from lsllm import runs
 from lsllm.data.examples import SeqExample, fields_text
 from lsllm.data.text import has_visible_text
 from lsllm.errors import ConfigError, DataError
 from lsllm.prediction import feature_probabilities
 from lsllm.problems import Problem, family
-from lsllm.runs import RunDir
+from lsllm.runs import ExportInfo, RunDir, RunInfo
 
 
 @dataclass
@@ -45,6 +44,22 @@ class Classifier:
     def task(self) -> str:
         """"seq" | "token", for the files that record it (the family's `Problem.task`); code asks `problem`."""
         return self.problem.task
+
+    @staticmethod
+    def record_settings(record: RunInfo | ExportInfo) -> dict[str, Any]:
+        """What a saved run or export gives a classifier: labels, the problem restored with its state, encoding settings."""
+        return {"labels": list(record.labels), "problem": family(record.task, record.problem, record.problem_state),
+                "max_length": record.max_length, "label_all_subtokens": record.label_all_subtokens,
+                "prompt": record.prompt, "fields": record.fields}
+
+    @classmethod
+    def from_record(cls, record: RunInfo | ExportInfo, model: Any, tokenizer: Any, **settings: Any) -> Classifier:
+        """A classifier as a run's model/lsllm.json (`runs.RunInfo`) or an export's lsllm-export.json recorded it.
+
+        ``model`` may be None and set later (`load_run` asks the problem for the model class
+        first); ``settings`` override the record's or set the rest (``max_batch_tokens``).
+        """
+        return cls(model, tokenizer, **{**cls.record_settings(record), **settings})
 
     def encode(self, examples: Sequence):
         return self.problem.encode(examples, self.tokenizer, self.label2id, self.max_length, self.prompt,
@@ -146,20 +161,19 @@ def load_run(path: str | Path, dtype: str | None = None, device=None) -> tuple[C
         raise ConfigError(f"{run.root}: no such run directory")
     info = run.run_info()
     cfg = RunConfig.load(run.config)
-    problem = family(info["task"], info.get("problem"), info.get("problem_state"))
-    cls = problem.model_class()
+    classifier = Classifier.from_record(info, None, load_tokenizer(run.model))
+    cls = classifier.problem.model_class()
     device = device or default_device()
     dtype = resolve_dtype(dtype or cfg.model.dtype, device)
-    if runs.finetune_mode(info, run.model) == "full":  # --no-lora: model/ holds every weight
+    if info.finetune == "full":  # --no-lora: model/ holds every weight
         model = cls.from_pretrained(str(run.model), config=AutoConfig.from_pretrained(run.model), dtype=torch.float32)
         model = model.to(device=device, dtype=dtype).eval()
     else:
         resolved = resolve_model(cfg.model.name)
-        warn_if_weights_differ(info.get("weights", {}), resolved.source)
+        warn_if_weights_differ(info.weights, resolved.source)
         base = cls.from_pretrained(str(resolved.path), config=AutoConfig.from_pretrained(run.model), dtype=torch.float32)
         model = attach_adapter(base, run.model, device=device, dtype=dtype)
-    classifier = Classifier(model, load_tokenizer(run.model), info["labels"], problem, info["max_length"],
-                            info["label_all_subtokens"], prompt=info.get("prompt"), fields=info.get("fields"))
+    classifier.model = model
     return classifier, cfg
 
 

@@ -21,6 +21,7 @@ killed run never leaves a half-written file under its final name.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -28,13 +29,15 @@ import os
 import re
 import shutil
 import time
+import types
+import typing
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from lsllm.config import read_mapping
+from lsllm.config import TASKS, read_mapping
 from lsllm.errors import ConfigError
 from lsllm.files import atomic_replace_dir, atomic_write_json, atomic_write_text, remove_stale, staging_dir
 from lsllm.version import __version__
@@ -73,6 +76,276 @@ def check_out_dir(out: Path) -> None:
         raise ConfigError(f"{out} is a file; export writes a folder: choose a new folder")
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty; choose a new folder")
+
+
+# ----------------------------------------------------------------------------- the saved info files, typed
+
+SCHEMA_KEY = "schema_version"  # in every info file lsllm writes; files saved before it existed are version 0
+Info = typing.TypeVar("Info", bound="SavedInfo")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a field's annotation (str | None, list[str], dict[str, Any], int, bool ...)."""
+    if hint is Any:
+        return True
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_matches(item, args[0]) for item in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SavedInfo:
+    """One info file of a saved model, typed and versioned: the base of `RunInfo`, `SFTInfo` and `ExportInfo`.
+
+    Files are versioned by ``schema_version``; one without it (every file saved before this class
+    existed) is version 0 and is upgraded on reading: the keys older lsllm did not write get
+    `V0_DEFAULTS`, the values the readers gave a missing key before. A file of a newer version is
+    refused in one line (this lsllm cannot know what it means). Keys this lsllm does not know
+    stay in ``extra`` and are written back, so reading and rewriting a file loses nothing.
+    """
+
+    FILE: ClassVar[str]
+    SCHEMA_VERSION: ClassVar[int] = 1
+    V0_DEFAULTS: ClassVar[dict[str, Any]] = {}
+    task: str  # "seq" | "token": the name files hold (problems.family turns it into the object)
+    labels: list[str]
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this lsllm does not know, kept as they were
+
+    def __post_init__(self) -> None:
+        clash = set(self.extra) & ({f.name for f in fields(self)} | {SCHEMA_KEY})
+        if clash:
+            raise ValueError(f"extra repeats a field of {type(self).__name__}: {', '.join(sorted(clash))}")
+
+    @classmethod
+    def from_dict(cls: type[Info], data: dict[str, Any], path: str | Path) -> Info:
+        """The record of a file's mapping, upgraded from an older version; ``path`` names the file in errors.
+
+        Raises:
+            ConfigError: one line naming the file: a newer version ("upgrade lsllm"), or a key
+                missing or of the wrong type ("damaged").
+        """
+        version = data.get(SCHEMA_KEY, 0)
+        if not _matches(version, int) or version < 0:
+            raise ConfigError(f"{path}: damaged ({SCHEMA_KEY} {version!r} is not a version number); {DAMAGED_FIX}")
+        if version > cls.SCHEMA_VERSION:
+            versions = data.get("versions")
+            saved_by = versions.get("lsllm") if isinstance(versions, dict) else None
+            raise ConfigError(f"{path}: written by a newer lsllm{f' ({saved_by})' if saved_by else ''} (schema version "
+                              f"{version}; this lsllm {__version__} reads up to {cls.SCHEMA_VERSION}); upgrade lsllm to read it")
+        values = {k: v for k, v in data.items() if k != SCHEMA_KEY}
+        if version == 0:
+            values = {**copy.deepcopy(cls.V0_DEFAULTS), **values}
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in fields(cls)} - {"extra"}
+        for name in sorted(known):
+            if name not in values or not _matches(values[name], hints[name]):
+                what = "missing" if name not in values else "of the wrong type"
+                raise ConfigError(f"{path}: damaged ({name} {what}); {DAMAGED_FIX}")
+        record = cls(**{k: values[k] for k in known}, extra={k: v for k, v in values.items() if k not in known})
+        fault = record.fault()
+        if fault:
+            raise ConfigError(f"{path}: damaged ({fault}); {DAMAGED_FIX}")
+        return record
+
+    def fault(self) -> str | None:
+        """What is wrong beyond a value's type (a task lsllm does not know, no labels), or None."""
+        if self.task not in TASKS:
+            return f"task {self.task!r} is not one of {', '.join(TASKS)}"
+        if not self.labels:
+            return "no labels"
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file's mapping, current version first, the unknown keys read with it kept."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {SCHEMA_KEY: self.SCHEMA_VERSION, **values, **self.extra}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunInfo(SavedInfo):
+    """model/lsllm.json of an LS run: what rebuilds its classifier (labels, task, encoding, problem and its state).
+
+    Version 0 (no schema_version) is every file saved before it; the oldest lack ``prompt``,
+    ``attention``, ``finetune``, ``problem``, ``problem_state`` and ``fields`` (added in that
+    order), which read as the readers took a missing key: no prompt, the attention told by
+    ``bidirectional``, LoRA, single-label, no state, one text field. Only ``task``, ``labels``,
+    ``max_length`` and ``label_all_subtokens`` were ever required.
+    """
+
+    FILE: ClassVar[str] = RUN_INFO
+    V0_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "base_model": None, "weights": {}, "finetune": "lora", "bidirectional": False, "unmask_layers": None,
+        "attention": None, "pooling": None, "prompt": None, "problem": None, "problem_state": None, "fields": None,
+        "data": None, "versions": {}}
+    base_model: str | None  # the --model the run was trained on
+    weights: dict[str, Any]  # where the base weights came from (models.backbones' source record)
+    finetune: str  # "lora" (adapter + head saved) | "full" (--no-lora: every weight saved)
+    bidirectional: bool
+    unmask_layers: int | None
+    attention: str | None  # causal | bidirectional | repeat (None: saved before --attention)
+    pooling: str | None  # seq: last | mean | max
+    max_length: int
+    label_all_subtokens: bool
+    prompt: str | None
+    problem: str | None  # seq: single-label | multi-label | regression (None: single-label); token: None
+    problem_state: dict[str, Any] | None  # what the problem needs to decide as validated (thresholds, scale)
+    fields: list[str] | None  # the input's text fields when it has several (sentence pairs)
+    data: str | None  # the dataset's name
+    versions: dict[str, Any]  # lsllm and library versions that saved it
+
+    def fault(self) -> str | None:
+        if self.finetune not in WEIGHT_FILES:
+            return f"finetune {self.finetune!r} is neither lora nor full"
+        return super().fault()
+
+    @property
+    def repeat(self) -> bool:
+        """Trained with --attention repeat (the input fed twice, read on the second copy)."""
+        return self.attention == "repeat"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SFTInfo(SavedInfo):
+    """model/lsllm-sft.json of an SFT run: labels, the answers' problem type and state, template, base weights.
+
+    Version 0 files from before problem types lack ``problem`` and ``problem_state`` (the run is
+    single-label; `lsllm sft eval` falls back to the run's config), those from before --no-lora
+    lack ``finetune`` (LoRA).
+    """
+
+    FILE: ClassVar[str] = SFT_INFO
+    V0_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "method": "sft", "task": "seq", "problem": None, "problem_state": None, "template": None, "base_model": None,
+        "weights": {}, "finetune": "lora", "versions": {}}
+    method: str  # "sft"
+    problem: str | None
+    problem_state: dict[str, Any] | None
+    template: str | None
+    base_model: str | None
+    weights: dict[str, Any]
+    finetune: str
+    versions: dict[str, Any]
+
+    def fault(self) -> str | None:
+        if self.finetune not in WEIGHT_FILES:
+            return f"finetune {self.finetune!r} is neither lora nor full"
+        return super().fault()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportInfo(SavedInfo):
+    """lsllm-export.json of an `lsllm export` folder: what a runner needs besides the graph and the tokenizer.
+
+    Version 0 files need only what ONNX Runtime's reader always required (the graph's file, task,
+    labels, max_length); the rest read as the readers defaulted them (exports from before
+    2026-12-02's throughput work lack ``max_position_embeddings``).
+    """
+
+    FILE: ClassVar[str] = EXPORT_INFO
+    V0_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "format": "onnx", "int8_model": None, "inputs": {}, "outputs": {}, "problem": None, "problem_state": None,
+        "outputs_from_logits": None, "prompt": None, "fields": None, "label_all_subtokens": False, "pad_token_id": None,
+        "max_position_embeddings": None, "attention": None, "attention_description": None, "unmask_layers": None,
+        "pooling": None, "run": None, "base_model": None, "exporter": None, "opset": None, "verification": {},
+        "versions": {}}
+    format: str  # "onnx"
+    model: str  # the fp32 graph's file name
+    int8_model: str | None  # the int8 graph's (--int8), else None
+    inputs: dict[str, Any]  # the graph's inputs, described for a runner
+    outputs: dict[str, Any]
+    problem: str | None
+    problem_state: dict[str, Any] | None
+    outputs_from_logits: str | None
+    prompt: str | None
+    fields: list[str] | None
+    max_length: int
+    label_all_subtokens: bool
+    pad_token_id: int | None
+    max_position_embeddings: int | None
+    attention: str | None  # causal | bidirectional | top-k | repeat (export.attention_mode)
+    attention_description: str | None
+    unmask_layers: int | None
+    pooling: str | None
+    run: str | None  # the run exported (absolute path)
+    base_model: str | None
+    exporter: str | None
+    opset: int | None
+    verification: dict[str, Any]
+    versions: dict[str, Any]
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.attention in ("bidirectional", "top-k")
+
+    @property
+    def repeat(self) -> bool:
+        return self.attention == "repeat"
+
+
+def write_info(folder: Path, info: SavedInfo) -> Path:
+    """An info file (``info.FILE``) written atomically into ``folder``, at its current version; returns its path."""
+    path = Path(folder) / info.FILE
+    atomic_write_json(path, info.to_dict())
+    return path
+
+
+def read_info(path: Path, kind: type[Info]) -> Info:
+    """An info file read strictly as ``kind``: a one-line ConfigError naming the file when it cannot be."""
+    return kind.from_dict(read_json_object(path), path)
+
+
+def read_info_noting(path: Path, kind: type[Info], notes: list[str] | None, missing: str = "") -> Info | None:
+    """An info file read tolerantly (reports, hints before loading): None, with a note, when it cannot be."""
+    data = read_json_noting(path, notes, missing)
+    if not isinstance(data, dict):
+        if data is not None and notes is not None:
+            notes.append(f"{path.name}: damaged (not a JSON object)")
+        return None
+    try:
+        return kind.from_dict(data, path)
+    except ConfigError as err:
+        if notes is not None:
+            notes.append(str(err).replace(str(path), path.name, 1))
+        return None
+
+
+def peek_info(path: str | Path) -> RunInfo | ExportInfo | None:
+    """The info of a run (model/lsllm.json) or an export folder (lsllm-export.json) without checking the model,
+    or None when it is missing or damaged: for what is said before loading (loading says why it cannot)."""
+    folder = Path(path)
+    if is_export_dir(folder):
+        return read_info_noting(folder / EXPORT_INFO, ExportInfo, None)
+    return read_info_noting(folder / MODEL_DIR / RUN_INFO, RunInfo, None)
+
+
+def read_export_info(folder: str | Path) -> ExportInfo:
+    """lsllm-export.json of an `lsllm export` folder, or a one-line ConfigError."""
+    folder = Path(folder)
+    if not is_export_dir(folder):
+        raise ConfigError(f"{folder}: not an `lsllm export` folder (no {EXPORT_INFO}); export a run with lsllm export")
+    return read_info(folder / EXPORT_INFO, ExportInfo)
+
+
+def read_model_info(folder: Path, kind: type[Info]) -> Info:
+    """A saved model folder's info file (``kind``: RunInfo or SFTInfo), after proving the folder whole.
+
+    The folder is checked first (`check_model_dir`: the files its finetune mode needs, the
+    manifest), so a damaged weight file is named even when the info file is damaged too.
+    """
+    path = folder / kind.FILE
+    data = read_json_object(path)
+    check_model_dir(folder, model_files(kind.FILE, data, folder))
+    return kind.from_dict(data, path)
+
 
 
 @dataclass
@@ -141,18 +414,20 @@ class RunDir:
             hint = " (an SFT run: use `lsllm sft eval`)" if (self.root / MODEL_DIR / SFT_INFO).is_file() else ""
             raise ConfigError(f"{self.root}: not a finished lsllm run (no {MODEL_DIR}/{RUN_INFO}){hint}; train it or pass another directory")
 
-    def run_info(self) -> dict[str, Any]:
-        """model/lsllm.json, after checking that model/ is complete and undamaged (`check_model_dir`)."""
+    def run_info(self) -> RunInfo:
+        """model/lsllm.json of a finished LS run, after checking that model/ is complete and undamaged (`check_model_dir`)."""
         self.require_trained()
-        info = read_json_object(self.model / RUN_INFO)
-        check_model_dir(self.model, model_files(RUN_INFO, info, self.model))
-        labels = info.get("labels")
-        if (info.get("task") not in ("seq", "token") or not isinstance(labels, list) or not labels
-                or not all(isinstance(x, str) for x in labels) or not isinstance(info.get("max_length"), int)
-                or not isinstance(info.get("label_all_subtokens"), bool)):
-            raise ConfigError(f"{self.model / RUN_INFO}: damaged (task, labels, max_length or label_all_subtokens "
-                              f"missing or of the wrong type); {DAMAGED_FIX}")
-        return info
+        return read_model_info(self.model, RunInfo)
+
+    def sft_info(self) -> SFTInfo:
+        """model/lsllm-sft.json of a finished SFT run (the model is checked when `sft.loading` loads it)."""
+        if not (self.model / SFT_INFO).is_file():
+            raise ConfigError(f"{self.root}: not a finished SFT run (no {MODEL_DIR}/{SFT_INFO}); train it with `lsllm sft train`")
+        return read_info(self.model / SFT_INFO, SFTInfo)
+
+    def info_noting(self, kind: type[Info], notes: list[str], missing: str) -> Info | None:
+        """model/'s info file (``kind``: RunInfo or SFTInfo) read tolerantly, for reports: None, with a note, when it cannot be."""
+        return read_info_noting(self.model / kind.FILE, kind, notes, missing)
 
 
 DAMAGED_FIX = "retrain or restore the run"
@@ -410,8 +685,8 @@ def versions(*extra: str) -> dict[str, str]:
     return found
 
 
-def save_model(run: RunDir, write: Callable[[Path], None], info_name: str, info: dict[str, Any]) -> None:
-    """Write model/ atomically: ``write(folder)`` fills a staging folder, ``info`` goes in as ``info_name``.
+def save_model(run: RunDir, write: Callable[[Path], None], info: RunInfo | SFTInfo) -> None:
+    """Write model/ atomically: ``write(folder)`` fills a staging folder, ``info`` goes in as its file (``info.FILE``).
 
     The staging folder replaces model/ only once complete, so a kill leaves the previous model
     (or none) plus a hidden staging folder that the next `open_run` removes. The folder's
@@ -419,7 +694,7 @@ def save_model(run: RunDir, write: Callable[[Path], None], info_name: str, info:
     """
     staging = staging_dir(run.model)
     write(staging)
-    atomic_write_json(staging / info_name, info)
+    write_info(staging, info)
     atomic_write_json(staging / MANIFEST, manifest(staging))
     atomic_replace_dir(staging, run.model)
 

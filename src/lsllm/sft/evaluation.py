@@ -31,7 +31,6 @@ from lsllm.sft.config import ANSWER_MARGIN, SFTConfig, SFTRunConfig, check_scori
 from lsllm.sft.generation import generate_answers, stop_token_ids
 from lsllm.sft.likelihood import label_log_likelihoods
 from lsllm.sft.loading import load_trained
-from lsllm.sft.rundir import read_info
 from lsllm.sft.templates import PromptTemplate, format_system_prompt, truncate_input
 
 log = logging.getLogger(__name__)
@@ -149,9 +148,9 @@ def evaluate_sft(
         DataError: the split does not exist for the data.
     """
     run = RunDir(Path(run_dir))
-    info = read_info(run)
+    info = run.sft_info()
     cfg = SFTRunConfig.load(run.config)
-    problem = info.get("problem") or cfg.data.problem  # runs from before problem types: single-label
+    problem = info.problem or cfg.data.problem  # runs from before problem types: single-label
     check_scoring((sft_overrides or {}).get("scoring", cfg.sft.scoring), problem)
     overrides = dict(data_overrides or {})
     if eval_limit is not None:
@@ -164,8 +163,8 @@ def evaluate_sft(
     if unknown:
         raise ConfigError(f"unknown sft setting(s): {', '.join(sorted(unknown))}")
     sft_cfg = dataclasses.replace(cfg.sft, **(sft_overrides or {}))
-    labels = list(info["labels"])
-    answers = make_answers(problem, labels, state=info.get("problem_state"))
+    labels = list(info.labels)
+    answers = make_answers(problem, labels, state=info.problem_state)
     # The run's labels in its id order (regression: none to give; the data names its score).
     bundle = load_data(dataclasses.replace(data_cfg, labels=labels if answers.problem != "regression" else None),
                        splits=(split,))
@@ -178,7 +177,7 @@ def evaluate_sft(
     if not examples:
         raise DataError(f"{bundle.name}: no labelled {split!r} split to evaluate; try --split validation")
     model, tokenizer, source = load_trained(cfg.model, run.model)
-    warn_if_weights_differ(info["weights"], source)
+    warn_if_weights_differ(info.weights, source)
     template = build_template(sft_cfg, tokenizer, labels, answers)
     result = evaluate_examples(model, tokenizer, template, labels, examples, sft_cfg, data_cfg.max_length, show_progress,
                                answers=answers)

@@ -18,7 +18,7 @@ from lsllm.errors import ModelError
 from lsllm.hardware import default_device, resolve_dtype
 from lsllm.models.adapters import attach_adapter
 from lsllm.models.backbones import check_quantization, load_model, load_tokenizer
-from lsllm.runs import SFT_INFO, check_model_dir, finetune_mode, model_files, read_json_object
+from lsllm.runs import SFT_INFO, SFTInfo, read_model_info
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +46,14 @@ def load_trained(model_cfg: ModelConfig, adapter_dir: Path) -> tuple[PreTrainedM
     keeps the adapter unmerged. The tokenizer is the one saved with the adapter, so pad/EOS
     settings are the ones trained with.
     """
-    info_path = adapter_dir / SFT_INFO
-    if not info_path.is_file() and not (adapter_dir / "adapter_config.json").is_file():
+    if not (adapter_dir / SFT_INFO).is_file() and not (adapter_dir / "adapter_config.json").is_file():
         raise ModelError(f"{adapter_dir}: no {SFT_INFO}; is this an SFT run directory that finished training?")
-    info = read_json_object(info_path)
-    check_model_dir(adapter_dir, model_files(SFT_INFO, info, adapter_dir))  # one line naming a missing or damaged file, not a traceback
+    info = read_model_info(adapter_dir, SFTInfo)  # one line naming a missing or damaged file, not a traceback
     device = default_device()
     dtype = resolve_dtype(model_cfg.dtype, device)
-    if finetune_mode(info, adapter_dir) == "full":  # the run's model/ is the whole fine-tuned model
+    if info.finetune == "full":  # the run's model/ is the whole fine-tuned model
         model = AutoModelForCausalLM.from_pretrained(str(adapter_dir), dtype=dtype, attn_implementation=model_cfg.attn_implementation)
-        return model.to(device).eval(), load_tokenizer(adapter_dir), info.get("weights", {})
+        return model.to(device).eval(), load_tokenizer(adapter_dir), info.weights
     quantized = model_cfg.quantize is not None
     base, _, source = load_base_model(model_cfg, dtype=None if quantized else torch.float32)
     model = attach_adapter(base, adapter_dir, merge=not quantized, device=device, dtype=dtype)

@@ -19,13 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 from lsllm import runs
-from lsllm.errors import ConfigError
 from lsllm.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from lsllm.run_outputs import PERCENT, card_facts, headline
 from lsllm.sft.answers import Answers
 from lsllm.sft.config import SFTRunConfig
-
-SFT_INFO = runs.SFT_INFO
 
 
 def save_model(run: runs.RunDir, model, tokenizer, cfg: SFTRunConfig, labels: list[str], source: dict[str, Any],
@@ -40,26 +37,19 @@ def save_model(run: runs.RunDir, model, tokenizer, cfg: SFTRunConfig, labels: li
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
 
-    info = {
-        "method": "sft",
-        "task": "seq",
-        "labels": list(labels),
-        "problem": answers.problem if answers is not None else "single-label",
-        "problem_state": answers.state() if answers is not None else {},
-        "template": cfg.sft.template,
-        "base_model": cfg.model.name,
-        "weights": source,
-        "finetune": "lora" if cfg.lora.enabled else "full",
-        "versions": runs.versions("trl"),
-    }
-    runs.save_model(run, write, SFT_INFO, info)
-
-
-def read_info(run: runs.RunDir) -> dict[str, Any]:
-    path = run.model / SFT_INFO
-    if not path.is_file():
-        raise ConfigError(f"{run.root}: not a finished SFT run (no {runs.MODEL_DIR}/{SFT_INFO}); train it with `lsllm sft train`")
-    return runs.read_json_object(path)
+    info = runs.SFTInfo(
+        method="sft",
+        task="seq",
+        labels=list(labels),
+        problem=answers.problem if answers is not None else "single-label",
+        problem_state=answers.state() if answers is not None else {},
+        template=cfg.sft.template,
+        base_model=cfg.model.name,
+        weights=source,
+        finetune="lora" if cfg.lora.enabled else "full",
+        versions=runs.versions("trl"),
+    )
+    runs.save_model(run, write, info)
 
 
 def write_results(run: runs.RunDir, metrics: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
