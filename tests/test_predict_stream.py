@@ -276,7 +276,7 @@ def test_parquet_records_of_every_problem_type_read_back_as_written(tmp_path, pr
 
     from lsllm.data import SeqExample, TokenExample
     from lsllm.prediction import seq_records, split_words, token_records
-    from lsllm.problems import make_problem
+    from lsllm.problems import family, make_problem
     from lsllm.record_files import open_records, record_schema
 
     labels = ["joy", "anger", "fear"] if problem != "token" else ["O", "B-PER", "I-PER", "B-LOC"]
@@ -295,7 +295,7 @@ def test_parquet_records_of_every_problem_type_read_back_as_written(tmp_path, pr
         if kind == "regression":
             outputs = [o[:1] * 5 for o in outputs]
         records = seq_records(examples, outputs, labels if kind != "regression" else ["score"], make_problem(kind))
-    schema = record_schema("token" if problem == "token" else "seq", "single-label" if problem == "pairs" else problem,
+    schema = record_schema(family("token" if problem == "token" else "seq", "single-label" if problem == "pairs" else problem),
                            labels if problem != "regression" else ["score"], ["premise", "hypothesis"] if problem == "pairs" else None)
     out = open_records(tmp_path / "r.parquet", schema)
     out.append(records[:2])

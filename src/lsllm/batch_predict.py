@@ -39,6 +39,7 @@ from lsllm.data import SeqExample, TokenExample
 from lsllm.data.inputs import iter_predict_inputs
 from lsllm.errors import ConfigError, DataError
 from lsllm.files import atomic_write_json
+from lsllm.problems import Problem
 from lsllm.record_files import open_records, record_schema
 from lsllm.runs import EXPORT_INFO, MANIFEST, RunDir, is_export_dir
 from lsllm.version import __version__
@@ -112,29 +113,23 @@ class Survey:
     def identity(self) -> dict[str, Any]:
         return {"path": str(self.path.resolve()), "sha256": self.sha256, "bytes": self.size, "inputs": self.inputs}
 
-    def check_task(self, task: str | None) -> None:
-        """Refuse token lists for a sequence classifier (`task` "seq").
+    def check_problem(self, problem: Problem) -> None:
+        """Refuse token lists for a classifier that reads texts (`Problem.check_token_inputs`).
 
         Raises:
             ConfigError: naming the file and what to give instead.
         """
         if self.token_lists:
-            _check_token_lists(self.path, task)
+            problem.check_token_inputs(self.path)
 
 
-def _check_token_lists(path: Path, task: str | None) -> None:
-    if task == "seq":
-        raise ConfigError(f"{path}: token inputs (CoNLL, or JSONL with \"tokens\") for a sequence classifier; "
-                          "give texts: .txt one per line, .tsv/.csv with a text column, or .jsonl with \"text\"")
-
-
-def survey(path: str | Path, fields: list[str] | None, task: str | None) -> Survey:
+def survey(path: str | Path, fields: list[str] | None, problem: Problem | None) -> Survey:
     """Read every input of `path` once (checked as prediction reads it), count them and hash the file.
 
     Raises:
         DataError: the first bad input, naming its line (no work has started).
-        ConfigError: token inputs (CoNLL, JSONL with "tokens") for a sequence run (`task` "seq"; a run
-            whose task is not known here is checked with `Survey.check_task` once it is loaded).
+        ConfigError: token inputs (CoNLL, JSONL with "tokens") for a sequence run (``problem``; a run whose
+            problem type is not known here, None, is checked with `Survey.check_problem` once it is loaded).
     """
     path = Path(path)
     count, token_lists = 0, False
@@ -142,7 +137,8 @@ def survey(path: str | Path, fields: list[str] | None, task: str | None) -> Surv
         count += 1
         if isinstance(example, TokenExample) and not token_lists:
             token_lists = True
-            _check_token_lists(path, task)
+            if problem is not None:
+                problem.check_token_inputs(path)
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
@@ -276,7 +272,7 @@ def run_job(job: Job, classifier, fields: list[str] | None, meter_factory: Calla
                           "--backend / --dtype / --int8 to continue it, or choose another --output-file")
     schema = None
     if job.output.suffix.lower() == ".parquet":
-        schema = record_schema(classifier.task, classifier.problem.name, classifier.labels, classifier.fields)
+        schema = record_schema(classifier.problem, classifier.labels, classifier.fields)
     records = open_records(job.output, schema)
     sidecar = {"lsllm_predict": FORMAT, "lsllm_version": __version__, "input": job.source.identity(), "run": job.run,
                "engine": now, "shard": [job.shard.index, job.shard.count] if job.shard else None,

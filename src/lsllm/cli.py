@@ -63,13 +63,13 @@ def next_steps(run) -> str:
     """What a user tries next with a finished run, its own path filled in."""
     import shlex
 
-    from lsllm.runs import RUN_INFO, read_json_object
+    from lsllm.runs import peek_info
 
-    info = read_json_object(run.model / RUN_INFO) if (run.model / RUN_INFO).is_file() else {}
+    info = peek_info(run.root)
     root = shlex.quote(str(run.root))
     example = example_input(run)
-    if info.get("fields"):
-        fields = example if isinstance(example, dict) else {name: "..." for name in info["fields"]}
+    if info is not None and info.fields:
+        fields = example if isinstance(example, dict) else {name: "..." for name in info.fields}
         first = f"  lsllm predict {root} --input inputs.jsonl        # one {json.dumps(fields, ensure_ascii=False)} per line"
     elif isinstance(example, str):
         first = f"  lsllm predict {root} {shlex.quote(example)}"
@@ -138,9 +138,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Texts given as arguments, or an --input file of any size streamed a chunk at a time (lsllm.batch_predict)."""
     from lsllm import batch_predict
     from lsllm.export import open_classifier
+    from lsllm.problems import family
     from lsllm.progress import Meter
     from lsllm.record_files import open_records, record_schema
-    from lsllm.runs import EXPORT_INFO, RUN_INFO, RunDir, is_export_dir, read_json_noting
+    from lsllm.runs import peek_info
 
     if not args.texts and not args.input:
         raise ConfigError("give texts as arguments or --input FILE (.txt one per line, .jsonl, .csv/.tsv, .parquet)")
@@ -159,13 +160,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"{flag} writes to a file: give --output-file OUT (.jsonl or .parquet)")
     if args.chunk_size is not None and not args.input:
         raise ConfigError("--chunk-size applies to --input FILE")
-    info_file = Path(args.run_dir) / EXPORT_INFO if is_export_dir(args.run_dir) else RunDir(Path(args.run_dir)).model / RUN_INFO
-    info = read_json_noting(info_file, None) if args.input else None
-    fields = info.get("fields") if isinstance(info, dict) else None  # a pair run reads records; a bad run fails at load
-    task = info.get("task") if isinstance(info, dict) else None
+    info = peek_info(args.run_dir) if args.input else None
+    fields = info.fields if info is not None else None  # a pair run reads records; a bad run fails at load
+    problem = family(info.task, info.problem) if info is not None else None
     job = source = None
     if args.input:  # a bad file, or an output that cannot be written or resumed, fails before the model loads
-        source = batch_predict.survey(args.input, fields, task)
+        source = batch_predict.survey(args.input, fields, problem)
         if output is not None:
             job = batch_predict.plan(source, output, args.run_dir, shard, args.chunk_size, args.resume)
     elif output is not None and open_records(output).present():
@@ -174,13 +174,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
                              matmul=args.matmul)
     classifier = opened.classifier
     if source is not None:
-        source.check_task(classifier.task)
+        source.check_problem(classifier.problem)
     if args.texts:
         records = classifier.predict_texts(args.texts, progress=_progress("predicting"))
         if output is None:
             _print_records(records)
         else:
-            schema = record_schema(classifier.task, classifier.problem.name, classifier.labels, classifier.fields)
+            schema = record_schema(classifier.problem, classifier.labels, classifier.fields)
             writer = open_records(output, schema if output.suffix.lower() == ".parquet" else None)
             writer.append(records)
             writer.finish()
@@ -218,21 +218,22 @@ def cmd_merge(args: argparse.Namespace) -> int:
     classifier, _ = load_run(args.run_dir, dtype="float32", device="cpu")
     classifier.model.save_pretrained(out)
     classifier.tokenizer.save_pretrained(out)
-    print(f"merged model written to {out} (load with transformers.AutoModelFor{'Sequence' if classifier.task == 'seq' else 'Token'}Classification or lsllm)")
+    print(f"merged model written to {out} (load with transformers.{classifier.problem.hf_auto_class} or lsllm)")
     return 0
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
     from lsllm.data import REGISTRY
     from lsllm.data.loading import data_dir
+    from lsllm.problems import family
 
     folder = data_dir(DataConfig(data="", data_dir=args.data_dir))
     print(f"{'name':<16}{'task':<18}{'offline':<34}labels")
     for name, spec in REGISTRY.items():
         shown = spec.labels if len(spec.labels) <= 20 else (*spec.labels[:6], f"... ({len(spec.labels)} in all)")
-        labels = ", ".join(shown) + (" (BIO)" if spec.task == "token" else "")
-        kind = spec.task if spec.task == "token" else f"seq {spec.problem or 'single-label'}"
-        print(f"{name:<16}{kind:<18}{_offline_status(spec.resource, folder, name, bool(spec.hub)):<34}{labels}")
+        member = family(spec.task, spec.problem)
+        labels = ", ".join(shown) + member.labels_note
+        print(f"{name:<16}{member.kind:<18}{_offline_status(spec.resource, folder, name, bool(spec.hub)):<34}{labels}")
     extra = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in REGISTRY) if folder and folder.is_dir() else []
     for name in extra:
         print(f"{name:<16}{'?':<18}{_offline_status(None, folder, name, False):<34}(from the folder's files)")

@@ -191,6 +191,10 @@ class Problem:
         """The decided value of a record (compared with the gold label)."""
         raise NotImplementedError
 
+    def record_columns(self, labels: Sequence[str]) -> list[tuple[str, Any]]:
+        """The Arrow columns of a record after its text (and fields): `record_files.record_schema`."""
+        raise NotImplementedError
+
     def metrics(self, gold: Sequence[Any], outputs: Sequence[torch.Tensor], labels: Sequence[str],
                 n_truncated: int = 0, records: Sequence[dict] | None = None) -> dict[str, Any]:
         """Metrics in the schema of docs/metrics.md (``records``: the examples' records, for members that score them)."""
@@ -253,6 +257,11 @@ class SingleLabel(Problem):
     def prediction(self, record):
         return record["label"]
 
+    def record_columns(self, labels):
+        import pyarrow as pa
+
+        return [("label", pa.string()), ("score", pa.float64()), ("probabilities", _probabilities_type(labels))]
+
     def metrics(self, gold, outputs, labels, n_truncated=0, records=None):
         predicted = [labels[int(o.argmax())] for o in outputs]
         return seq_metrics(list(gold), predicted, labels, n_truncated=n_truncated)
@@ -309,6 +318,11 @@ class MultiLabel(Problem):
 
     def prediction(self, record):
         return record["labels"]
+
+    def record_columns(self, labels):
+        import pyarrow as pa
+
+        return [("labels", pa.list_(pa.string())), ("probabilities", _probabilities_type(labels))]
 
     def metrics(self, gold, outputs, labels, n_truncated=0, records=None):
         probs = torch.stack(list(outputs)) if outputs else torch.zeros((0, len(labels)))
@@ -405,6 +419,11 @@ class Regression(Problem):
 
     def prediction(self, record):
         return record["value"]
+
+    def record_columns(self, labels):
+        import pyarrow as pa
+
+        return [("value", pa.float64())]
 
     def metrics(self, gold, outputs, labels, n_truncated=0, records=None):
         values = [float(o.reshape(-1)[0]) for o in outputs]
@@ -551,6 +570,14 @@ class TokenTagging(Problem):
     def prediction(self, record):
         return record["tags"]
 
+    def record_columns(self, labels):
+        """tokens, tags, entities (char_start/char_end null for inputs given as tokens)."""
+        import pyarrow as pa
+
+        entity = pa.struct([("type", pa.string()), ("start", pa.int64()), ("end", pa.int64()), ("text", pa.string()),
+                            ("score", pa.float64()), ("char_start", pa.int64()), ("char_end", pa.int64())])
+        return [("tokens", pa.list_(pa.string())), ("tags", pa.list_(pa.string())), ("entities", pa.list_(entity))]
+
     def metrics(self, gold, outputs, labels, n_truncated=0, records=None):
         if records is None:
             raise ValueError("token metrics are computed from the records (tags per word)")
@@ -581,6 +608,13 @@ def family(task: str | None, problem: str | None = None, state: dict[str, Any] |
     if task not in (None, "seq"):
         raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     return make_problem(problem, state, threshold_mode)
+
+
+def _probabilities_type(labels: Sequence[str]) -> Any:
+    """A record's probabilities as an Arrow struct: one float64 field per label."""
+    import pyarrow as pa
+
+    return pa.struct([(label, pa.float64()) for label in labels])
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -23,7 +23,10 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lsllm.problems import Problem
 
 PARQUET_SUFFIX = ".parquet"
 _BLOCK = 1 << 20
@@ -178,28 +181,13 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def record_schema(task: str, problem: str, labels: Sequence[str], fields: Sequence[str] | None = None) -> Any:
-    """The Arrow schema of a run's prediction records (prediction.py's record layout).
-
-    seq: text, [fields], then single-label: label, score, probabilities; multi-label: labels,
-    probabilities; regression: value. token: text, tokens, tags, entities (char_start/char_end
-    null for inputs given as tokens).
+def record_schema(problem: Problem, labels: Sequence[str], fields: Sequence[str] | None = None) -> Any:
+    """The Arrow schema of a run's prediction records (prediction.py's record layout): text, [fields], then the
+    problem type's columns (`Problem.record_columns`).
     """
     import pyarrow as pa
 
-    if task == "token":
-        entity = pa.struct([("type", pa.string()), ("start", pa.int64()), ("end", pa.int64()), ("text", pa.string()),
-                            ("score", pa.float64()), ("char_start", pa.int64()), ("char_end", pa.int64())])
-        return pa.schema([("text", pa.string()), ("tokens", pa.list_(pa.string())), ("tags", pa.list_(pa.string())),
-                          ("entities", pa.list_(entity))])
     columns: list[tuple[str, Any]] = [("text", pa.string())]
     if fields and len(fields) > 1:
         columns.append(("fields", pa.struct([(name, pa.string()) for name in fields])))
-    probabilities = pa.struct([(label, pa.float64()) for label in labels])
-    if problem == "regression":
-        columns.append(("value", pa.float64()))
-    elif problem == "multi-label":
-        columns += [("labels", pa.list_(pa.string())), ("probabilities", probabilities)]
-    else:
-        columns += [("label", pa.string()), ("score", pa.float64()), ("probabilities", probabilities)]
-    return pa.schema(columns)
+    return pa.schema(columns + problem.record_columns(labels))

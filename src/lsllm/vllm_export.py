@@ -45,14 +45,13 @@ from typing import Any
 import torch
 
 from lsllm.errors import ConfigError, ModelError
+from lsllm.problems import Problem, family
 
 VLLM_INFO = "lsllm-vllm.json"
 VLLM_VERSION = "0.32"  # the vLLM the export is written for and tested with (tests/vllm_export/test_vllm_engine.py)
 TOLERANCE = 1e-4  # max |output difference| stock transformers class vs the run, both fp32
 POOLERS = {"last": "LAST", "mean": "MEAN"}  # lsllm pooling -> vLLM's (vLLM 0.32: CLS, LAST or MEAN; no max)
 INSTEAD = "export it with `lsllm export RUN OUT --format onnx` or serve it with `lsllm serve RUN`"
-ACTIVATIONS = {"single-label": "softmax over the labels", "multi-label": "a sigmoid per label, then lsllm-vllm.json's thresholds",
-               "regression": "none: the value itself, in the original scale"}
 EXAMPLE_TEXT = "a gripping, beautifully acted film"
 
 
@@ -76,11 +75,10 @@ def stock_architecture(config: Any) -> str:
     return name
 
 
-def check_servable(config: Any, task: str) -> None:
+def check_servable(config: Any, problem: Problem) -> None:
     """Refuse, in one line naming what to use instead, a run vLLM cannot reproduce."""
-    if task != "seq":
-        raise ConfigError("a token classification (NER) run cannot be exported for vLLM: its word-level decoding "
-                          f"(first sub-word labels, windows, entities) is lsllm's; {INSTEAD}")
+    if problem.vllm_refusal is not None:
+        raise ConfigError(f"{problem.vllm_refusal}; {INSTEAD}")
     if getattr(config, "lsllm_repeat", False):
         raise ConfigError("a run with sequence repetition (--attention repeat) cannot be exported for vLLM: vLLM "
                           f"feeds each input once; {INSTEAD}")
@@ -190,6 +188,7 @@ class VllmExportReport:
     architecture: str
     pooling: str
     problem: str
+    outputs: str  # what vLLM's /classify returns (`Problem.vllm_outputs`)
     n_texts: int
     max_diff: float  # the stock class vs the run, in outputs (probabilities or values)
     prompt: str | None = None  # the template the caller puts each input into
@@ -204,7 +203,7 @@ class VllmExportReport:
             f"{self.architecture} (stock transformers) vs the run on {self.n_texts} texts: max |output difference| "
             f"{self.max_diff:.2e} (tolerance {TOLERANCE:g})",
             f"vLLM checkpoint written to {self.out}: {self.architecture}, {self.pooling} pooling, {self.problem} "
-            f"({ACTIVATIONS[self.problem]}); {caller}",
+            f"({self.outputs}); {caller}",
             f"serve:  {shlex.join(self.serve)}",
             f"client: curl -s http://127.0.0.1:8000/classify -H 'Content-Type: application/json' -d {shlex.quote(body)}",
         ]
@@ -235,7 +234,7 @@ def export_vllm(run_dir: str | Path, out_dir: str | Path, texts: Sequence[str],
     if not run.root.is_dir():
         raise ConfigError(f"{run.root}: no such run directory")
     info = run.run_info()  # a finished LS run, or a one-line error
-    check_servable(AutoConfig.from_pretrained(run.model), info["task"])  # before any weights are read
+    check_servable(AutoConfig.from_pretrained(run.model), family(info.task, info.problem))  # before any weights are read
 
     classifier, _ = load_run(run.root, dtype="float32", device="cpu")
     model = classifier.model.eval()
@@ -261,14 +260,13 @@ def export_vllm(run_dir: str | Path, out_dir: str | Path, texts: Sequence[str],
         config = vllm_config(saved, architecture, classifier.labels, classifier.tokenizer.pad_token_id)
         (staging / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         write_pooling(staging, pooling, model.config.get_text_config().hidden_size)
-        activation = {"single-label": lambda x: x.softmax(-1), "multi-label": torch.sigmoid}.get(problem.name, lambda x: x)
-        got = stock_outputs(staging, features, pooling, activation)
+        got = stock_outputs(staging, features, pooling, problem.stock_outputs)
         diff = max(float((a - b).abs().max()) for a, b in zip(got, expected, strict=True))
         if diff > TOLERANCE:
             raise ModelError(f"{architecture} loaded from the export does not reproduce the run (max |output difference| "
                              f"{diff:.2e} > {TOLERANCE:g}, {pooling} pooling); please report it")
         client = {"input": [render_prompt(classifier.prompt, classifier.fields, example_input(classifier.fields))]}
-        report = VllmExportReport(out, architecture, pooling, problem.name, len(features), diff,
+        report = VllmExportReport(out, architecture, pooling, problem.name, problem.vllm_outputs, len(features), diff,
                                   template(classifier.prompt, classifier.fields), serve_command(out, pooling), client)
         metadata = {
             "format": "vllm",
@@ -277,7 +275,7 @@ def export_vllm(run_dir: str | Path, out_dir: str | Path, texts: Sequence[str],
             "labels": list(classifier.labels),
             "problem": problem.name,
             "problem_state": problem.state(),
-            "outputs": ACTIVATIONS[problem.name],
+            "outputs": problem.vllm_outputs,
             "prompt": template(classifier.prompt, classifier.fields),
             "fields": classifier.fields,
             "max_length": classifier.max_length,
@@ -287,8 +285,8 @@ def export_vllm(run_dir: str | Path, out_dir: str | Path, texts: Sequence[str],
             "serve": serve_command(out.resolve(), pooling),
             "request": client,
             "run": str(run.root.resolve()),
-            "base_model": info.get("base_model"),
-            "weights": info.get("weights"),
+            "base_model": info.base_model,
+            "weights": info.weights,
             "verification": {"texts": len(features), "max_abs_output_diff": diff, "against": f"transformers {architecture}"},
             "versions": versions(),
         }
