@@ -195,3 +195,13 @@ def test_constructing_from_a_config_leaves_the_callers_config_alone():
     LSForSequenceClassification(config)
     unmasked = UnmaskingLlamaForSequenceClassification(config)
     assert unmasked.config.lsllm_bidirectional and not hasattr(config, "lsllm_bidirectional")
+
+
+def test_the_loss_is_the_one_passed_in_and_otherwise_transformers_own_for_the_head():
+    model = seq_model()
+    labels = torch.tensor([0, 2])
+    out = model(input_ids=IDS, attention_mask=MASK, labels=labels)
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, labels))  # a stock head's
+    model.set_loss(lambda logits, targets: (logits[:, 0] * 0 + targets.float()).sum())
+    assert model(input_ids=IDS, attention_mask=MASK, labels=labels).loss.item() == 2.0
+    assert model(input_ids=IDS, attention_mask=MASK).loss is None

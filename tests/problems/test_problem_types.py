@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from lsllm.config import ModelConfig, RunConfig, TrainConfig
+from lsllm.data.examples import TokenExample
 from lsllm.errors import ConfigError
-from lsllm.problems import MultiLabel, Regression, SingleLabel, jaccard, make_problem, regression_metrics
+from lsllm.problems import (
+    MultiLabel,
+    Regression,
+    SingleLabel,
+    TokenTagging,
+    family,
+    jaccard,
+    make_problem,
+    regression_metrics,
+)
 
 LABELS = ["anger", "joy", "love"]
 
@@ -105,3 +118,62 @@ def test_unknown_problem_and_threshold_mode_are_one_line():
         make_problem("ordinal")
     with pytest.raises(ConfigError, match="--thresholds"):
         MultiLabel(mode="best")
+
+
+def test_family_turns_saved_strings_into_the_member_and_back():
+    assert isinstance(family("token"), TokenTagging) and isinstance(family("token", "single-label"), TokenTagging)
+    assert isinstance(family(None), SingleLabel) and isinstance(family("seq", "regression"), Regression)
+    restored = family("seq", "multi-label", state={"thresholds": [0.3, 0.4, 0.5], "threshold_mode": "per-label"})
+    assert isinstance(restored, MultiLabel) and restored.state() == {"thresholds": [0.3, 0.4, 0.5], "threshold_mode": "per-label"}
+    with pytest.raises(ConfigError, match="task must be one of seq, token"):
+        family("ner")
+    token, multi = family("token"), family("seq", "multi-label")
+    # what the files hold: as runs have always saved them (token: no problem, no state, no pooling)
+    assert (token.task, token.saved_problem, token.saved_state(), token.saved_pooling("last")) == ("token", None, None, None)
+    assert (multi.task, multi.saved_problem, multi.saved_pooling("mean")) == ("seq", "multi-label", "mean")
+    assert token.is_task("token") and not token.is_task("seq") and multi.is_task(None) and not multi.is_task("token")
+    assert (token.kind, multi.kind, token.selection, multi.selection) == ("token", "seq multi-label", "f1", "jaccard")
+    assert token.compared == ("f1", "precision") and Regression().percent == frozenset()
+
+
+def test_token_tagging_is_cross_entropy_per_word_ignoring_unlabelled_positions():
+    problem = TokenTagging()
+    logits = torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(0))
+    targets = torch.tensor([[0, 2, -100, 1], [-100, 1, 1, 0]])
+    keep = targets.reshape(-1) != -100
+    expected = F.cross_entropy(logits.reshape(-1, 3)[keep], targets.reshape(-1)[keep])
+    assert torch.allclose(problem.loss(logits, targets), expected)
+    assert torch.allclose(problem.outputs(logits), logits.softmax(-1))
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
+    assert [t.shape for t in problem.unpad(problem.outputs(logits), mask)] == [(3, 3), (2, 3)]
+    assert problem.packed_targets([[1, 2], [0]]).tolist() == [[1, 2, 0]]  # one packed row, as the inputs are
+
+
+def test_token_tagging_records_words_at_their_first_sub_token_and_scores_entities():
+    problem = TokenTagging()
+    labels = ["O", "B-PER", "I-PER"]
+    examples = [TokenExample(["Peter", "Blackburn", "spoke"], ["B-PER", "I-PER", "O"])]
+    encoded = SimpleNamespace(features=[{"example_id": 0, "word_ids": [-1, 0, 1, 1, 2]}])
+    outputs = [torch.tensor([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.1, 0.2, 0.7], [0.9, 0.05, 0.05], [0.6, 0.2, 0.2]])]
+    records = problem.records(examples, outputs, encoded, labels)
+    assert records[0]["tags"] == ["B-PER", "I-PER", "O"] and records[0]["entities"][0]["text"] == "Peter Blackburn"
+    gold = [problem.gold(e) for e in examples]
+    metrics = problem.metrics(gold, outputs, labels, records=records)
+    assert metrics["f1"] == 1.0 and set(problem.headline) <= set(metrics)
+    assert problem.prediction(records[0]) == gold[0] and "PER" in problem.report_text(gold, [records[0]["tags"]], labels)
+
+
+def test_settings_that_do_not_apply_are_refused_by_the_member_in_one_line():
+    def cfg(**model):
+        train = {"class_weights": model.pop("class_weights", None)}
+        return RunConfig(model=ModelConfig(**model), train=TrainConfig(**train))
+
+    for settings, message in (({"prompt": "Text: {text}\nLabel:"}, "--prompt"), ({"pooling": "mean"}, "--pooling"),
+                              ({"class_weights": "balanced"}, "--class-weights"), ({"head_init": "labels"}, "--head-init")):
+        with pytest.raises(ConfigError, match=message):
+            TokenTagging().refuse_settings(cfg(**settings))
+    with pytest.raises(ConfigError, match="--class-weights balanced applies to single-label tasks; this is multi-label"):
+        MultiLabel().refuse_settings(cfg(class_weights="balanced"))
+    with pytest.raises(ConfigError, match="--head-init labels needs label words"):
+        Regression().refuse_settings(cfg(head_init="labels"))
+    SingleLabel().refuse_settings(cfg(class_weights="balanced", head_init="labels", pooling="mean"))  # all apply
