@@ -149,7 +149,8 @@ def test_next_steps_take_an_input_from_the_runs_own_data(tmp_path):
     tokens = run_with([{"text": "x", "tokens": ["EU", "rejects", "German", "call", "."]}], {"task": "token"})
     assert example_input(tokens) == "EU rejects German call ."
     pairs = run_with([{"text": "premise: a b c\nhypothesis: d e", "fields": {"premise": "a b c", "hypothesis": "d e"}}],
-                     {"task": "seq", "fields": ["premise", "hypothesis"]})
+                     {"task": "seq", "labels": ["yes", "no"], "max_length": 64, "label_all_subtokens": False,
+                      "fields": ["premise", "hypothesis"]})  # the least a model/lsllm.json holds
     assert '# one {"premise": "a b c", "hypothesis": "d e"} per line' in next_steps(pairs)
     empty = RunDir(tmp_path / "nothing")
     assert example_input(empty) is None and "gripping" not in next_steps(empty)

@@ -41,7 +41,7 @@ from lsllm.errors import ConfigError, DataError
 from lsllm.files import atomic_write_json
 from lsllm.problems import Problem
 from lsllm.record_files import open_records, record_schema
-from lsllm.runs import EXPORT_INFO, MANIFEST, RunDir, is_export_dir
+from lsllm.runs import model_fingerprint
 from lsllm.version import __version__
 
 CHUNK_SIZE = 10_000  # inputs per chunk: what a kill can cost, and how far length-sorting reaches
@@ -146,21 +146,6 @@ def survey(path: str | Path, fields: list[str] | None, problem: Problem | None) 
     return Survey(path, count, digest.hexdigest(), path.stat().st_size, token_lists)
 
 
-def run_fingerprint(run_dir: str | Path) -> str:
-    """What identifies a run's (or an export's) model: its manifest of file hashes, or its files' names and sizes."""
-    folder = Path(run_dir) if is_export_dir(run_dir) else RunDir(Path(run_dir)).model
-    manifest = folder / MANIFEST
-    digest = hashlib.sha256()
-    if manifest.is_file():
-        digest.update(manifest.read_bytes())
-    else:
-        info = folder / EXPORT_INFO
-        digest.update(info.read_bytes() if info.is_file() else b"")
-        for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-            digest.update(f"{file.relative_to(folder)}\t{file.stat().st_size}\n".encode())
-    return digest.hexdigest()
-
-
 def engine(classifier) -> str:
     """What computes the numbers: "torch float32", "torch bfloat16", "onnxruntime fp32", ..."""
     if classifier.backend != "torch":
@@ -210,7 +195,7 @@ def plan(source: Survey, output: Path, run_dir: str | Path, shard: Shard | None,
     if shard is not None:
         output = shard.path(output)
     start, end = shard.block(source.inputs) if shard else (0, source.inputs)
-    run = {"path": str(Path(run_dir).resolve()), "fingerprint": run_fingerprint(run_dir)}
+    run = {"path": str(Path(run_dir).resolve()), "fingerprint": model_fingerprint(run_dir)}
     sidecar_file = sidecar_path(output)
     records = open_records(output)
     exists = records.present() or sidecar_file.exists()

@@ -1,15 +1,18 @@
-"""What a run is, in words: its method, attention, pooling and recipe, said the same way everywhere.
+"""What a run is, in words: its method, attention and recipe, said the same way everywhere.
 
 The model card, report.html, the server's /info, `lsllm compare` and `lsllm study` all describe
 runs; they read it here, so a `--attention repeat` run is never "causal (LS-LLM)" in one place
-and "repeat" in another. Everything works on plain mappings (a run's config.yaml as a dict, its
-model/ info file), so runs of older versions and runs read without loading a model describe
+and "repeat" in another. Everything works on a run's config.yaml as a plain mapping and its model/ info file as
+a `runs.RunInfo` (or none), so runs of older versions and runs read without loading a model describe
 alike; a `RunConfig` is described through its ``to_dict()``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lsllm.runs import RunInfo
 
 # The methods a study compares (and `method_key` names), with what each one is.
 METHODS = {
@@ -44,34 +47,19 @@ def method_name(config: dict[str, Any]) -> str:
     return {"ls": "LS-LLM", "unls": "LS-unLLM", "repeat": "LS-LLM (repeat)"}[key]
 
 
-def attention(config: dict[str, Any], info: dict[str, Any] | None = None) -> str:
+def attention(config: dict[str, Any], info: RunInfo | None = None) -> str:
     """How the model attends, e.g. "bidirectional (LS-unLLM), top 4 layers unmasked"; the saved model's info wins."""
     key = method_key(config)
     if key == "sft":
         return "causal (generation)"
     if key == "repeat":
         return "causal, input repeated and read on the second copy (LS-LLM, repeat)"
-    info = info or {}
     model = _section(config, "model")
-    bidirectional = info.get("bidirectional", model.get("bidirectional"))
+    bidirectional = info.bidirectional if info is not None else model.get("bidirectional")
     if not bidirectional:
         return "causal (LS-LLM)"
-    unmask = info.get("unmask_layers", model.get("unmask_layers"))
+    unmask = info.unmask_layers if info is not None else model.get("unmask_layers")
     return "bidirectional (LS-unLLM)" + (f", top {unmask} layers unmasked" if unmask else "")
-
-
-def pooling(config: dict[str, Any], info: dict[str, Any] | None = None) -> str | None:
-    """The sequence pooling (last | mean | max), None for token tasks and SFT runs."""
-    info = info or {}
-    task = info.get("task") or _section(config, "data").get("task")
-    if method_key(config) == "sft" or task == "token":
-        return None
-    if info.get("pooling"):
-        return str(info["pooling"])
-    model = _section(config, "model")
-    if model.get("pooling"):
-        return str(model["pooling"])
-    return "mean" if method_key(config) == "unls" else "last"  # ModelConfig.resolved_pooling's rule
 
 
 def adaptation(lora: dict[str, Any]) -> str:

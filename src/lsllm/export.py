@@ -27,7 +27,6 @@ holds::
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import logging
 import shutil
 import warnings
@@ -41,8 +40,8 @@ from torch import nn
 
 from lsllm.errors import ConfigError, ModelError
 from lsllm.pipeline import Classifier
-from lsllm.problems import Problem, family
-from lsllm.runs import EXPORT_INFO, check_out_dir, is_export_dir
+from lsllm.problems import Problem
+from lsllm.runs import ExportInfo, RunInfo, check_out_dir, is_export_dir, read_export_info, write_info
 
 if TYPE_CHECKING:
     from lsllm.vllm_export import VllmExportReport
@@ -371,7 +370,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "onnx", int8
                                  f"{INT8_TOLERANCE * scale:.2e} ({INT8_TOLERANCE:g} x the largest logit); export without --int8")
         classifier.tokenizer.save_pretrained(staging)
         info = export_info(run_dir, classifier, cfg, model, exporter, report, int8)
-        (staging / EXPORT_INFO).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_info(staging, info)
         if out.exists():  # empty (checked above): replaced by the finished folder
             out.rmdir()
         atomic_replace_dir(staging, out)
@@ -489,7 +488,7 @@ def _version(name: str) -> str | None:
 
 
 def export_info(run_dir: str | Path, classifier: Classifier, cfg: Any, model: nn.Module, exporter: str,
-                report: ExportReport, int8: bool) -> dict[str, Any]:
+                report: ExportReport, int8: bool) -> ExportInfo:
     """lsllm-export.json: what a runner needs besides the graph and the tokenizer."""
     from lsllm import describe, runs
     from lsllm.version import __version__
@@ -497,7 +496,7 @@ def export_info(run_dir: str | Path, classifier: Classifier, cfg: Any, model: nn
     info = runs.RunDir(Path(run_dir)).run_info()
     config = model.config
     problem = classifier.problem
-    return {
+    return ExportInfo(**{
         "format": "onnx",
         "model": MODEL_FILE,
         "int8_model": INT8_FILE if int8 else None,
@@ -520,7 +519,7 @@ def export_info(run_dir: str | Path, classifier: Classifier, cfg: Any, model: nn
         "unmask_layers": config.lsllm_unmask_layers,
         "pooling": problem.saved_pooling(config.lsllm_pooling),
         "run": str(Path(run_dir).resolve()),
-        "base_model": info.get("base_model"),
+        "base_model": info.base_model,
         "exporter": exporter,
         "opset": OPSET,
         "verification": {"texts": report.n_texts, "max_abs_logit_diff": report.onnx_diff,
@@ -528,7 +527,7 @@ def export_info(run_dir: str | Path, classifier: Classifier, cfg: Any, model: nn
                          "int8_argmax_agreement": list(report.int8_agreement) if report.int8_agreement else None},
         "versions": {"lsllm": __version__, "torch": torch.__version__, "transformers": _version("transformers"),
                      "onnx": _version("onnx"), "onnxruntime": _version("onnxruntime")},
-    }
+    })
 
 
 # ----------------------------------------------------------------------------- running it
@@ -542,7 +541,7 @@ class Opened:
     """A classifier ready to predict, with what a server or an eval says about it."""
 
     classifier: Classifier
-    run_info: dict[str, Any]  # lsllm.json's fields (or their export's copy)
+    run_info: RunInfo | ExportInfo | None  # the run's model/lsllm.json, or the export's lsllm-export.json
     positions: int | None  # the model's max_position_embeddings, when known
     name: str
     keep: Any = None  # the TemporaryDirectory of a run exported at open: alive as long as this object
@@ -602,7 +601,7 @@ def open_classifier(path: str | Path, backend: str | None = None, int8: bool = F
         export_run(folder, Path(keep.name) / "export", int8=int8)
         folder = Path(keep.name) / "export"
     classifier = OnnxClassifier(folder, int8=int8, threads=threads)
-    return Opened(classifier, classifier.run_info(), classifier.info.get("max_position_embeddings"), Path(path).name, keep)
+    return Opened(classifier, classifier.info, classifier.info.max_position_embeddings, Path(path).name, keep)
 
 
 class OnnxClassifier(Classifier):
@@ -620,39 +619,24 @@ class OnnxClassifier(Classifier):
 
     def __init__(self, out_dir: str | Path, int8: bool | None = None, threads: int | None = None):
         from lsllm.models.backbones import load_tokenizer
-        from lsllm.runs import read_json_object
 
         require_onnx()
         import onnxruntime as ort
 
         folder = Path(out_dir)
-        path = folder / EXPORT_INFO
-        if not path.is_file():
-            raise ConfigError(f"{folder}: not an `lsllm export` folder (no {EXPORT_INFO}); export a run with lsllm export")
-        info = read_json_object(path)
+        info = read_export_info(folder)
         if int8 is None:
-            int8 = bool(info.get("int8_model"))
-        if int8 and not info.get("int8_model"):
+            int8 = bool(info.int8_model)
+        if int8 and not info.int8_model:
             raise ConfigError(f"{folder}: exported without --int8; there is no int8 graph")
-        problem = family(info["task"], info.get("problem"), info.get("problem_state"))
-        super().__init__(None, load_tokenizer(folder), info["labels"], problem, info["max_length"],
-                         info.get("label_all_subtokens", False), prompt=info.get("prompt"),
-                         fields=info.get("fields"))
+        super().__init__(None, load_tokenizer(folder), **Classifier.record_settings(info))
         self.info = info
         self.backend = "onnxruntime int8" if int8 else "onnxruntime fp32"
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        model_file = folder / (info["int8_model"] if int8 else info["model"])
+        model_file = folder / (info.int8_model if int8 else info.model)
         self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
-
-    def run_info(self) -> dict[str, Any]:
-        """What the server's /info reads from a run's lsllm.json, from lsllm-export.json."""
-        info = self.info
-        return {"base_model": info.get("base_model"), "max_length": info.get("max_length"),
-                "bidirectional": info.get("attention") in ("bidirectional", "top-k"),
-                "repeat": info.get("attention") == "repeat", "unmask_layers": info.get("unmask_layers"),
-                "pooling": info.get("pooling"), "versions": info.get("versions", {}), "export": info.get("run")}
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The graph's logits for a padded batch."""

@@ -521,6 +521,20 @@ def manifest(folder: Path) -> dict[str, Any]:
     }
 
 
+def model_fingerprint(path: str | Path) -> str:
+    """What identifies a run's (or an export's) model: its manifest of file hashes, or its files' names and sizes."""
+    folder = Path(path) if is_export_dir(path) else RunDir(Path(path)).model
+    digest = hashlib.sha256()
+    if (folder / MANIFEST).is_file():
+        digest.update((folder / MANIFEST).read_bytes())
+    else:
+        info = folder / EXPORT_INFO
+        digest.update(info.read_bytes() if info.is_file() else b"")
+        for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(f"{file.relative_to(folder)}\t{file.stat().st_size}\n".encode())
+    return digest.hexdigest()
+
+
 def _tensor_difference(expected: dict[str, list[int]], path: Path) -> str:
     """Which tensors differ from the manifest's, in a few words (for the damaged-file message)."""
     try:

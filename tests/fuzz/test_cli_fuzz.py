@@ -435,7 +435,7 @@ def test_predict_input_files_predict_or_fail_in_one_line(new_path, capsys, monke
     import lsllm.export
 
     classifier = seq_classifier if task == "seq" else token_classifier
-    opened = lsllm.export.Opened(classifier, {}, None, "run")
+    opened = lsllm.export.Opened(classifier, None, None, "run")
     monkeypatch.setattr(lsllm.export, "open_classifier", lambda *args, **kwargs: opened)  # the run, loaded once
     suffix, content = case
     path = new_path(suffix)

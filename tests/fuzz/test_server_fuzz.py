@@ -70,7 +70,7 @@ def test_api_key_keeps_model_labels_and_run_out_of_the_public_docs(seq_classifie
     from lsllm.runs import RunDir
 
     run_info = RunDir(seq_run).run_info()
-    secrets = [*seq_classifier.labels, str(run_info["base_model"]), "secret-run"]
+    secrets = [*seq_classifier.labels, str(run_info.base_model), "secret-run"]
     app = create_app(seq_classifier, ServeSettings(api_key="k3y"), run_info, title="lsllm: secret-run")
     with TestClient(app) as locked:
         assert locked.get("/redoc").status_code == 401  # no ReDoc (it needs a CDN): an unknown path, behind the key

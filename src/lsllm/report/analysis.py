@@ -58,7 +58,7 @@ def duration(seconds: Any) -> str:
 
 
 def weights(run: Run) -> str:
-    source = run.info.get("weights") or {}
+    source = (run.info.weights if run.info else None) or {}
     if not source:
         return "-"
     where = source.get("id") or source.get("file") or source.get("path") or "?"
@@ -88,7 +88,7 @@ def reproduce(run: Run) -> str:
 
 
 def versions(run: Run) -> str:
-    found = run.info.get("versions") or {}
+    found = (run.info.versions if run.info else None) or {}
     shown = [f"{name} {found[name]}" for name in ("lsllm", "transformers", "torch", "peft", "trl") if name in found]
     if not shown and run.config.get("lsllm_version"):
         shown = [f"lsllm {run.config['lsllm_version']}"]
@@ -103,13 +103,14 @@ def header_facts(run: Run) -> list[tuple[str, str]]:
     labels = run.labels
     task = "sequence classification" if run.task == "seq" else "token classification (NER)"
     started = run.record.get("started") or "-"
+    ls = run.ls_info
     return [
         ("method", f"{run.method} — {task}"),
-        ("model", str(model.get("name") or run.info.get("base_model") or "-")),
+        ("model", str(model.get("name") or (run.info.base_model if run.info else None) or "-")),
         ("weights", weights(run)),
-        ("attention", describe.attention(run.config, run.info)),
-        ("pooling", str(run.info.get("pooling") or model.get("pooling") or "last") if run.task == "seq" and run.kind == "ls" else "-"),
-        ("data", f"{data.get('data', '-')}" + (f" ({run.info['data']})" if run.info.get("data") else "")),
+        ("attention", describe.attention(run.config, ls)),
+        ("pooling", str((ls.pooling if ls else None) or model.get("pooling") or "last") if run.task == "seq" and run.kind == "ls" else "-"),
+        ("data", f"{data.get('data', '-')}" + (f" ({ls.data})" if ls and ls.data else "")),
         ("labels", f"{len(labels)}: {', '.join(labels)}" if labels else "-"),
         ("examples", sizes(run)),
         ("recipe", describe.recipe(run.config)),

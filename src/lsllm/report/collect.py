@@ -25,7 +25,7 @@ from lsllm import describe
 from lsllm.config import read_mapping
 from lsllm.errors import ConfigError
 from lsllm.problems import make_problem
-from lsllm.runs import RUN_INFO, SFT_INFO, RunDir, read_json_noting, read_jsonl_noting
+from lsllm.runs import RunDir, RunInfo, SFTInfo, read_json_noting, read_jsonl_noting
 
 NOT_PERCENT = {"pearson", "spearman", "mse", "mae"}  # regression: correlations and errors are shown as numbers
 STUDY = "study.json"
@@ -54,7 +54,7 @@ class Run:
     method: str  # "LS-LLM" | "LS-unLLM" | "SFT (chat)" ...
     task: str  # "seq" | "token"
     config: dict[str, Any]
-    info: dict[str, Any]  # model/lsllm.json or model/lsllm-sft.json ({} when absent)
+    info: RunInfo | SFTInfo | None  # model/lsllm.json or model/lsllm-sft.json (None when absent or unreadable)
     record: dict[str, Any]  # run.json ({} when absent)
     metrics: dict[str, dict[str, Any]]  # split -> metrics ({} when absent)
     predictions: list[dict[str, Any]]
@@ -64,7 +64,7 @@ class Run:
 
     @property
     def labels(self) -> list[str]:
-        return list(self.info.get("labels") or (self.config.get("data") or {}).get("labels") or [])
+        return list((self.info.labels if self.info else None) or (self.config.get("data") or {}).get("labels") or [])
 
     @property
     def name(self) -> str:
@@ -73,7 +73,12 @@ class Run:
     @property
     def problem(self) -> str:
         """single-label | multi-label | regression (sequence runs; token runs are single-label per word)."""
-        return self.info.get("problem") or (self.config.get("data") or {}).get("problem") or "single-label"
+        return (self.info.problem if self.info else None) or (self.config.get("data") or {}).get("problem") or "single-label"
+
+    @property
+    def ls_info(self) -> RunInfo | None:
+        """model/lsllm.json of an LS run (attention, pooling, dataset name); None for SFT runs or when absent."""
+        return self.info if isinstance(self.info, RunInfo) else None
 
 
 @dataclass
@@ -136,14 +141,14 @@ def read_run(root: Path) -> Run:
     run = RunDir(root)
     config = run.read_config()
     kind = "sft" if config.get("sft") else "ls"
-    info = read_json_noting(run.model / (SFT_INFO if kind == "sft" else RUN_INFO), notes, "the model is not saved yet")
+    info = run.info_noting(SFTInfo if kind == "sft" else RunInfo, notes, "the model is not saved yet")
     record = read_json_noting(run.record, None)
     metrics = read_json_noting(run.metrics, notes, "no results yet (training not finished?)")
-    info, record, metrics = (value if isinstance(value, dict) else {} for value in (info, record, metrics))
-    task = info.get("task") or (config.get("data") or {}).get("task") or "seq"
+    record, metrics = (value if isinstance(value, dict) else {} for value in (record, metrics))
+    task = (info.task if info else None) or (config.get("data") or {}).get("task") or "seq"
     split = "test" if "test" in metrics else "validation"
     predictions = read_jsonl_noting(run.predictions, notes, "absent, so no error analysis")
-    problem = info.get("problem") or (config.get("data") or {}).get("problem") or "single-label"
+    problem = (info.problem if info else None) or (config.get("data") or {}).get("problem") or "single-label"
     curves = read_curves(root, kind, task, problem)
     before = (metrics.get("step0") or {}).get(curves.metric)  # validation before training (--head-init labels)
     if isinstance(before, (int, float)) and not any(step == 0 for step, _ in curves.validation):

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.exception_handlers import http_exception_handler
@@ -55,6 +55,9 @@ from lsllm.serve.docs import add_docs
 from lsllm.serve.page import page as try_page_html
 from lsllm.serve.settings import ServeSettings
 from lsllm.version import __version__
+
+if TYPE_CHECKING:
+    from lsllm.runs import ExportInfo, RunInfo
 
 logger = logging.getLogger(__name__)
 
@@ -281,32 +284,32 @@ def validation_message(errors: Sequence[dict], limit: int = 3) -> str:
     return "; ".join(lines)
 
 
-def served_run(classifier: Any, run_info: dict | None = None) -> dict[str, Any]:
-    """What /info reports: read from the loaded model's config, the run's lsllm.json beside it."""
-    info = run_info or {}
+def served_run(classifier: Any, run_info: RunInfo | ExportInfo | None = None) -> dict[str, Any]:
+    """What /info reports: read from the loaded model's config, else the run's model/lsllm.json (or the export's lsllm-export.json)."""
+    info = run_info
     config = getattr(classifier.model, "config", None)
-    bidirectional = bool(getattr(config, "lsllm_bidirectional", info.get("bidirectional", False)))
-    unmask = getattr(config, "lsllm_unmask_layers", info.get("unmask_layers"))
-    pooling = getattr(config, "lsllm_pooling", info.get("pooling")) if classifier.task == "seq" else None
+    bidirectional = bool(getattr(config, "lsllm_bidirectional", info is not None and info.bidirectional))
+    unmask = getattr(config, "lsllm_unmask_layers", info.unmask_layers if info is not None else None)
+    pooling = getattr(config, "lsllm_pooling", info.pooling if info is not None else None) if classifier.task == "seq" else None
     return {
-        "model": info.get("base_model"),
+        "model": info.base_model if info is not None else None,
         "task": classifier.task,
         "labels": list(classifier.labels),
         "problem": classifier.problem.name if classifier.task == "seq" else None,
         "fields": getattr(classifier, "fields", None),
         "thresholds": classifier.problem.state().get("thresholds") if classifier.task == "seq" else None,
         "attention": describe.attention({"model": {"bidirectional": bidirectional, "unmask_layers": unmask,
-                                                   "attention": "repeat" if getattr(config, "lsllm_repeat", info.get("repeat"))
+                                                   "attention": "repeat" if getattr(config, "lsllm_repeat", info is not None and info.repeat)
                                                    else None}}),
         "bidirectional": bidirectional,
         "unmask_layers": unmask,
         "pooling": pooling,
         "max_length": classifier.max_length,
         "max_batch_tokens": getattr(classifier, "max_batch_tokens", None),
-        "trained_max_length": info.get("max_length", classifier.max_length),
+        "trained_max_length": info.max_length if info is not None else classifier.max_length,
         "backend": classifier.backend,
         "matmul": classifier.matmul if classifier.backend == "torch" else None,
-        "versions": info.get("versions", {}),
+        "versions": info.versions if info is not None else {},
     }
 
 
@@ -330,14 +333,14 @@ class _Lengths:
 # ----------------------------------------------------------------------------- the app
 
 
-def create_app(classifier: Any, settings: ServeSettings | None = None, run_info: dict | None = None,
+def create_app(classifier: Any, settings: ServeSettings | None = None, run_info: RunInfo | ExportInfo | None = None,
                title: str = "lsllm") -> FastAPI:
     """A FastAPI app serving `classifier` (a `lsllm.pipeline.Classifier`).
 
     Args:
         classifier: the loaded run; its `max_length` is the serving limit.
         settings: limits, batching and the API key.
-        run_info: the run's model/lsllm.json (for /info: base model, versions).
+        run_info: the run's model/lsllm.json, `RunDir(run).run_info()` (for /info: base model, versions).
         title: shown in /docs.
 
     Example:
