@@ -220,6 +220,13 @@ class Problem:
         """The last line of the prompt the recipe writes: what the model is asked for."""
         return "Label:"
 
+    # ---- asked by report, serve, study, tune (family-outputs)
+    per_word: ClassVar[bool] = False  # a prediction per word (tags, entities), read over overlapping windows: none is truncated
+    numeric: ClassVar[bool] = False  # a prediction is a number, never exactly right: errors are distances, no label is chosen
+    label_sets: ClassVar[bool] = False  # a prediction is a set of labels (possibly empty), not one label
+    tune_attention: ClassVar[tuple[str, ...]] = ("causal", "bidirectional")  # the attention modes `lsllm tune` searches
+    sft_refusal: ClassVar[str | None] = None  # why the SFT baseline is not offered for it (None: it is)
+
 
 class SingleLabel(Problem):
     """One class per input: softmax over the labels, cross-entropy, argmax."""
@@ -362,6 +369,9 @@ class MultiLabel(Problem):
     def state(self):
         return {"thresholds": self.thresholds, "threshold_mode": self.mode}
 
+    # ---- asked by report, serve, study, tune (family-outputs)
+    label_sets = True
+
 
 class Regression(Problem):
     """One number per input: MSE on standardised targets, predictions in the original scale.
@@ -448,6 +458,9 @@ class Regression(Problem):
 
     def state(self):
         return {"scale": self.scale, "train_mean": self.mean, "train_std": self.std}
+
+    # ---- asked by report, serve, study, tune (family-outputs)
+    numeric = True
 
 
 class TokenTagging(Problem):
@@ -585,6 +598,11 @@ class TokenTagging(Problem):
 
     def report_text(self, gold, predicted, labels):
         return token_report_text(list(gold), list(predicted))
+
+    # ---- asked by report, serve, study, tune (family-outputs)
+    per_word = True
+    tune_attention = ("bidirectional", "repeat")  # causal NER reads no word after the one it tags
+    sft_refusal = "SFT is not offered for token tasks (NER)"
 
 
 def make_problem(name: str | None, state: dict[str, Any] | None = None, threshold_mode: str = "global") -> Problem:
