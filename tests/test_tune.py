@@ -16,6 +16,7 @@ from lsllm import training, tune
 from lsllm.cli import main
 from lsllm.config import RunConfig
 from lsllm.errors import ConfigError
+from lsllm.problems import family
 
 TRIAL_FLAGS = ["--max-steps", "2", "--batch-size", "4", "--dtype", "float32", "--threads", "1"]
 
@@ -154,18 +155,18 @@ def test_two_processes_share_one_sqlite_storage(tmp_path, tiny_model_dir, tiny_s
 
 def test_the_default_space_fits_the_task_and_the_flags():
     cfg = RunConfig()
-    space, left = tune.default_space("seq", "single-label", cfg, set(), ["positive", "negative"])
+    space, left = tune.default_space(family("seq", "single-label"), cfg, set(), ["positive", "negative"])
     assert set(space) == {"lr", "head_lr_ratio", "lora_r", "lora_alpha_ratio", "lora_targets", "lora_dropout", "epochs",
                           "attention", "pooling"}
     assert space["attention"].choices == ["causal", "bidirectional"] and "head_init (it needs --prompt)" in left
     cfg.model.prompt = "Review: {text}\nSentiment:"
-    assert "head_init" in tune.default_space("seq", "single-label", cfg, set(), ["positive", "negative"])[0]
-    assert "head_init" not in tune.default_space("seq", "single-label", cfg, set(), ["0", "1"])[0]
-    token, _ = tune.default_space("token", None, RunConfig(), {"train.lr"}, ["O", "B-PER"], fixed=["lora_dropout"])
+    assert "head_init" in tune.default_space(family("seq", "single-label"), cfg, set(), ["positive", "negative"])[0]
+    assert "head_init" not in tune.default_space(family("seq", "single-label"), cfg, set(), ["0", "1"])[0]
+    token, _ = tune.default_space(family("token"), RunConfig(), {"train.lr"}, ["O", "B-PER"], fixed=["lora_dropout"])
     assert token["attention"].choices == ["bidirectional", "repeat"]
     assert not {"pooling", "head_init", "lr", "lora_dropout"} & set(token)
     with pytest.raises(ConfigError, match="--fixed nope"):
-        tune.default_space("seq", None, RunConfig(), set(), ["a"], fixed=["nope"])
+        tune.default_space(family("seq"), RunConfig(), set(), ["a"], fixed=["nope"])
     base = RunConfig()
     flags = tune.trial_flags({"lr": 1e-4, "head_lr_ratio": 10.0, "lora_r": 8, "lora_alpha_ratio": 2, "lora_targets": "qv",
                               "attention": "causal"}, base)

@@ -18,19 +18,12 @@ from typing import Any
 
 from lsllm import describe
 from lsllm.errors import ConfigError
-from lsllm.problems import make_problem
+from lsllm.problems import family
 from lsllm.runs import RunDir
 
 # Settings that name a run but do not change what it learns.
 _NOT_IN_GROUP = {("train", "seed"), ("train", "output"), ("train", "resume")}
-NOT_PERCENT = {"irregular", "pearson", "spearman", "mse", "mae"}
-
-
-def shown_metrics(task: str, problem: str | None) -> tuple[str, ...]:
-    """The two metrics a comparison shows for a run: its problem type's headline (NER: entity F1, precision)."""
-    if task == "token":
-        return ("f1", "precision")
-    return make_problem(problem).headline[:2]
+IRREGULAR = "irregular"  # SFT: answers that name no label, a count
 
 
 @dataclass
@@ -46,7 +39,8 @@ class RunSummary:
     split: str
     metrics: dict[str, Any]
     group: str
-    keys: tuple[str, ...] = ("accuracy", "f1_macro")
+    keys: tuple[str, ...] = ("accuracy", "f1_macro")  # what the comparison shows for it: `Problem.compared`
+    percent: frozenset[str] = frozenset(("accuracy", "f1_macro"))  # those that are fractions: `Problem.percent`
 
 
 def _mapping(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
@@ -82,6 +76,10 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
         if isinstance(values, dict)
     }
     group["_split"] = split
+    try:
+        kind = family(data_cfg.get("task"), data_cfg.get("problem"))
+    except ConfigError as err:
+        raise ConfigError(f"{config_path}: {err}") from None
     return RunSummary(
         path=run_dir,
         method=describe.method_name(config),
@@ -92,7 +90,8 @@ def summarize_run(run_dir: str | Path) -> RunSummary:
         split=split,
         metrics=scores,
         group=json.dumps(_str_keys(group), sort_keys=True, default=str),
-        keys=shown_metrics(str(data_cfg.get("task") or "seq"), data_cfg.get("problem")),
+        keys=kind.compared,
+        percent=kind.percent,
     )
 
 
@@ -125,7 +124,8 @@ def compare_rows(run_dirs: list[str | Path]) -> list[dict[str, Any]]:
     for run_dir in run_dirs:
         summary = summarize_run(run_dir)
         groups.setdefault(summary.group, []).append(summary)
-    keys = list(dict.fromkeys(k for summaries in groups.values() for r in summaries for k in r.keys)) + ["irregular"]
+    keys = list(dict.fromkeys(k for summaries in groups.values() for r in summaries for k in r.keys)) + [IRREGULAR]
+    percent = frozenset().union(*(r.percent for summaries in groups.values() for r in summaries))
     rows = []
     for runs in groups.values():
         first = runs[0]
@@ -139,8 +139,8 @@ def compare_rows(run_dirs: list[str | Path]) -> list[dict[str, Any]]:
         }
         for key in keys:
             values = [r.metrics[key] for r in runs if _is_number(r.metrics.get(key))]
-            row[key] = _mean_std(values, percent=key not in NOT_PERCENT, digits=3 if key in NOT_PERCENT - {"irregular"} else None) \
-                if len(values) == len(runs) else "—"
+            digits = None if key in percent or key == IRREGULAR else 3  # a count as it is; correlations and errors: 3 decimals
+            row[key] = _mean_std(values, percent=key in percent, digits=digits) if len(values) == len(runs) else "—"
         rows.append(row)
     return rows
 

@@ -18,23 +18,30 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from lsllm import describe, runs  # noqa: E402
 from lsllm.files import atomic_save_figure, atomic_write_json, atomic_write_jsonl, atomic_write_text  # noqa: E402
-from lsllm.problems import make_problem  # noqa: E402
+from lsllm.problems import Problem, family  # noqa: E402
 
-TOKEN_HEADLINE = ("f1", "precision", "recall", "f1_strict", "token_accuracy")
-PERCENT = {"accuracy", "f1_macro", "f1_weighted", "jaccard", "f1_micro", "subset_accuracy", *TOKEN_HEADLINE}
-
-
-def headline(task: str, problem: str | None = None) -> tuple[str, ...]:
-    """The metrics a table shows for a task (token) or a sequence problem type."""
-    return TOKEN_HEADLINE if task == "token" else make_problem(problem).headline
+# sft/rundir.py's until it asks the family (family().percent, .headline); nothing here reads them.
+PERCENT = {"accuracy", "f1_macro", "f1_weighted", "jaccard", "f1_micro", "subset_accuracy",
+           "f1", "precision", "recall", "f1_strict", "token_accuracy"}
 
 
-def metrics_table(results: dict[str, dict], task: str, problem: str | None = None) -> str:
-    """A small fixed-width table of the headline metrics per split (percentages; correlations and errors as numbers)."""
-    keys = headline(task, problem)
+def headline(task: str | None, problem: str | None = None) -> tuple[str, ...]:
+    """The metrics a table shows for a run of this task and problem type (`Problem.headline`)."""
+    return family(task, problem).headline
+
+
+def metrics_table(results: dict[str, dict], task: str | None, problem: str | None = None) -> str:
+    """`problem_table` of a run whose files name its ``task`` and ``problem`` (config.yaml, lsllm.json)."""
+    return problem_table(results, family(task, problem))
+
+
+def problem_table(results: dict[str, dict], kind: Problem) -> str:
+    """A small fixed-width table of the family member's headline metrics per split (its `percent` ones as
+    percentages, correlations and errors as numbers)."""
+    keys = kind.headline
     lines = [f"{'split':<12}" + "".join(f"{k:>15}" for k in keys) + f"{'n':>8}"]
     for split, metrics in results.items():
-        row = "".join((f"{100 * metrics[k]:>14.2f}%" if k in PERCENT else f"{metrics[k]:>15.4f}")
+        row = "".join((f"{100 * metrics[k]:>14.2f}%" if k in kind.percent else f"{metrics[k]:>15.4f}")
                       if isinstance(metrics.get(k), float) else f"{'-':>15}" for k in keys)
         lines.append(f"{split:<12}{row}{metrics.get('n_examples', 0):>8}")
     return "\n".join(lines)
@@ -55,8 +62,8 @@ def write_reports(run: runs.RunDir, cfg, bundle, classifier, results: dict[str, 
     atomic_write_text(run.report, "\n\n".join(sections) + "\n")
     if shown in results and "confusion_matrix" in results[shown]:
         plot_confusion(results[shown]["confusion_matrix"], run.confusion, f"{bundle.name} {shown}")
-    plot_learning_curve(history, run.curve, problem.selection if bundle.task == "seq" else "f1")
-    atomic_write_text(run.card, model_card(cfg, bundle, results, source, run.root))
+    plot_learning_curve(history, run.curve, problem.selection)
+    atomic_write_text(run.card, model_card(cfg, bundle, problem, results, source, run.root))
 
 
 def plot_confusion(confusion: dict[str, Any], path: Path, title: str) -> None:
@@ -108,20 +115,19 @@ def card_facts(cfg, bundle, source: dict) -> list[str]:
     ]
 
 
-def model_card(cfg, bundle, results: dict[str, dict], source: dict, root: Path) -> str:
-    task_name = {"single-label": "sequence classification", "multi-label": "multi-label classification",
-                 "regression": "regression"}[bundle.problem] if bundle.task == "seq" else "token classification (NER)"
+def model_card(cfg, bundle, problem: Problem, results: dict[str, dict], source: dict, root: Path) -> str:
     config = cfg.to_dict()
+    pooling = problem.saved_pooling(cfg.model.resolved_pooling)
     lines = [
-        f"# lsllm run: {bundle.name} ({task_name})",
+        f"# lsllm run: {bundle.name} ({problem.describe()})",
         "",
         *card_facts(cfg, bundle, source),
-        f"- attention: {describe.attention(config)}" + (f"; pooling: {cfg.model.resolved_pooling}" if bundle.task == "seq" else ""),
+        f"- attention: {describe.attention(config)}" + (f"; pooling: {pooling}" if pooling else ""),
         "- selection: best checkpoint on the validation split; test reported once, never used to select",
         "",
         "## Metrics",
         "```",
-        metrics_table(results, bundle.task, bundle.problem),
+        problem_table(results, problem),
         "```",
         "",
         "## Use it",

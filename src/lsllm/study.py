@@ -39,7 +39,7 @@ from lsllm.data import load_data
 from lsllm.describe import METHODS
 from lsllm.errors import ConfigError, LsllmError
 from lsllm.files import atomic_save_figure, atomic_write_json, atomic_write_text
-from lsllm.problems import make_problem
+from lsllm.problems import Problem, family
 from lsllm.report import write_report
 
 log = logging.getLogger(__name__)
@@ -92,10 +92,10 @@ def new_spec(data: str, methods: list[str], sizes: list[int], seeds: int, cell_f
         raise ConfigError(f"lsllm study: {', '.join(sorted(unknown))} is a flag of neither `lsllm train` nor `lsllm sft train`")
     cfg, _ = flags.config_from_flags(cell_flags)
     bundle = load_data(cfg.data, splits=("validation",))
-    check_methods(bundle.task, methods)
+    kind = family(bundle.task, bundle.problem)
+    check_methods(kind, methods)
     plan(sizes, methods, seeds)  # refuse bad sizes / methods / seeds before anything is written
-    task = bundle.task
-    return {"data": data, "task": task, "problem": bundle.problem, "metric": metric_for(task, bundle.problem),
+    return {"data": data, "task": kind.task, "problem": kind.saved_problem, "metric": kind.selection,
             "sizes": sorted(set(sizes)),
             "methods": list(methods), "seeds": seeds, "flags": cell_flags}
 
@@ -343,9 +343,8 @@ def summarise(spec: dict[str, Any], cells: list[dict[str, Any]]) -> dict[str, An
 
 
 def study_markdown(study: dict[str, Any]) -> str:
-    metric = study["metric"]
+    metric, unit = study["metric"], _unit(study)
     methods = [m for m in study["methods"] if any(s["method"] == m for s in study["summary"])]
-    unit = "x100" if metric == "pearson" else "%"
     lines = [f"# Study: {study['data']} — test {metric} ({unit}) by training examples", "",
              f"{len(study['cells'])} runs; seeds 0..{study['seeds'] - 1}; mean ± std over seeds (n runs), wall-clock summed.", "",
              "| examples | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
@@ -359,6 +358,11 @@ def study_markdown(study: dict[str, Any]) -> str:
     if study.get("flags"):
         lines += [f"Flags passed to every cell: `{' '.join(study['flags'])}`", ""]
     return "\n".join(lines)
+
+
+def _unit(study: dict[str, Any]) -> str:
+    """How the study's metric is shown x100: "%" when the family prints it as a percentage (not a correlation)."""
+    return "%" if study["metric"] in family(study.get("task"), study.get("problem")).percent else "x100"
 
 
 def _clock(seconds: float) -> str:
@@ -383,7 +387,7 @@ def plot_study(study: dict[str, Any], path: Path) -> None:
     ax.set_xticks(sizes, [f"{n:,}" for n in sizes])  # the studied sizes, not log-axis minor labels that overlap
     ax.minorticks_off()
     ax.set_xlabel("training examples")
-    ax.set_ylabel(f"test {study['metric']} ({'x100' if study['metric'] == 'pearson' else '%'})")
+    ax.set_ylabel(f"test {study['metric']} ({_unit(study)})")
     counts = sorted({s["n"] for s in study["summary"]})
     n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     ax.set_title(f"{study['data']}: mean ± std over seeds (n = {n} per point)")
@@ -400,13 +404,9 @@ def write_study(output: Path, study: dict[str, Any]) -> None:
         plot_study(study, output / "study.png")
 
 
-def metric_for(task: str, problem: str | None = None) -> str:
-    """The metric a study compares: the selection metric of the task's problem type (NER: entity F1)."""
-    return "f1" if task == "token" else make_problem(problem).selection
-
-
-def check_methods(task: str, methods: list[str]) -> None:
-    if task == "token" and "sft" in methods:
-        raise ConfigError("--methods sft: SFT is not offered for token tasks (NER); compare ls unls repeat instead")
+def check_methods(kind: Problem, methods: list[str]) -> None:
+    """Refuse methods the data's family member does not offer (SFT for NER) and an empty list."""
+    if kind.sft_refusal and "sft" in methods:
+        raise ConfigError(f"--methods sft: {kind.sft_refusal}; compare ls unls repeat instead")
     if not methods:
         raise ConfigError("--methods: name at least one of " + ", ".join(METHODS))

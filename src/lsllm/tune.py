@@ -7,7 +7,7 @@
 An Optuna study (TPE sampler, median or successive-halving pruner) whose trials are ordinary run
 folders, ``DIR/trial-0007`` (named by Optuna's trial number, unique in a study even when several
 processes share one storage), each trained by `training.train` with the trial's flags added to
-the user's. A trial's value is its run's selection metric on validation (`study.metric_for`:
+the user's. A trial's value is its run's selection metric on validation (`Problem.selection`:
 accuracy, entity F1, Jaccard, Pearson), read from its metrics.json; test is never used to
 select, and only the best trial's test score is reported, once, after the search.
 
@@ -47,13 +47,13 @@ import yaml
 from transformers import TrainerCallback
 
 from lsllm import flags, runs
-from lsllm.config import ALL_PROJECTIONS, apply_preset, read_mapping
+from lsllm.config import ALL_PROJECTIONS, RunConfig, apply_preset, read_mapping
 from lsllm.data import load_data
 from lsllm.errors import ConfigError, LsllmError, ModelError
 from lsllm.files import atomic_save_figure, atomic_write_json, atomic_write_text
 from lsllm.models.head_init import label_phrases
+from lsllm.problems import Problem, family
 from lsllm.report import write_report
-from lsllm.study import metric_for
 
 log = logging.getLogger(__name__)
 
@@ -181,14 +181,15 @@ def labels_are_words(labels: list[str], label_words: list[str] | None) -> bool:
     return label_phrases(labels) is not None
 
 
-def default_space(task: str, problem: str | None, cfg: Any, explicit: set[str], labels: list[str],
+def default_space(kind: Problem, cfg: Any, explicit: set[str], labels: list[str],
                   fixed: Sequence[str] = ()) -> tuple[dict[str, Dim], list[str]]:
-    """The space made for label supervision on this data, and what was left out and why.
+    """The space made for label supervision on this data (``kind``: its family member), and what was left out and why.
 
     A dimension is left out when ``fixed`` names it, when a train flag sets its setting (the
     user's choice wins), or when it means nothing here (LoRA dimensions with --no-lora, epochs
-    with --max-steps, pooling for token tasks, the label-word head without word labels and a
-    --prompt).
+    with --max-steps, a setting the data's family member refuses (`Problem.refuse_settings`:
+    pooling for token tasks, the label-word head for token tasks and regressions), the label-word
+    head without word labels and a --prompt).
     """
     space = {
         "lr": Dim("lr", "float", 5e-5, 1e-3, log=True),
@@ -198,8 +199,7 @@ def default_space(task: str, problem: str | None, cfg: Any, explicit: set[str], 
         "lora_targets": Dim("lora_targets", "categorical", choices=list(TARGETS)),
         "lora_dropout": Dim("lora_dropout", "float", 0.0, 0.1),
         "epochs": Dim("epochs", "categorical", choices=[1, 2, 3]),
-        "attention": Dim("attention", "categorical",
-                         choices=["causal", "bidirectional"] if task == "seq" else ["bidirectional", "repeat"]),
+        "attention": Dim("attention", "categorical", choices=list(kind.tune_attention)),
         "pooling": Dim("pooling", "categorical", choices=["last", "mean"]),
         "head_init": Dim("head_init", "categorical", choices=["random", "labels"]),
     }
@@ -213,11 +213,11 @@ def default_space(task: str, problem: str | None, cfg: Any, explicit: set[str], 
         "lora_targets": "--no-lora" if not cfg.lora.enabled else None,
         "lora_dropout": "--no-lora" if not cfg.lora.enabled else None,
         "epochs": "--max-steps is set" if cfg.train.max_steps > 0 else None,
-        "pooling": "token tasks classify every word" if task != "seq" else None,
-        "head_init": ("token tags are not words" if task != "seq" else "a regression head has no label words"
-                      if problem == "regression" else "it needs --prompt" if cfg.model.prompt is None
-                      else "the labels are not words (give --label-words)"
-                      if not labels_are_words(labels, cfg.model.label_words) else None),
+        "pooling": _refusal(kind, "model.pooling", space["pooling"].choices),
+        "head_init": _refusal(kind, "model.head_init", space["head_init"].choices)
+                     or ("it needs --prompt" if cfg.model.prompt is None
+                         else "the labels are not words (give --label-words)"
+                         if not labels_are_words(labels, cfg.model.label_words) else None),
     }
     for name in list(space):
         given = [s for s in DIMENSIONS[name] if s in explicit]
@@ -369,18 +369,32 @@ def check_space(space: dict[str, Dim], spec: dict[str, Any], lines: dict[str, di
                 raise ConfigError(f"{mark}: {name} = {value!r} is not a value the train flag takes") from None
 
 
+def _refusal(kind: Problem, dotted: str, values: Sequence[Any]) -> str | None:
+    """The family member's one-line refusal (`Problem.refuse_settings`) of the setting ``dotted`` at any of
+    ``values``, or None where every value applies to this data."""
+    section, name = dotted.split(".")
+    for value in values:
+        probe = RunConfig()
+        setattr(getattr(probe, section), name, value)
+        try:
+            kind.refuse_settings(probe)
+        except ConfigError as err:
+            return str(err)
+    return None
+
+
 def _task_issue(name: str, dim: Dim, spec: dict[str, Any], base: Any) -> str | None:
     """Why a dimension means nothing for this data and these flags, or None."""
-    task, problem = spec["task"], spec.get("problem")
+    kind = family(spec["task"], spec.get("problem"))
     values = dim.probes()
     if name in ("lora_r", "lora_alpha_ratio", "lora_targets", "lora_dropout", "lora_alpha", "target_modules") and not base.lora.enabled:
         return "LoRA is off (--no-lora); drop the dimension"
     if name == "epochs" and base.train.max_steps > 0:
         return "--max-steps is set, so epochs are ignored; drop one"
-    if name == "pooling" and task != "seq":
-        return "token tasks classify every word: pooling applies to sequence tasks only"
-    if name == "head_init" and "labels" in values and (task != "seq" or problem == "regression"):
-        return "--head-init labels needs sequence labels that are words"
+    settings = DIMENSIONS.get(name) or ((".".join(_settings()[name][:2]),) if name in _settings() else ())
+    refused = _refusal(kind, settings[0], values) if len(settings) == 1 else None  # e.g. pooling, head_init for NER
+    if refused:
+        return refused
     if name == "lora_targets":
         bad = [v for v in values if str(v) not in TARGETS and not all(p.endswith("proj") for p in str(v).split())]
         if bad:
@@ -478,13 +492,13 @@ def new_spec(train_flags: Sequence[str], space_file: str | Path | None = None, s
         raise ConfigError("--data is required: a built-in name (lsllm datasets), a folder or a file")
     space, lines = read_space(space_file) if space_file is not None else (None, None)  # the file's form, before any data
     bundle = load_data(cfg.data, splits=("validation",))
-    problem = bundle.problem if bundle.task == "seq" else None
-    spec: dict[str, Any] = {"data": cfg.data.data, "task": bundle.task, "problem": problem,
-                            "metric": metric_for(bundle.task, problem), "direction": "maximize", "flags": train_flags,
+    kind = family(bundle.task, bundle.problem)
+    spec: dict[str, Any] = {"data": cfg.data.data, "task": kind.task, "problem": kind.saved_problem,
+                            "metric": kind.selection, "direction": "maximize", "flags": train_flags,
                             "subset": subset, "space_source": str(space_file) if space_file else "default", "left_out": []}
     base_config(spec)  # the preset's own refusals (--preset lsllm without --prompt) before any trial
     if space is None:
-        space, spec["left_out"] = default_space(bundle.task, problem, cfg, explicit, bundle.labels, fixed)
+        space, spec["left_out"] = default_space(kind, cfg, explicit, bundle.labels, fixed)
         if not space:
             raise ConfigError("every dimension is fixed (by --fixed or train flags): nothing to tune; drop some, or --space FILE")
     elif fixed:
