@@ -15,13 +15,11 @@ from typing import Any
 from seqeval.metrics.sequence_labeling import get_entities
 
 from lsllm import describe
-from lsllm.problems import make_problem
-from lsllm.report.collect import NOT_PERCENT, Run
+from lsllm.report.collect import Run
 
 MAX_ERRORS = 2000  # wrong examples listed per run (sorted by confidence, most confident first)
 MAX_REGRESSION_ERRORS = 200  # regression: the predictions furthest from gold listed per run (every one is off a little)
 MAX_SENTENCES = 1000  # NER sentences listed per run (those with mistakes first)
-HEADLINE = {"seq": ("accuracy", "f1_macro", "f1_weighted"), "token": ("f1", "precision", "recall", "f1_strict", "token_accuracy")}
 IRREGULAR = "(irregular)"  # what an SFT answer that names no label is shown as
 
 
@@ -30,16 +28,11 @@ def percent(value: Any) -> str:
     return f"{100 * value:.2f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
 
-def shown(value: Any, key: str) -> str:
-    """A metric as the report shows it: a percentage, or a number for correlations and errors."""
-    if key in NOT_PERCENT:
+def shown(value: Any, as_percent: bool) -> str:
+    """A metric as the report shows it: a percentage (the family's `percent` ones), or a number for correlations and errors."""
+    if not as_percent:
         return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
     return percent(value)
-
-
-def run_headline(run: Run) -> tuple[str, ...]:
-    """The metrics a run's tables show: the token metrics, or its sequence problem type's."""
-    return HEADLINE["token"] if run.task == "token" else make_problem(run.problem).headline
 
 
 def duration(seconds: Any) -> str:
@@ -101,15 +94,15 @@ def header_facts(run: Run) -> list[tuple[str, str]]:
     data = run.config.get("data") or {}
     command = run.record.get("command")
     labels = run.labels
-    task = "sequence classification" if run.task == "seq" else "token classification (NER)"
     started = run.record.get("started") or "-"
     ls = run.ls_info
+    pooling = run.family.saved_pooling(str((ls.pooling if ls else None) or model.get("pooling") or "last")) if run.kind == "ls" else None
     return [
-        ("method", f"{run.method} — {task}"),
+        ("method", f"{run.method} — {run.family.describe()}"),
         ("model", str(model.get("name") or (run.info.base_model if run.info else None) or "-")),
         ("weights", weights(run)),
         ("attention", describe.attention(run.config, ls)),
-        ("pooling", str((ls.pooling if ls else None) or model.get("pooling") or "last") if run.task == "seq" and run.kind == "ls" else "-"),
+        ("pooling", pooling or "-"),
         ("data", f"{data.get('data', '-')}" + (f" ({ls.data})" if ls and ls.data else "")),
         ("labels", f"{len(labels)}: {', '.join(labels)}" if labels else "-"),
         ("examples", sizes(run)),
@@ -140,13 +133,13 @@ class SeqError:
 def seq_errors(run: Run) -> list[SeqError]:
     """The wrong predictions, most confident first (the ones that say most about the model)."""
     errors = []
-    if run.problem == "regression":
+    if run.family.numeric:
         return regression_errors(run)
     for i, record in enumerate(run.predictions):
         gold = record.get("gold")
         predicted = record.get("label")
         score, gold_labels = record.get("score"), ()
-        if run.problem == "multi-label":  # wrong when the label sets differ
+        if run.family.label_sets:  # wrong when the label sets differ
             if not isinstance(gold, list) or not isinstance(record.get("labels"), list) or set(gold) == set(record["labels"]):
                 continue
             score = multi_label_confidence(gold, record["labels"], record.get("probabilities") or {})
@@ -311,36 +304,37 @@ def ner_view(run: Run) -> NerView:
 # ----------------------------------------------------------------------------- several runs
 
 
-COMPARED = {"seq": ("accuracy", "f1_macro"), "token": ("f1", "precision", "recall")}
-
-
-def headline(run: Run, split: str, keys: tuple[str, ...] | None = None) -> dict[str, str]:
-    """Metric name -> shown value (percent, or a count for SFT's irregular answers)."""
-    keys = keys or run_headline(run) + (("irregular",) if run.kind == "sft" else ())
+def headline(run: Run, split: str, keys: tuple[str, ...] | None = None, as_percent: frozenset[str] | None = None) -> dict[str, str]:
+    """Metric name -> shown value (percent for the ``as_percent`` metrics, default the run's `Problem.percent`;
+    a number for correlations and errors; a count for SFT's irregular answers)."""
+    keys = keys or run.family.headline + (("irregular",) if run.kind == "sft" else ())
+    as_percent = run.family.percent if as_percent is None else as_percent
     metrics = run.metrics.get(split) or {}
-    return {key: (str(metrics[key]) if key == "irregular" and key in metrics else shown(metrics.get(key), key)) for key in keys}
+    return {key: (str(metrics[key]) if key == "irregular" and key in metrics else shown(metrics.get(key), key in as_percent))
+            for key in keys}
 
 
 def comparison(runs: list[Run]) -> dict[str, Any]:
     """One row per run: what it is, its reported split's main metrics and the validation selection metric."""
     keys: list[str] = []
     for run in runs:
-        compared = COMPARED["token"] if run.task == "token" else run_headline(run)[:2]
-        for key in compared + (("irregular",) if run.kind == "sft" else ()):
+        for key in run.family.compared + (("irregular",) if run.kind == "sft" else ()):
             if key not in keys:
                 keys.append(key)
+    as_percent = frozenset().union(*(run.family.percent for run in runs))  # a metric is a fraction in every member that has it
     rows = []
     for number, run in enumerate(runs):
         data = run.config.get("data") or {}
         train = run.config.get("train") or {}
-        selection = "f1" if run.task == "token" else make_problem(run.problem).selection
+        kind = run.family
+        selection = kind.selection
         rows.append({
             "anchor": f"run-{number + 1}", "name": run.name, "method": run.method, "task": run.task,
             "model": str((run.config.get("model") or {}).get("name", "-")).rsplit("/", 1)[-1],
             "data": str(data.get("data", "-")).rsplit("/", 1)[-1], "seed": train.get("seed", "-"),
             "split": run.predictions_split if run.metrics else "-",
-            "values": headline(run, run.predictions_split, tuple(keys)),
-            "validation": f"{selection} {shown((run.metrics.get('validation') or {}).get(selection), selection)}",
+            "values": headline(run, run.predictions_split, tuple(keys), as_percent),
+            "validation": f"{selection} {shown((run.metrics.get('validation') or {}).get(selection), selection in kind.percent)}",
             "seconds": duration(run.record.get("seconds")),
         })
     return {"keys": keys, "rows": rows}

@@ -24,10 +24,9 @@ from typing import Any
 from lsllm import describe
 from lsllm.config import read_mapping
 from lsllm.errors import ConfigError
-from lsllm.problems import make_problem
+from lsllm.problems import Problem, family
 from lsllm.runs import RunDir, RunInfo, SFTInfo, read_json_noting, read_jsonl_noting
 
-NOT_PERCENT = {"pearson", "spearman", "mse", "mae"}  # regression: correlations and errors are shown as numbers
 STUDY = "study.json"
 TUNE = "tune.json"  # written by `lsllm tune` (lsllm.tune) beside its trial run folders
 TUNE_PLOTS = ("history.png", "importances.png", "slice.png")
@@ -43,6 +42,7 @@ class Curves:
     selected_step: int | None = None  # the checkpoint the run's model comes from
     selected_reason: str = ""  # "best validation <metric>" | "final model"
     source: str = ""  # the file the points were read from
+    percent: bool = True  # the metric is a fraction shown as a percentage (`Problem.percent`; not a correlation)
 
 
 @dataclass
@@ -74,6 +74,11 @@ class Run:
     def problem(self) -> str:
         """single-label | multi-label | regression (sequence runs; token runs are single-label per word)."""
         return (self.info.problem if self.info else None) or (self.config.get("data") or {}).get("problem") or "single-label"
+
+    @property
+    def family(self) -> Problem:
+        """The run's member of the task family (`lsllm.problems`): what the report asks instead of testing names."""
+        return family(self.task, self.problem)
 
     @property
     def ls_info(self) -> RunInfo | None:
@@ -165,8 +170,9 @@ def read_curves(root: Path, kind: str, task: str, problem: str | None = None) ->
     The validation curve is the metric the run selected its checkpoint on (`Problem.selection`:
     Pearson for a regression, Jaccard for multi-label, accuracy for single-label; F1 for NER).
     """
-    metric = make_problem(problem).selection if task == "seq" else "f1"
-    curves = Curves(metric)
+    member = family(task, problem)
+    metric = member.selection
+    curves = Curves(metric, percent=metric in member.percent)
     state_file = RunDir(root).newest_trainer_state()
     if state_file is not None:
         state = read_json_noting(state_file, None)

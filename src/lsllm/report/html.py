@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from lsllm.describe import METHODS
+from lsllm.problems import family
 from lsllm.report import analysis, plots
 from lsllm.report.collect import TUNE_PLOTS, Run, Study, Tune
 from lsllm.runs import RunDir
@@ -30,36 +31,38 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = analysis.percent
-    env.filters["metric"] = analysis.shown
-    env.globals["not_percent"] = analysis.NOT_PERCENT
+    env.filters["metric"] = analysis.shown  # value|metric(as_percent): the caller asks the family which are percentages
     env.filters["duration"] = analysis.duration
     env.filters["quoted"] = lambda text: json.dumps(text, ensure_ascii=False)  # shows "\n" and blanks as generated
     return env
 
 
 def run_context(run: Run, number: int) -> dict[str, Any]:
-    """Everything the template shows of one run."""
+    """Everything the template shows of one run; what differs by task family member comes as values the
+    family gave (`per_word`, `numeric`, `label_sets`, `percent`), so the template tests no task or problem name."""
     split = run.predictions_split
     reported = run.metrics.get(split) or {}
+    kind = run.family
     context: dict[str, Any] = {
         "run": run, "anchor": f"run-{number}", "facts": analysis.header_facts(run), "split": split,
         "splits": [(key, name) for key, name in (("step0", "validation before training"), ("validation", "validation"),
                                                  ("test", "test")) if isinstance(run.metrics.get(key), dict)],
-        "headline": analysis.run_headline(run), "curves_svg": plots.curves_svg(run.curves, salt=f"curves-{number}"),
+        "headline": kind.headline, "percent": kind.percent, "per_word": kind.per_word, "numeric": kind.numeric,
+        "label_sets": kind.label_sets, "curves_svg": plots.curves_svg(run.curves, salt=f"curves-{number}"),
         "per_class": reported.get("per_class") or reported.get("per_label"), "confusion": analysis.confusion(reported),
-        "scatter_svg": plots.scatter_svg(analysis.scatter_points(run), salt=f"scatter-{number}") if run.problem == "regression" else None,
+        "scatter_svg": plots.scatter_svg(analysis.scatter_points(run), salt=f"scatter-{number}") if kind.numeric else None,
         "per_type": reported.get("per_type"), "irregular_top": reported.get("irregular_top") or [],
     }
-    if run.task == "seq":
-        errors = analysis.seq_errors(run)
-        context["errors"] = errors[:analysis.MAX_REGRESSION_ERRORS if run.problem == "regression" else analysis.MAX_ERRORS]
-        context["n_errors"] = len(errors)
-        context["n_predictions"] = len(run.predictions)
-        context["error_classes"] = {"gold": sorted({e.gold for e in errors}), "predicted": sorted({e.predicted for e in errors})}
-    else:
+    if kind.per_word:
         view = analysis.ner_view(run)
         context["ner"] = view
         context["colours"] = plots.type_colours(view.types)
+    else:
+        errors = analysis.seq_errors(run)
+        context["errors"] = errors[:analysis.MAX_REGRESSION_ERRORS if kind.numeric else analysis.MAX_ERRORS]
+        context["n_errors"] = len(errors)
+        context["n_predictions"] = len(run.predictions)
+        context["error_classes"] = {"gold": sorted({e.gold for e in errors}), "predicted": sorted({e.predicted for e in errors})}
     return context
 
 
@@ -77,9 +80,10 @@ def study_context(study: Study, number: int, output: Path) -> dict[str, Any]:
                  for split in ("validation", "test") for value in [cell.get(split)]}
         cells.append({**cell, **shown, "link": link})
     methods = [f"{m} = {METHODS[m]}" if m in METHODS else str(m) for m in spec.get("methods", [])]
-    return {"study": study, "anchor": f"study-{number}", "metric": metric, "cells": cells, "methods": methods,
+    unit = "%" if metric in family(spec.get("task"), spec.get("problem")).percent else "x100"  # as study.md says it
+    return {"study": study, "anchor": f"study-{number}", "metric": metric, "unit": unit, "cells": cells, "methods": methods,
             "step0": any(isinstance(c.get("step0"), (int, float)) for c in cells),
-            "summary": spec.get("summary", []), "plot_svg": plots.study_svg(spec.get("summary", []), metric, salt=f"study-{number}")}
+            "summary": spec.get("summary", []), "plot_svg": plots.study_svg(spec.get("summary", []), metric, salt=f"study-{number}", unit=unit)}
 
 
 def tune_context(tune: Tune, number: int, output: Path) -> dict[str, Any]:
@@ -91,7 +95,9 @@ def tune_context(tune: Tune, number: int, output: Path) -> dict[str, Any]:
         target = RunDir(folder).html if RunDir(folder).html.is_file() else folder
         link = os.path.relpath(target, output.parent) if trial.get("run") and folder.is_dir() else None
         trials.append({**trial, "link": link})
-    return {"tune": tune, "anchor": f"tune-{number}", "metric": spec.get("metric") or "accuracy", "trials": trials,
+    metric = spec.get("metric") or "accuracy"
+    return {"tune": tune, "anchor": f"tune-{number}", "metric": metric, "trials": trials,
+            "percent": metric in family(spec.get("task"), spec.get("problem")).percent,
             "names": list(spec.get("space") or {}), "best": spec.get("best"),
             "plots": [name for name in TUNE_PLOTS if (tune.root / name).is_file()]}
 

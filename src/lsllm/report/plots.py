@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
-from lsllm.report.collect import NOT_PERCENT, Curves  # noqa: E402
+from lsllm.report.collect import Curves  # noqa: E402
 
 STYLE = {"svg.fonttype": "none", "font.family": "sans-serif", "font.size": 11, "axes.spines.top": False,
          "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3}
@@ -63,7 +63,7 @@ def curves_svg(curves: Curves, salt: str) -> str | None:
             if name == "loss":
                 ax.plot(steps, values, color="tab:blue", linewidth=1.4, label="training loss")
                 ax.set_ylabel("training loss")
-            elif curves.metric in NOT_PERCENT:  # a correlation: shown as the number it is, on its own scale
+            elif not curves.percent:  # a correlation: shown as the number it is, on its own scale
                 ax.plot(steps, values, color="tab:orange", marker="o", markersize=4, linewidth=1.4, label=name)
                 ax.set_ylabel(name)
                 margin = max(0.02, 0.1 * (max(values) - min(values)))
@@ -101,8 +101,8 @@ def scatter_svg(points: Sequence[tuple[float, float]], salt: str) -> str | None:
         return _svg(fig, salt)
 
 
-def study_svg(summary: list[dict[str, Any]], metric: str, salt: str) -> str | None:
-    """Mean ± std of the study metric over training-set sizes, one line per method."""
+def study_svg(summary: list[dict[str, Any]], metric: str, salt: str, unit: str = "%") -> str | None:
+    """Mean ± std of the study metric (x100: ``unit`` "%" or "x100") over training-set sizes, one line per method."""
     rows = [r for r in summary if isinstance(r.get("mean"), (int, float)) and r.get("size") is not None]
     if not rows:
         return None
@@ -119,7 +119,7 @@ def study_svg(summary: list[dict[str, Any]], metric: str, salt: str) -> str | No
         ax.set_xticks(all_sizes, [str(s) for s in all_sizes])
         ax.minorticks_off()
         ax.set_xlabel("training examples")
-        ax.set_ylabel(f"test {metric} (%)")
+        ax.set_ylabel(f"test {metric} ({unit})")
         ax.legend(loc="best", fontsize=8, frameon=False)
         fig.tight_layout()
         return _svg(fig, salt)

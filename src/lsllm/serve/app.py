@@ -290,14 +290,17 @@ def served_run(classifier: Any, run_info: RunInfo | ExportInfo | None = None) ->
     config = getattr(classifier.model, "config", None)
     bidirectional = bool(getattr(config, "lsllm_bidirectional", info is not None and info.bidirectional))
     unmask = getattr(config, "lsllm_unmask_layers", info.unmask_layers if info is not None else None)
-    pooling = getattr(config, "lsllm_pooling", info.pooling if info is not None else None) if classifier.task == "seq" else None
+    problem = classifier.problem  # the task family member: /info says what it is, so the page tests no task name
+    pooling = problem.saved_pooling(getattr(config, "lsllm_pooling", info.pooling if info is not None else None))
     return {
         "model": info.base_model if info is not None else None,
         "task": classifier.task,
         "labels": list(classifier.labels),
-        "problem": classifier.problem.name if classifier.task == "seq" else None,
+        "problem": problem.saved_problem,
+        "per_word": problem.per_word,  # tags and entities per word; word lists accepted as "tokens"
+        "numeric": problem.numeric,  # a regression: a number per input, no label to choose
         "fields": getattr(classifier, "fields", None),
-        "thresholds": classifier.problem.state().get("thresholds") if classifier.task == "seq" else None,
+        "thresholds": (problem.saved_state() or {}).get("thresholds"),
         "attention": describe.attention({"model": {"bidirectional": bidirectional, "unmask_layers": unmask,
                                                    "attention": "repeat" if getattr(config, "lsllm_repeat", info is not None and info.repeat)
                                                    else None}}),
@@ -399,7 +402,7 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
     if settings.api_key:
         errors[401] = {"model": ErrorResponse, "description": "missing or wrong API key"}
     PredictRequest = request_model(settings.max_texts)
-    response_model = SeqResponse if classifier.task == "seq" else TokenResponse
+    response_model = TokenResponse if classifier.problem.per_word else SeqResponse
     if settings.api_key:  # the response schema would tell the task
         response_model = SeqResponse | TokenResponse  # type: ignore[assignment]
 
@@ -429,8 +432,8 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
         """One record per input, in the order sent (the schema of `lsllm predict`)."""
         kind, inputs = next((k, v) for k, v in (("texts", body.texts), ("tokens", body.tokens), ("records", body.records))
                             if v is not None)
-        if kind == "tokens" and classifier.task != "token":
-            raise HTTPException(422, 'this run is a sequence classifier: send {"texts": [...]}, not tokens')
+        if kind == "tokens":
+            classifier.problem.from_tokens(inputs)  # a classifier of texts refuses word lists: DataError, a 422
         fields = getattr(classifier, "fields", None)
         if kind == "records" and not fields:
             raise HTTPException(422, 'this run reads one text: send {"texts": [...]}')
@@ -453,7 +456,7 @@ def create_app(classifier: Any, settings: ServeSettings | None = None, run_info:
             if settings.oversize == "reject" and n > limit:
                 raise HTTPException(413, f"{kind}[{i}]: {n + lengths.prefix} tokens, over the limit of {classifier.max_length} "
                                          "(--max-length); shorten it, or start the server with --oversize truncate")
-        truncated = [i for i, n in enumerate(counts) if n > limit] if classifier.task == "seq" else []
+        truncated = [] if classifier.problem.per_word else [i for i, n in enumerate(counts) if n > limit]  # per word: windows
         records = await batcher.submit(kind, inputs)
         return JSONResponse({"predictions": records, "truncated": truncated})
 
