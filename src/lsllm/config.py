@@ -186,19 +186,12 @@ class DataConfig:
             raise ConfigError(f"task must be seq or token, got {self.task!r}")
         if self.problem is not None and self.problem not in PROBLEMS:
             raise ConfigError(f"--problem must be one of {', '.join(PROBLEMS)}, got {self.problem!r}")
-        if self.task == "token" and (self.problem not in (None, "single-label") or self.label_columns or self.label_separator):
-            raise ConfigError("--problem / --label-columns / --label-separator apply to sequence tasks (a tag per word is "
-                              "single-label); drop them for --task token")
         if self.label_columns is not None and (not self.label_columns or len(set(self.label_columns)) != len(self.label_columns)):
             raise ConfigError("--label-columns needs distinct column names, one per label")
         if self.label_columns and self.label_column:
             raise ConfigError("--label-columns (one 0/1 column per label) and --label-column (one column) exclude each other")
         if self.label_separator is not None and not self.label_separator:
             raise ConfigError("--label-separator must be a non-empty string, e.g. ','")
-        if self.problem == "regression" and (self.label_columns or self.label_separator):
-            raise ConfigError("--problem regression reads one numeric label column; drop --label-columns / --label-separator")
-        if self.problem == "single-label" and (self.label_columns or self.label_separator):
-            raise ConfigError("--label-columns / --label-separator give several labels per example: use --problem multi-label")
         if self.max_length < 8:
             raise ConfigError(f"max_length must be >= 8, got {self.max_length}")
         for name in ("train_limit", "eval_limit", "train_per_class"):
@@ -460,13 +453,14 @@ def apply_preset(cfg: RunConfig, task: str, explicit: set[str]) -> RunConfig:
     """
     if cfg.train.preset in (None, "auto"):
         return cfg
-    for dotted, value in PRESETS[(cfg.train.preset, task)].items():
+    preset = PRESETS[(cfg.train.preset, task)]
+    for dotted, value in preset.items():
         if dotted in explicit:
             continue
         section, name = dotted.split(".")
         setattr(getattr(cfg, section), name, value)
     cfg.model.__post_init__()  # a preset's bidirectional may contradict an explicit --attention repeat
-    if cfg.train.preset == "lsllm" and task == "seq" and cfg.model.prompt is None:
-        raise ConfigError("--preset lsllm (seq) starts the head from the label words and needs --prompt, "
+    if preset.get("model.head_init") == "labels" and cfg.model.prompt is None:  # lsllm (seq): the head from the label words
+        raise ConfigError(f"--preset {cfg.train.preset} ({task}) starts the head from the label words and needs --prompt, "
                           "e.g. --prompt 'Review: {text}\\nSentiment:'")
     return cfg

@@ -227,6 +227,92 @@ class Problem:
     tune_attention: ClassVar[tuple[str, ...]] = ("causal", "bidirectional")  # the attention modes `lsllm tune` searches
     sft_refusal: ClassVar[str | None] = None  # why the SFT baseline is not offered for it (None: it is)
 
+    # ---- reading labelled data (family-data): lsllm.data asks these. The data functions they call get the
+    # member passed in and never import this module (lazy imports here; tests/test_imports.py).
+
+    @property
+    def label_columns(self) -> tuple[str, ...]:
+        """The label column (JSON key) names looked for, in order, when --label-column is not given."""
+        from lsllm.data.readers import LABEL_COLUMNS
+
+        return LABEL_COLUMNS
+
+    def is_problem(self, problem: str | None) -> bool:
+        """Whether a problem name (a --problem flag, a dataset's, a saved run's; None: single-label) names this member."""
+        return (problem or "single-label") == self.name
+
+    def refuse_label_settings(self, problem: str | None, label_columns: Sequence[str] | None,
+                              label_separator: str | None, data: str | None = None) -> None:
+        """Refuse, in one line, label settings this member cannot read its labels with.
+
+        ``problem``: the --problem asked for (None: none, the problem type is found from the labels);
+        ``label_columns`` / ``label_separator``: several labels per example; ``data``: the dataset's name when
+        its task was found from its files (the error then names it). A multi-label member reads them all.
+        """
+
+    def read_file(self, path: Any, text_columns: Sequence[str] | None = None, label_column: str | None = None,
+                  tag_column: int = -1, labelled: bool = True, *, label_columns: Sequence[str] | None = None,
+                  label_separator: str | None = None, detect: bool = False) -> Any:
+        """Read one split file as this member's examples, with the reader its extension calls for: a `ReadSplit`.
+
+        Sequence members read .tsv/.csv/.jsonl: several ``text_columns`` become the examples' fields; each
+        label is parsed by `parse_label` from ``label_column``, or is the ``label_columns`` (0/1 each) that
+        are 1, or names joined by ``label_separator``. ``detect``: no problem type was asked for, so a JSON
+        list makes that example's label a list and anything else stays one name (`detected` then decides).
+        """
+        from lsllm.data.readers import LabelFormat, read_seq_file
+
+        columns = tuple(label_columns) if label_columns else None
+        fmt = LabelFormat(label_column, columns, label_separator, None if detect else self)
+        return read_seq_file(path, text_columns, labelled, fmt)
+
+    def parse_label(self, value: Any, fmt: Any, where: str, table: bool = False) -> Any:
+        """One example's label from its label column: a table cell (``table``) or a JSON / hub value, read as
+        ``fmt`` (the file's `data.readers.LabelFormat`) says. Raises a one-line DataError naming ``where``."""
+        raise NotImplementedError
+
+    def hub_reading(self, first: Any, ref: str, text_columns: Sequence[str] | None, label_column: str | None,
+                    label_columns: Sequence[str] | None, label_separator: str | None, detect: bool) -> Any:
+        """How a hub dataset's splits are read for this member (`data.hub.HubReading`: its columns, label
+        names and rows), from its train split ``first``; the label settings as for `read_file`."""
+        from lsllm.data.hub import seq_reading
+        from lsllm.data.readers import LabelFormat
+
+        columns = tuple(label_columns) if label_columns else None
+        return seq_reading(first, ref, text_columns, label_column,
+                           LabelFormat(label_column, columns, label_separator, None if detect else self))
+
+    def detected(self, read: dict[str, Any], source: Any) -> Problem:
+        """The member the labels read show: the one asked for (--problem, a built-in's), else multi-label for
+        label lists or label columns, else single-label (`data.labels.seq_problem`)."""
+        from lsllm.data.labels import seq_problem
+
+        return make_problem(seq_problem(read, source))
+
+    def labels_known(self, source: Any, cfg: Any) -> bool:
+        """Whether the label list is known without reading train (``cfg``: the DataConfig)."""
+        from lsllm.data.labels import explicit_labels
+
+        return explicit_labels(source, cfg) is not None
+
+    def label_set(self, read: dict[str, Any], source: Any, cfg: Any) -> tuple[list[str], str | None, list[str]]:
+        """Fix the label list of the splits read, map integer labels to names and check every label:
+        (labels in id order, the tag scheme found (token tasks; else None), notes for the bundle)."""
+        raise NotImplementedError
+
+    def per_class(self, examples: list, n: int, seed: int) -> tuple[list, str]:
+        """--train-per-class: N training examples of each label, a seeded sample (single-label data only)."""
+        raise DataError(f"--train-per-class samples N examples of each label, which needs single-label data; this is "
+                        f"{self.name}: use --train-limit N instead")
+
+    def folder_files(self, name: str) -> str:
+        """The files a data folder of a built-in dataset of this kind holds, for the message that asks for them."""
+        return f"{name}/train.tsv (and validation/test.tsv)"
+
+    def encoding_settings(self, label_all_subtokens: bool, stride: int | None) -> dict[str, Any]:
+        """The encoding settings that change this member's features (the tokenization cache's key holds them)."""
+        return {"label_all_subtokens": None, "stride": None}
+
 
 class SingleLabel(Problem):
     """One class per input: softmax over the labels, cross-entropy, argmax."""
@@ -275,6 +361,35 @@ class SingleLabel(Problem):
 
     def report_text(self, gold, predicted, labels):
         return seq_report_text(list(gold), list(predicted), labels)
+
+    # ---- reading labelled data (family-data)
+
+    def refuse_label_settings(self, problem, label_columns, label_separator, data=None):
+        """Several labels per example where --problem single-label was asked for."""
+        if problem is not None and (label_columns or label_separator):
+            raise ConfigError("--label-columns / --label-separator give several labels per example: use --problem multi-label")
+
+    def parse_label(self, value, fmt, where, table=False):
+        """One name; a JSON list is refused (one label per example)."""
+        from lsllm.data.readers import name_label, shown
+
+        if isinstance(value, list):
+            raise DataError(f"{where}: label is a list ({shown(value)}), one label per example is expected; pass "
+                            "--problem multi-label (or drop --problem) to read a list of labels")
+        return name_label(value, fmt, where, table)
+
+    def label_set(self, read, source, cfg):
+        from lsllm.data.labels import single_label_set
+
+        return single_label_set(read, source, cfg), None, []
+
+    def per_class(self, examples, n, seed):
+        from lsllm.data.sampling import per_class
+
+        return per_class(examples, n, seed)
+
+    def folder_files(self, name):
+        return f"{name}/train.tsv (and validation/test.tsv, labels.txt)"
 
 
 class MultiLabel(Problem):
@@ -372,6 +487,20 @@ class MultiLabel(Problem):
     # ---- asked by report, serve, study, tune (family-outputs)
     label_sets = True
 
+    # ---- reading labelled data (family-data)
+
+    def parse_label(self, value, fmt, where, table=False):
+        """A list of names: a JSON list, names joined by --label-separator, or one name (a list of one)."""
+        from lsllm.data.readers import name_label
+
+        return name_label(value, fmt, where, table, listed=True)
+
+    def label_set(self, read, source, cfg):
+        from lsllm.data.labels import multi_label_set
+
+        labels, notes = multi_label_set(read, source, cfg)
+        return labels, None, notes
+
 
 class Regression(Problem):
     """One number per input: MSE on standardised targets, predictions in the original scale.
@@ -461,6 +590,36 @@ class Regression(Problem):
 
     # ---- asked by report, serve, study, tune (family-outputs)
     numeric = True
+
+    # ---- reading labelled data (family-data)
+
+    @property
+    def label_columns(self):
+        """A "score" column (STS-B) is the label too."""
+        from lsllm.data.readers import SCORE_COLUMNS
+
+        return SCORE_COLUMNS
+
+    def refuse_label_settings(self, problem, label_columns, label_separator, data=None):
+        """A regression reads one number per example, from one column."""
+        if label_columns or label_separator:
+            raise ConfigError("--problem regression reads one numeric label column; drop --label-columns / --label-separator")
+
+    def parse_label(self, value, fmt, where, table=False):
+        """A finite number (a JSON number, or a decimal such as "3.5")."""
+        from lsllm.data.readers import number_label
+
+        return number_label(value, where)
+
+    def labels_known(self, source, cfg):
+        """Always: the label list is the label column's name."""
+        return True
+
+    def label_set(self, read, source, cfg):
+        from lsllm.data.labels import regression_label_set
+
+        labels, notes = regression_label_set(read, source, cfg)
+        return labels, None, notes
 
 
 class TokenTagging(Problem):
@@ -603,6 +762,61 @@ class TokenTagging(Problem):
     per_word = True
     tune_attention = ("bidirectional", "repeat")  # causal NER reads no word after the one it tags
     sft_refusal = "SFT is not offered for token tasks (NER)"
+
+    # ---- reading labelled data (family-data)
+
+    @property
+    def label_columns(self):
+        """The tag list's key (JSONL, hub)."""
+        from lsllm.data.readers import TAG_KEYS
+
+        return TAG_KEYS
+
+    def is_problem(self, problem):
+        """A tag per word is single-label: a token task's files say no problem, or single-label."""
+        return problem in (None, "single-label", self.name)
+
+    def refuse_label_settings(self, problem, label_columns, label_separator, data=None):
+        """--problem, --label-columns and --label-separator are sequence tasks' (one tag per word)."""
+        if self.is_problem(problem) and not label_columns and not label_separator:
+            return
+        if data is None:
+            raise ConfigError("--problem / --label-columns / --label-separator apply to sequence tasks (a tag per word is "
+                              "single-label); drop them for --task token")
+        raise DataError(f"{data} is a token task (one tag per word): --problem / --label-columns / "
+                        "--label-separator apply to sequence tasks; drop them")
+
+    def read_file(self, path, text_columns=None, label_column=None, tag_column=-1, labelled=True, *,
+                  label_columns=None, label_separator=None, detect=False):
+        """CoNLL columns (.txt/.conll..., the tag in ``tag_column``) or JSONL with tokens/tags
+        (``text_columns[0]`` / ``label_column`` name the keys)."""
+        from lsllm.data.readers import read_token_file
+
+        return read_token_file(path, text_columns, label_column, tag_column, labelled)
+
+    def hub_reading(self, first, ref, text_columns, label_column, label_columns, label_separator, detect):
+        from lsllm.data.hub import token_reading
+
+        return token_reading(first, ref, text_columns, label_column)
+
+    def detected(self, read, source):
+        return self
+
+    def label_set(self, read, source, cfg):
+        """Tags checked, the scheme converted to BIO; "O" then B-/I- of each entity type."""
+        from lsllm.data.labels import token_labels
+
+        return token_labels(read, source, cfg)
+
+    def per_class(self, examples, n, seed):
+        raise DataError("--train-per-class samples N examples of each label, which needs single-label data; this is "
+                        "a token task (a tag per word): use --train-limit N instead")
+
+    def folder_files(self, name):
+        return f"{name}/train.txt (and validation/test.txt)"
+
+    def encoding_settings(self, label_all_subtokens, stride):
+        return {"label_all_subtokens": label_all_subtokens, "stride": stride}
 
 
 def make_problem(name: str | None, state: dict[str, Any] | None = None, threshold_mode: str = "global") -> Problem:

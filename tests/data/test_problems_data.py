@@ -12,8 +12,8 @@ import pytest
 from lsllm.cli import main
 from lsllm.config import DataConfig
 from lsllm.data import REGISTRY, SeqExample, load_data, read_predict_inputs
-from lsllm.data.readers import read_file
 from lsllm.errors import ConfigError, DataError
+from lsllm.problems import family
 
 
 def _error(fn, *args, kind=DataError, **kwargs) -> str:
@@ -85,7 +85,7 @@ def test_label_separator_splits_strips_and_reads_empty_as_none(write):
 
 def test_label_separator_empty_name_is_an_error_at_its_line(write):
     path = write("d.csv", 'text,label\na,joy\nb,"joy,,anger"\n')
-    message = _error(read_file, path, "seq", label_separator=",", problem=None)
+    message = _error(family("seq").read_file, path, label_separator=",", detect=True)
     assert message.startswith(f"{path}:3: empty label name in 'joy,,anger' (--label-separator ',')")
 
 
@@ -94,28 +94,28 @@ def test_label_columns_read_zero_one_columns_in_their_order(write):
     bundle = load_data(DataConfig(data=str(path), label_columns=["joy", "anger", "fear"]))
     assert bundle.problem == "multi-label"
     assert bundle.labels == ["joy", "anger", "fear"]  # the --label-columns order
-    read = read_file(path, "seq", label_columns=["joy", "anger", "fear"]).examples[:3]
+    read = family("seq").read_file(path, label_columns=["joy", "anger", "fear"]).examples[:3]
     assert read == [SeqExample("a", ["anger"]), SeqExample("b", ["joy", "fear"]), SeqExample("c", [])]
     assert {ex.text: ex.label for ex in bundle.splits["train"]}["b"] == ["joy", "fear"]
     assert bundle.notes[0].startswith("multi-label: 3 labels from --label-columns; 10 of 30 train examples have none")
     # "0"/"1" in JSONL (and 0/1 numbers) read the same
     rows = [{"text": "a", "anger": "1", "joy": 0, "fear": 1}]
-    assert read_file(write("e.jsonl", jsonl(rows)), "seq", label_columns=EMOTIONS).examples == [SeqExample("a", ["anger", "fear"])]
+    assert family("seq").read_file(write("e.jsonl", jsonl(rows)), label_columns=EMOTIONS).examples == [SeqExample("a", ["anger", "fear"])]
 
 
 @pytest.mark.parametrize("value", ["2", "yes", "", "0.5", "-1"])
 def test_label_columns_value_other_than_zero_or_one_names_line_and_column(write, value):
     path = write("e.tsv", flags_tsv([("a", "100"), ("b", ["0", value, "1"])]))
-    message = _error(read_file, path, "seq", label_columns=EMOTIONS)
+    message = _error(family("seq").read_file, path, label_columns=EMOTIONS)
     assert message.startswith(f"{path}:3: label column 'joy' ")
     assert ("is empty" if not value else repr(value)) in message and "0 or 1" in message
 
 
 def test_label_columns_jsonl_bad_value_and_missing_key(write):
     path = write("e.jsonl", jsonl([{"text": "a", "anger": 1, "joy": 0, "fear": 0}, {"text": "b", "anger": 2, "joy": 0, "fear": 0}]))
-    assert _error(read_file, path, "seq", label_columns=EMOTIONS).startswith(f"{path}:2: label column 'anger' holds 2;")
+    assert _error(family("seq").read_file, path, label_columns=EMOTIONS).startswith(f"{path}:2: label column 'anger' holds 2;")
     path = write("f.jsonl", jsonl([{"text": "a", "anger": 1, "joy": 0, "fear": 0}, {"text": "b", "anger": 1, "joy": 0}]))
-    message = _error(read_file, path, "seq", label_columns=EMOTIONS)
+    message = _error(family("seq").read_file, path, label_columns=EMOTIONS)
     assert message.startswith(f"{path}:2: no label column 'fear' (--label-columns); fields present: text, anger, joy")
 
 
@@ -193,7 +193,7 @@ def test_regression_reads_numbers_and_names_the_label_after_its_column(write):
     assert bundle.labels == ["sim"] and bundle.problem == "regression"
     assert bundle.notes[0] == "regression: predicting 'sim', a number (train: 20 values from 0 to 4.75, mean 2.38)"
     rows = [{"text": "a", "label": 3}, {"text": "b", "label": "-1.5e-1"}, {"text": "c", "label": 0.25}]
-    assert [ex.label for ex in read_file(write("r.jsonl", jsonl(rows)), "seq", problem="regression").examples] == [3.0, -0.15, 0.25]
+    assert [ex.label for ex in family("seq", "regression").read_file(write("r.jsonl", jsonl(rows))).examples] == [3.0, -0.15, 0.25]
 
 
 @pytest.mark.parametrize("value", ["high", "nan", "inf", "-Infinity", "1e999", "3,5", "1_0"])
@@ -206,7 +206,7 @@ def test_regression_label_that_is_not_a_finite_number_names_line_and_value(write
 @pytest.mark.parametrize("value", ["true", '"x"', "[1]", "null", "1e999"])
 def test_regression_json_label_that_is_not_a_finite_number(write, value):
     path = write("r.jsonl", '{"text": "a", "label": 2}\n{"text": "b", "label": ' + value + "}\n")
-    assert _error(read_file, path, "seq", problem="regression").startswith(f"{path}:2: label ")
+    assert _error(family("seq", "regression").read_file, path).startswith(f"{path}:2: label ")
 
 
 def test_regression_refuses_labels(write):
@@ -232,21 +232,21 @@ def test_several_text_columns_are_kept_apart_as_fields(write):
 
 def test_pair_row_with_an_empty_field_names_line_and_field(write):
     path = write("p.tsv", "premise\thypothesis\tlabel\na\tb\tyes\nc\t \tno\n")
-    message = _error(read_file, path, "seq", ["premise", "hypothesis"])
+    message = _error(family("seq").read_file, path, ["premise", "hypothesis"])
     assert message.startswith(f"{path}:3: empty field 'hypothesis'")
 
 
 def test_pair_jsonl_record_without_a_field_names_line_and_field(write):
     path = write("p.jsonl", jsonl([{"premise": "a", "hypothesis": "b", "label": "yes"}, {"premise": "c", "label": "no"}]))
-    message = _error(read_file, path, "seq", ["premise", "hypothesis"])
+    message = _error(family("seq").read_file, path, ["premise", "hypothesis"])
     assert message.startswith(f"{path}:2: no field 'hypothesis' (--text-column premise hypothesis); fields present: premise, label")
-    rs = read_file(write("q.jsonl", jsonl([{"premise": " a ", "hypothesis": "b", "label": "yes"}])), "seq", ["premise", "hypothesis"])
+    rs = family("seq").read_file(write("q.jsonl", jsonl([{"premise": " a ", "hypothesis": "b", "label": "yes"}])), ["premise", "hypothesis"])
     assert rs.examples == [SeqExample("premise: a\nhypothesis: b", "yes", {"premise": "a", "hypothesis": "b"})]
 
 
 def test_pair_column_names_must_be_prompt_fields(write):
     path = write("p.tsv", "sentence 1\ts2\tlabel\na\tb\tyes\n")
-    message = _error(read_file, path, "seq", ["sentence 1", "s2"], kind=ConfigError)
+    message = _error(family("seq").read_file, path, ["sentence 1", "s2"], kind=ConfigError)
     assert message.startswith("--text-column 'sentence 1'") and "rename the column" in message
 
 

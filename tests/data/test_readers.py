@@ -16,7 +16,6 @@ from lsllm.data import load_data, read_predict_inputs
 from lsllm.data.examples import SeqExample, TokenExample
 from lsllm.data.readers import (
     read_conll,
-    read_file,
     read_jsonl_seq,
     read_jsonl_tokens,
     read_label_names,
@@ -25,6 +24,7 @@ from lsllm.data.readers import (
 )
 from lsllm.data.text import has_visible_text
 from lsllm.errors import DataError
+from lsllm.problems import family
 
 
 def test_tsv_reads_quotes_literally_and_strips(write):
@@ -138,7 +138,7 @@ def test_sniff_task(write, name, text, task):
 
 def test_read_file_rejects_wrong_format_for_task(write):
     with pytest.raises(DataError, match="token tasks read CoNLL"):
-        read_file(write("a.tsv", "text\tlabel\n"), "token")
+        family("token").read_file(write("a.tsv", "text\tlabel\n"))
 
 
 def test_labels_txt(write):
@@ -191,7 +191,7 @@ def test_table_round_trip(tmp_path, rows, fmt):
             writer = csv.writer(handle)
             writer.writerow(["text", "label"])
             writer.writerows(rows)
-    got = read_file(path, "seq").examples
+    got = family("seq").read_file(path).examples
     assert got == [SeqExample(t.strip(), label) for t, label in rows]
 
 
@@ -213,7 +213,7 @@ def _error(call, *args, **kwargs) -> str:
 def test_a_json_escaped_lone_surrogate_is_refused_at_its_line(write, name, task, line, what):
     good = '{"text": "fine", "label": "pos", "tokens": ["a"], "tags": ["O"]}\n'
     path = write(name, good * 2 + line + "\n")
-    message = _error(read_file, path, task)
+    message = _error(family(task).read_file, path)
     assert message.startswith(f"{path}:3: {what} holds an unpaired surrogate (\\u")
     assert "not valid Unicode text" in message
     if what in ("text", "'tokens'"):  # the same line as prediction input
@@ -222,7 +222,7 @@ def test_a_json_escaped_lone_surrogate_is_refused_at_its_line(write, name, task,
 
 def test_a_json_escaped_surrogate_pair_is_one_character(write):
     path = write("d.jsonl", '{"text": "ok \\ud83d\\ude00", "label": "pos"}\n')
-    assert read_file(path, "seq").examples == [SeqExample("ok \U0001f600", "pos")]
+    assert family("seq").read_file(path).examples == [SeqExample("ok \U0001f600", "pos")]
     assert read_predict_inputs(path) == [SeqExample("ok \U0001f600", "pos")]
 
 
@@ -233,7 +233,7 @@ def test_a_json_escaped_surrogate_pair_is_one_character(write):
 def test_an_encoded_surrogate_in_a_text_file_is_refused_at_its_line(write, name, good, task):
     bad = "x\ud800y\tpos\n" if name == "d.tsv" else "x\ud800y,pos\n" if name == "d.csv" else "x\ud800y O\n"
     path = write(name, (good + bad).encode("utf-8", errors="surrogatepass"))
-    message = _error(read_file, path, task)
+    message = _error(family(task).read_file, path)
     assert message.startswith(f"{path}:3: not UTF-8 text (byte 0xed: text holds an unpaired surrogate (\\ud800)")
     assert _error(read_predict_inputs, path, task=task).startswith(f"{path}:3: ")
 
@@ -279,7 +279,7 @@ def test_a_duplicate_column_is_an_error_naming_it(write, name, content):
 
 def test_a_duplicate_json_key_is_an_error_naming_it(write):
     path = write("d.jsonl", '{"text": "a", "label": "pos"}\n{"text": "b", "label": "pos", "label": "neg"}\n')
-    message = _error(read_file, path, "seq")
+    message = _error(family("seq").read_file, path)
     assert message.startswith(f"{path}:2: key 'label' appears twice in one object")
     assert _error(read_predict_inputs, path).startswith(f"{path}:2: key 'label' appears twice")
 
@@ -337,12 +337,12 @@ def test_a_text_without_a_visible_character_is_empty_everywhere(write, text):
         write("d.csv", f"text,label\nfine,pos\n{text},pos\n"),
     ]
     for path in files:
-        assert _error(read_file, path, "seq").startswith(f"{path}:3: empty text"), path
+        assert _error(family("seq").read_file, path).startswith(f"{path}:3: empty text"), path
         assert _error(read_predict_inputs, path, task="seq").startswith(f"{path}:3: empty text"), path
     path = write("l.tsv", f"text\tlabel\nfine\tpos\nfine\t{text}\n")
-    assert _error(read_file, path, "seq").startswith(f"{path}:3: empty label")
+    assert _error(family("seq").read_file, path).startswith(f"{path}:3: empty label")
     path = write("l.jsonl", '{"text": "a", "label": ' + escaped + "}\n")
-    assert _error(read_file, path, "seq").startswith(f"{path}:1: label must be a non-empty string")
+    assert _error(family("seq").read_file, path).startswith(f"{path}:1: label must be a non-empty string")
 
 
 def test_predict_txt_skips_lines_without_a_visible_character_like_blank_ones(write):

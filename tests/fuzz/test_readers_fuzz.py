@@ -24,9 +24,10 @@ from hypothesis import strategies as st
 from lsllm.config import DataConfig
 from lsllm.data import load_data, read_predict_inputs
 from lsllm.data.examples import SeqExample, TokenExample
-from lsllm.data.readers import read_file, read_label_names
+from lsllm.data.readers import read_label_names
 from lsllm.data.text import has_visible_text
 from lsllm.errors import DataError, LsllmError
+from lsllm.problems import family
 from tests.fuzz.conftest import FUZZ, assert_clean
 
 # Characters that once split or broke lines, plus ordinary text.
@@ -70,9 +71,9 @@ def mangled(draw, suffix: str) -> str:
 
 
 def _read_or_clean_error(path, task, content):
-    """read_file's result, or None after checking its error is a clean one-line DataError."""
+    """The file read as the task family member of `task`, or None after checking its error is a clean one-line DataError."""
     try:
-        return read_file(path, task)
+        return family(task).read_file(path)
     except DataError as err:
         assert_clean(err, path, content)
         return None
@@ -110,7 +111,7 @@ def test_jsonl_round_trip_keeps_line_separators_inside_strings(new_path, texts, 
     path = new_path(".jsonl")
     path.write_text("".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n" for t, lab in zip(texts, labels, strict=False)),
                     encoding="utf-8")
-    read = read_file(path, "seq")
+    read = family("seq").read_file(path)
     assert [e.text for e in read.examples] == [t.strip() for t in texts]
     assert [e.label for e in read.examples] == [str(lab) for lab in labels[: len(texts)]]
     assert read.lines == list(range(1, len(texts) + 1))
@@ -129,7 +130,7 @@ def test_csv_round_trip_with_quotes_newlines_and_long_fields(new_path, rows, new
     csv.writer(buffer, lineterminator=newline, quoting=csv.QUOTE_ALL).writerows([("text", "label"), *rows])
     path = new_path(".csv")
     path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
-    read = read_file(path, "seq")
+    read = family("seq").read_file(path)
     assert [(e.text, e.label) for e in read.examples] == [(" ".join([t.strip()]), lab) for t, lab in rows]
 
 
@@ -148,7 +149,7 @@ def test_conll_round_trip_and_line_numbers(new_path, sentences, newline, sep, bo
         lines += [f"{tok}{sep}{tag}" for tok, tag in sentence] + [""]
     path = new_path(".conll")
     path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + newline.join(lines).encode("utf-8"))
-    read = read_file(path, "token")
+    read = family("token").read_file(path)
     assert [e.tokens for e in read.examples] == [[tok for tok, _ in s] for s in sentences]
     assert [e.tags for e in read.examples] == [[tag for _, tag in s] for s in sentences]
     assert read.lines == starts
@@ -182,7 +183,7 @@ def test_a_bad_line_is_reported_at_its_line(new_path, suffix, data, newline, bom
     path = new_path(suffix)
     path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + newline.join(lines).encode("utf-8"))
     with pytest.raises(DataError) as err:
-        read_file(path, "seq" if suffix != ".conll" else "token")
+        family("seq" if suffix != ".conll" else "token").read_file(path)
     assert assert_clean(err.value, path) == len(lines) - 1, str(err.value)
 
 
@@ -195,7 +196,7 @@ def test_undecodable_byte_names_its_line_and_value(new_path, data, newline, bom)
     path = new_path(".tsv")
     path.write_bytes(raw)
     with pytest.raises(DataError) as err:
-        read_file(path, "seq")
+        family("seq").read_file(path)
     assert assert_clean(err.value, path) == len(lines) + 1
     assert f"byte 0x{bad[0]:02x}" in str(err.value)
 
@@ -275,11 +276,11 @@ def test_a_rare_entity_type_is_warned_about_at_its_line(write, tmp_path, caplog)
 def test_json_labels_must_be_names_or_integers(write, value):
     path = write("l.jsonl", '{"text": "a", "label": "pos"}\n{"text": "b", "label": ' + value + "}\n")
     with pytest.raises(DataError) as err:
-        read_file(path, "seq")
+        family("seq").read_file(path)
     assert assert_clean(err.value, path) == 2
     tags = write("t.jsonl", '{"tokens": ["a"], "tags": ["O"]}\n{"tokens": ["a"], "tags": [' + value + "]}\n")
     with pytest.raises(DataError) as err:
-        read_file(tags, "token")
+        family("token").read_file(tags)
     assert assert_clean(err.value, tags) == 2
 
 
@@ -300,7 +301,7 @@ def test_long_digit_labels_are_names_not_a_traceback(write, tmp_path):
 def test_conll_lines_with_the_wrong_columns_are_errors(write, content, line):
     path = write("c.conll", content)
     with pytest.raises(DataError) as err:
-        read_file(path, "token")
+        family("token").read_file(path)
     assert assert_clean(err.value, path) == line
     with pytest.raises(DataError) as err:  # also as prediction input, where "New York" would become "New"
         read_predict_inputs(path)
@@ -343,7 +344,7 @@ def test_a_token_with_a_space_is_reported_at_its_line_wherever_it_is(new_path, d
     path = new_path(".conll")
     raw = (b"\xef\xbb\xbf" if bom else b"") + newline.join(lines).encode("utf-8")
     path.write_bytes(raw)
-    for read in (lambda: read_file(path, "token"), lambda: read_predict_inputs(path)):
+    for read in (lambda: family("token").read_file(path), lambda: read_predict_inputs(path)):
         with pytest.raises(DataError) as err:
             read()
         assert assert_clean(err.value, path, raw) == bad, str(err.value)
@@ -368,7 +369,7 @@ def test_an_unclosed_quote_is_reported_where_its_record_starts(new_path, data, n
     path = new_path(suffix)
     raw = (b"\xef\xbb\xbf" if bom else b"") + newline.join(lines).encode("utf-8")
     path.write_bytes(raw)
-    for read in (lambda: read_file(path, "seq"), lambda: read_predict_inputs(path)):
+    for read in (lambda: family("seq").read_file(path), lambda: read_predict_inputs(path)):
         try:
             got = read()
         except DataError as err:
@@ -392,5 +393,5 @@ def test_a_tsv_written_by_a_csv_writer_reads_back(new_path, rows, newline, index
     writer.writerows([([""] if index else []) + ["text", "label"]] + [([str(i)] if index else []) + [t, lab] for i, (t, lab) in enumerate(rows)])
     path = new_path(".tsv")
     path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
-    read = read_file(path, "seq")
+    read = family("seq").read_file(path)
     assert [(e.text, e.label) for e in read.examples] == [(t.strip(), lab) for t, lab in rows]

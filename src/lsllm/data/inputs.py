@@ -32,6 +32,7 @@ from lsllm.data.readers import (
 )
 from lsllm.data.text import has_visible_text
 from lsllm.errors import DataError
+from lsllm.problems import family
 
 PARQUET_SUFFIXES = (".parquet",)
 PARQUET_BATCH = 4096  # rows converted to Python at a time
@@ -90,7 +91,8 @@ def iter_predict_inputs(
         field_names(fields)
     suffix = path.suffix.lower()
     parquet = suffix in PARQUET_SUFFIXES
-    inputs = _parquet(path, task, text_column, fields, skip) if parquet else _read(path, suffix, task, text_column, fields)
+    words = None if task is None else family(task).per_word  # the task reads word lists; None: not said
+    inputs = _parquet(path, words, text_column, fields, skip) if parquet else _read(path, suffix, words, text_column, fields)
     n = 0
     for n, item in enumerate(inputs, 1):  # noqa: B007 (n is the count after the loop)
         if parquet or n > skip:
@@ -99,7 +101,7 @@ def iter_predict_inputs(
         raise DataError(f"{path}: no inputs (the file is empty or blank); write one input per line, or pass texts as arguments")
 
 
-def _read(path: Path, suffix: str, task: str | None, text_column: list[str] | None,
+def _read(path: Path, suffix: str, words: bool | None, text_column: list[str] | None,
           fields: list[str] | None) -> Iterator[tuple[str, SeqExample | TokenExample]]:
     if fields and (suffix == ".txt" or suffix in CONLL_SUFFIXES):
         raise DataError(f"{path}: this model reads {len(fields)} fields per input ({', '.join(fields)}), a {suffix} file "
@@ -109,11 +111,11 @@ def _read(path: Path, suffix: str, task: str | None, text_column: list[str] | No
         for line_no, line in enumerate(iter_lines(path), 1):
             line = line.strip()
             if has_visible_text(line):  # not blank, nor only U+200B, NUL, ...
-                yield f"{path}:{line_no}", (TokenExample(line.split()) if task == "token" else SeqExample(line))
+                yield f"{path}:{line_no}", (TokenExample(line.split()) if words else SeqExample(line))
     elif suffix in JSONL_SUFFIXES:
         for line, obj in iter_jsonl_records(path):
             where = f"{path}:{line}"
-            yield where, _record(obj, where, task, text_column, fields)
+            yield where, _record(obj, where, words, text_column, fields)
     elif suffix in TABLE_SUFFIXES:
         for line, example in iter_table(path, fields or text_column, labelled=False):
             yield f"{path}:{line}", example
@@ -125,7 +127,7 @@ def _read(path: Path, suffix: str, task: str | None, text_column: list[str] | No
                         ".parquet or .conll")
 
 
-def _parquet(path: Path, task: str | None, text_column: list[str] | None, fields: list[str] | None,
+def _parquet(path: Path, words: bool | None, text_column: list[str] | None, fields: list[str] | None,
              skip: int) -> Iterator[tuple[str, SeqExample | TokenExample]]:
     """Inputs of a Parquet file, a record batch at a time; `skip` whole row groups are not read."""
     import pyarrow as pa
@@ -143,7 +145,7 @@ def _parquet(path: Path, task: str | None, text_column: list[str] | None, fields
     schema = parquet.schema_arrow
     names = schema.names
     token_key = next((k for k in TOKEN_KEYS if k in names and _strings(schema.field(k).type, listed=True)), None)
-    if token_key is not None and task != "seq" and not fields:
+    if token_key is not None and words is not False and not fields:
         columns = [token_key]
     else:
         columns = list(fields) if fields else [pick_column(names, c, TEXT_COLUMNS, "text", "--text-column", str(path))
@@ -167,7 +169,7 @@ def _parquet(path: Path, task: str | None, text_column: list[str] | None, fields
             if row <= skip:
                 continue
             where = f"{path} row {row}"
-            if columns == [token_key] and token_key is not None and not fields and task != "seq":
+            if columns == [token_key] and token_key is not None and not fields and words is not False:
                 tokens = parts[0]
                 if not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
                     raise DataError(f"{where}: {token_key!r} must be a non-empty list of non-empty strings")
@@ -190,11 +192,11 @@ def _strings(kind, listed: bool = False) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
 
 
-def _record(obj: dict, where: str, task: str | None, text_column: list[str] | None,
+def _record(obj: dict, where: str, words: bool | None, text_column: list[str] | None,
             fields: list[str] | None) -> SeqExample | TokenExample:
     """One JSONL object as an input: a token list (token tasks) or text field(s), label optional."""
     key = next((k for k in TOKEN_KEYS if isinstance(obj.get(k), list)), None)
-    if key is not None and task != "seq" and not fields:
+    if key is not None and words is not False and not fields:
         tokens = obj[key]
         if not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
             raise DataError(f"{where}: {key!r} must be a non-empty list of non-empty strings")

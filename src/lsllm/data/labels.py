@@ -17,7 +17,8 @@ Seq problem types (`seq_problem`): `--problem` or a built-in's wins; else `--lab
 Regression is never guessed. Multi-label: each label is a list of names, the label set is
 `--labels`, else the label columns, else labels.txt / the spec, else the sorted union of the
 train labels. Regression: each label is a number and the label list is one name, the label
-column's.
+column's. The task family member picks which of these applies (`Problem.label_set`, `Problem.detected`);
+the functions here get the member's data and never import lsllm.problems (it imports them).
 """
 
 from __future__ import annotations
@@ -54,11 +55,6 @@ def explicit_labels(source: Source, cfg: DataConfig) -> list[str] | None:
     return list(source.order) if source.order else None
 
 
-def labels_known(source: Source, cfg: DataConfig) -> bool:
-    """Whether the label list is known without reading train (a regression's is its column's name)."""
-    return source.problem == "regression" or explicit_labels(source, cfg) is not None
-
-
 def seq_problem(read: dict[str, ReadSplit], source: Source) -> str:
     """The problem type: fixed before reading (`--problem`, a built-in's), else multi-label when
     the labels are lists (label columns, a separator, JSON lists), else single-label."""
@@ -90,22 +86,8 @@ def _map_int(value: str, names: list[str] | None, known: set[str]) -> str:
     return names[index] if 0 <= index < len(names) else value
 
 
-def seq_labels(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> tuple[list[str], str, list[str]]:
-    """Fix the problem type and the label list, map integer labels to names and check every label.
-
-    Returns:
-        (labels in id order, problem type, notes): notes state a multi-label or regression
-        problem ("multi-label: 11 labels from ...; 204 of 6,838 train examples have none").
-    """
-    problem = seq_problem(read, source)
-    if problem == "regression":
-        return _regression(read, source, cfg)
-    if problem == "multi-label":
-        return _multi_label(read, source, cfg)
-    return _single_label(read, source, cfg), problem, []
-
-
-def _single_label(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> list[str]:
+def single_label_set(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> list[str]:
+    """One name per example: integer ids mapped, the label list fixed (see the module docstring), every label checked."""
     names = list(cfg.labels) if cfg.labels else source.names or source.order
     known = set(names or ())
     for rs in read.values():
@@ -131,7 +113,7 @@ def _single_label(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -
     return labels
 
 
-def _multi_label(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> tuple[list[str], str, list[str]]:
+def multi_label_set(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> tuple[list[str], list[str]]:
     """Lists of names: integer ids mapped, the label set fixed (see the module docstring), checked."""
     if cfg.labels and source.label_columns and set(cfg.labels) != set(source.label_columns):
         raise DataError(f"--labels ({', '.join(cfg.labels)}) and the label columns ({', '.join(source.label_columns)}) "
@@ -173,10 +155,10 @@ def _multi_label(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) ->
         note += f"; {none:,} of {n:,} train examples have none"
         if none == 0 and all(len(ex.label) == 1 for ex in train.examples):
             note += ", every one has exactly one (single-label data read as multi-label)"
-    return labels, "multi-label", [note]
+    return labels, [note]
 
 
-def _regression(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> tuple[list[str], str, list[str]]:
+def regression_label_set(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> tuple[list[str], list[str]]:
     """Numbers (the readers checked them): the label list is the label column's name."""
     if cfg.labels:
         raise ConfigError(f"--labels ({', '.join(cfg.labels)}) names classes, but --problem regression predicts a number; "
@@ -191,7 +173,7 @@ def _regression(read: dict[str, ReadSplit], source: Source, cfg: DataConfig) -> 
         values = [float(ex.label) for ex in train.examples]
         note += (f" (train: {len(values):,} values from {min(values):g} to {max(values):g}, "
                  f"mean {statistics.fmean(values):.3g})")
-    return [column], "regression", [note]
+    return [column], [note]
 
 
 def _fix(train_origin: str | None) -> str:

@@ -22,21 +22,20 @@ import json
 import logging
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from lsllm.config import DataConfig
-from lsllm.data import carving, sampling
+from lsllm.data import carving
 from lsllm.data.examples import DatasetBundle
-from lsllm.data.hub import HubUnreachable, hub_source, load_hub
-from lsllm.data.labels import labels_known, seq_labels, token_labels
+from lsllm.data.hub import HubUnreachable, hub_source, hub_task, load_hub
 from lsllm.data.readers import (
     CONLL_SUFFIXES,
     JSONL_SUFFIXES,
     TABLE_SUFFIXES,
     ReadSplit,
     paused_gc,
-    read_file,
     read_label_names,
     read_text,
     sniff_task,
@@ -44,6 +43,7 @@ from lsllm.data.readers import (
 from lsllm.data.registry import REGISTRY, DatasetSpec
 from lsllm.data.source import SPLIT_ALIASES, SPLITS, Source
 from lsllm.errors import ConfigError, DataError
+from lsllm.problems import family
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,9 @@ def load_data(cfg: DataConfig, splits: Sequence[str] = SPLITS) -> DatasetBundle:
 
 def resolve_source(cfg: DataConfig) -> Source:
     """Find what `cfg.data` names (see the module docstring for the order)."""
+    # Where the config meets the data: label settings the asked-for problem type cannot read (`--task token` with
+    # `--problem`, `--problem regression` with `--label-columns`, ...) are refused before anything is read.
+    family(cfg.task, cfg.problem).refuse_label_settings(cfg.problem, cfg.label_columns, cfg.label_separator)
     name = cfg.data.strip()
     if not name:
         raise DataError(f"no data given: pass --data with a built-in ({', '.join(REGISTRY)}), hf:<id>, a folder or a train file")
@@ -152,7 +155,7 @@ def folder_source(folder: Path, name: str, cfg: DataConfig, spec: DatasetSpec | 
     files = _split_files(folder)
     if not files:
         raise DataError(f"{folder}: no train/validation/test file ({' '.join(_SUFFIXES)})")
-    if spec is not None and cfg.task is not None and cfg.task != spec.task:
+    if spec is not None and cfg.task is not None and not family(spec.task).is_task(cfg.task):
         raise DataError(f"{spec.name} is a {spec.task} task, not {cfg.task}; drop --task")
     task = spec.task if spec else cfg.task or sniff_task(files.get("train") or next(iter(files.values())), _first(cfg.text_column))
     source = Source(name=name, task=task, where=str(folder))
@@ -165,7 +168,7 @@ def folder_source(folder: Path, name: str, cfg: DataConfig, spec: DatasetSpec | 
     source.order = list(spec.labels) if spec else source.names
     source.order_from = f"the {spec.name} label list" if spec else "labels.txt" if source.names else ""
     for split, path in files.items():
-        source.readers[split] = functools.partial(read_file, path, task, tag_column=cfg.tag_column, **settings)
+        source.readers[split] = _file_reader(path, task, cfg, settings)
     return source
 
 
@@ -178,12 +181,12 @@ def file_source(path: Path, cfg: DataConfig) -> Source:
     splits = {"train": path, "validation": cfg.validation_file, "test": cfg.test_file}
     for split, file in splits.items():
         if file:
-            source.readers[split] = functools.partial(read_file, Path(file).expanduser(), task, tag_column=cfg.tag_column, **settings)
+            source.readers[split] = _file_reader(Path(file).expanduser(), task, cfg, settings)
     return source
 
 
 def read_settings(cfg: DataConfig, spec: DatasetSpec | None = None) -> dict:
-    """How to read a seq source's columns: `read_file`'s text/label keyword arguments.
+    """How to read a seq source's columns and labels: the text/label settings `_file_reader` and `hub_source` take.
 
     The flags win over a built-in's own columns; `problem` None means "detect" (a JSON label
     list makes the data multi-label). `--label-column` or `--label-separator` replace a
@@ -210,6 +213,14 @@ def _label_format(source: Source, settings: dict) -> None:
     source.label_separator = settings["label_separator"]
 
 
+def _file_reader(path: Path, task: str, cfg: DataConfig, settings: dict) -> Callable[[], ReadSplit]:
+    """The reader of one split file: the task family member of `task` and `settings` (`problem` None: detect) read it."""
+    return functools.partial(
+        family(task, settings["problem"]).read_file, path, settings["text_columns"], settings["label_column"], cfg.tag_column,
+        label_columns=settings["label_columns"], label_separator=settings["label_separator"], detect=settings["problem"] is None,
+    )
+
+
 def _first(columns: list[str] | None) -> str | None:
     return columns[0] if columns else None
 
@@ -224,9 +235,10 @@ def _hf_source(ref: str, cfg: DataConfig) -> Source:
             "split files>, or --data <folder> with train/validation/test files"
         ) from None
     settings = read_settings(cfg)
+    task = cfg.task or hub_task(dd, f"hf:{ref}", settings["text_columns"])
     source = hub_source(
-        dd, f"hf:{ref}", cfg.task, settings["text_columns"], settings["label_column"], label_columns=settings["label_columns"],
-        label_separator=settings["label_separator"], problem=settings["problem"],
+        dd, f"hf:{ref}", family(task, settings["problem"]), settings["text_columns"], settings["label_column"],
+        label_columns=settings["label_columns"], label_separator=settings["label_separator"], detect=settings["problem"] is None,
     )
     _label_format(source, settings)
     source.name = Path(name).name + (f"_{config}" if config else "")
@@ -234,7 +246,7 @@ def _hf_source(ref: str, cfg: DataConfig) -> Source:
 
 
 def _builtin_source(spec: DatasetSpec, cfg: DataConfig) -> Source:
-    if spec.problem is not None and cfg.problem is not None and cfg.problem != spec.problem:
+    if spec.problem is not None and cfg.problem is not None and not family(spec.task, spec.problem).is_problem(cfg.problem):
         raise DataError(f"{spec.name} is a {spec.problem} dataset, not {cfg.problem}; drop --problem")
     if spec.resource:
         source = folder_source(resources_dir() / spec.resource, spec.name, cfg, spec)
@@ -254,9 +266,7 @@ def _builtin_source(spec: DatasetSpec, cfg: DataConfig) -> Source:
 
 def _builtin_hub_source(spec: DatasetSpec, cfg: DataConfig, why: str) -> Source:
     """The first hub copy of a built-in that loads; a DataError naming both ways out otherwise."""
-    ext = "tsv" if spec.task == "seq" else "txt"
-    files = (f"{spec.name}/train.{ext} (and validation/test.{ext}"
-             f"{', labels.txt' if spec.task == 'seq' and spec.problem is None else ''})")
+    files = family(spec.task, spec.problem).folder_files(spec.name)
     if not spec.hub:
         raise DataError(f"{why}; {spec.name} has no hub copy, it is read from a data folder: pass --data-dir DIR with {files}")
     settings = read_settings(cfg, spec)
@@ -272,8 +282,9 @@ def _builtin_hub_source(spec: DatasetSpec, cfg: DataConfig, why: str) -> Source:
             continue
         ref = f"hf:{hub.path}" + (f":{hub.config}" if hub.config else "")
         source = hub_source(
-            dd, ref, spec.task, cfg.text_column or hub.text_columns, cfg.label_column or hub.label_column, hub.label_names,
-            label_columns=settings["label_columns"], label_separator=settings["label_separator"], problem=settings["problem"],
+            dd, ref, family(spec.task, settings["problem"]), cfg.text_column or hub.text_columns, cfg.label_column or hub.label_column,
+            hub.label_names, label_columns=settings["label_columns"], label_separator=settings["label_separator"],
+            detect=settings["problem"] is None,
         )
         _label_format(source, settings)
         source.name, source.order, source.order_from = spec.name, list(spec.labels), f"the {spec.name} label list"
@@ -293,19 +304,12 @@ def build_bundle(source: Source, cfg: DataConfig, splits: Sequence[str] = SPLITS
     has_val, has_test = "validation" in source.readers, "test" in source.readers
     carve = not (has_val and has_test)
     test_from = "test" if has_test else "validation" if has_val else None
-    read = _read_needed(source, cfg, splits, carve, test_from)
-    notes = list(source.notes)
-    scheme = None
-    if source.task == "seq":
-        labels, problem, label_notes = seq_labels(read, source, cfg)
-        notes.extend(label_notes)
-    else:
-        if source.problem not in (None, "single-label") or source.label_columns or source.label_separator:
-            raise DataError(f"{source.name} is a token task (one tag per word): --problem / --label-columns / "
-                            "--label-separator apply to sequence tasks; drop them")
-        problem = "single-label"
-        labels, scheme, scheme_notes = token_labels(read, source, cfg)
-        notes.extend(scheme_notes)
+    problem = family(source.task, source.problem)  # the one asked for (None: single-label until the labels say)
+    problem.refuse_label_settings(source.problem, source.label_columns, source.label_separator, data=source.name)
+    read = _read_needed(source, cfg, splits, carve, test_from, problem)
+    problem = problem.detected(read, source)
+    labels, scheme, label_notes = problem.label_set(read, source, cfg)
+    notes = list(source.notes) + label_notes
     out: dict[str, ReadSplit] = {}
     carved = 0
     if "train" in read:
@@ -335,8 +339,7 @@ def build_bundle(source: Source, cfg: DataConfig, splits: Sequence[str] = SPLITS
         examples = out[split].examples
         if split == "train" and cfg.train_per_class is not None:  # N of each label, before any shuffle or limit
             seed = cfg.subset_seed if cfg.subset_seed is not None else cfg.split_seed
-            examples, note = sampling.per_class(examples, cfg.train_per_class, seed,
-                                                problem if source.task == "seq" else "a token task (a tag per word)")
+            examples, note = problem.per_class(examples, cfg.train_per_class, seed)
             notes.append(note)
         if split == "train" and cfg.subset_seed is not None:  # a seeded subset, the same for every method
             examples = list(examples)
@@ -347,12 +350,12 @@ def build_bundle(source: Source, cfg: DataConfig, splits: Sequence[str] = SPLITS
             notes.append(f"{split} limited to the first {limit} of {len(examples)} examples")
             examples = examples[:limit]
         final[split] = examples
-    fingerprint = _fingerprint(source, cfg, source.task, labels, read, carved, problem)
-    return DatasetBundle(source.name, source.task, labels, final, notes, scheme, fingerprint, problem)
+    fingerprint = _fingerprint(source, cfg, source.task, labels, read, carved, problem.saved_problem)
+    return DatasetBundle(source.name, source.task, labels, final, notes, scheme, fingerprint, problem.saved_problem)
 
 
 def _read_needed(
-    source: Source, cfg: DataConfig, splits: Sequence[str], carve: bool, test_from: str | None
+    source: Source, cfg: DataConfig, splits: Sequence[str], carve: bool, test_from: str | None, problem: Any
 ) -> dict[str, ReadSplit]:
     """Read the official splits the request needs, and only those.
 
@@ -360,7 +363,7 @@ def _read_needed(
     official validation when returned as such, reported as test, or sizing a carve.
     """
     need: set[str] = set()
-    if "train" in splits or ("validation" in splits and carve) or not labels_known(source, cfg):
+    if "train" in splits or ("validation" in splits and carve) or not problem.labels_known(source, cfg):
         need.add("train")
     if "validation" in source.readers and ((carve and "train" in need) or (not carve and "validation" in splits)):
         need.add("validation")
@@ -379,7 +382,7 @@ def _read_needed(
 
 
 def _fingerprint(source: Source, cfg: DataConfig, task: str, labels: list[str], read: dict[str, ReadSplit], carved: int,
-                 problem: str = "single-label") -> str:
+                 problem: str | None = "single-label") -> str:
     """Hash of everything that shapes the examples: contents, label set, settings, reader version."""
     payload = {
         "reader_version": READER_VERSION,

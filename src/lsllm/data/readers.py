@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lsllm.data.examples import SeqExample, TokenExample, fields_text
 from lsllm.data.text import escaped, has_visible_text, lone_surrogate
@@ -37,11 +38,6 @@ logger = logging.getLogger(__name__)
 TEXT_COLUMNS = ("text", "sentence")
 LABEL_COLUMNS = ("label", "labels")
 SCORE_COLUMNS = ("label", "score")  # --problem regression: a "score" column (STS-B) is the label too
-
-
-def label_defaults(problem: str | None) -> tuple[str, ...]:
-    """The label column names looked for when --label-column is not given."""
-    return SCORE_COLUMNS if problem == "regression" else LABEL_COLUMNS
 TOKEN_KEYS = ("tokens", "words")
 TAG_KEYS = ("tags", "ner_tags", "labels")
 TABLE_SUFFIXES = (".tsv", ".csv")
@@ -250,36 +246,36 @@ class LabelFormat:
     `--label-separator` / `--problem`).
 
     Attributes:
-        column: the one label column (None: the first of LABEL_COLUMNS present).
+        column: the one label column (None: the first present of `label_keys`).
         columns: multi-label: one 0/1 column per label, named after the label.
         separator: multi-label: the label column holds names joined by this ("a,b"; empty: none).
-        problem: "single-label" (a label is one name), "multi-label" (a list of names; a single
-            name is a list of one), "regression" (a finite number), or None: detect, where a
-            JSON list makes that example's label a list and anything else stays one name.
+        problem: the task family member whose labels these are (a `lsllm.problems.Problem`,
+            which parses each one: a name, a list of names, a finite number), or None: detect,
+            where a JSON list makes that example's label a list and anything else stays one name.
     """
 
     column: str | None = None
     columns: tuple[str, ...] | None = None
     separator: str | None = None
-    problem: str | None = "single-label"
+    problem: Any = None
 
     def __post_init__(self) -> None:
         if self.columns and self.separator:
             raise ConfigError("--label-columns (one 0/1 column per label) and --label-separator (one column of joined "
                               "names) exclude each other; keep one")
-        if self.problem == "regression" and (self.columns or self.separator):
-            raise ConfigError("--problem regression reads one numeric label column; drop --label-columns / --label-separator")
+        if self.problem is not None:
+            self.problem.refuse_label_settings(None, self.columns, self.separator)
 
     @property
-    def multi(self) -> bool:
-        """Whether every label read is a list (multi-label by the settings alone)."""
-        return bool(self.columns or self.separator) or self.problem == "multi-label"
+    def label_keys(self) -> tuple[str, ...]:
+        """The label column names looked for when --label-column is not given (the problem type's)."""
+        return LABEL_COLUMNS if self.problem is None else self.problem.label_columns
 
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")  # what a regression label looks like
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
     """A value for a one-line message: a string quoted, anything else as JSON writes it."""
     return repr(value)[:40] if isinstance(value, str) else json.dumps(value, default=str)[:40]
 
@@ -298,7 +294,7 @@ def number_label(value: object, where: str) -> float:
     else:
         number = None
     if number is None or not math.isfinite(number):
-        raise DataError(f"{where}: label {_shown(value)} is not a finite number; --problem regression needs a number "
+        raise DataError(f"{where}: label {shown(value)} is not a finite number; --problem regression needs a number "
                         "such as 3.5 in the label column (fix the row, or pick the problem type with --problem)")
     return number
 
@@ -313,8 +309,8 @@ def flag_value(value: object, column: str, where: str) -> bool:
         return value.strip() == "1"
     if isinstance(value, (bool, int)) and value in (0, 1):
         return bool(value)
-    shown = "is empty" if isinstance(value, str) and not value.strip() else f"holds {_shown(value)}"
-    raise DataError(f"{where}: label column {_name(column)!r} {shown}; --label-columns reads 0 or 1 in each label "
+    held = "is empty" if isinstance(value, str) and not value.strip() else f"holds {shown(value)}"
+    raise DataError(f"{where}: label column {_name(column)!r} {held}; --label-columns reads 0 or 1 in each label "
                     "column (1: the example has that label)")
 
 
@@ -329,7 +325,7 @@ def split_label(value: str, separator: str, where: str) -> list[str]:
         return []
     names = [part.strip() for part in value.split(separator)]
     if not all(has_visible_text(name) for name in names):
-        raise DataError(f"{where}: empty label name in {_shown(value.strip())} (--label-separator {separator!r}); "
+        raise DataError(f"{where}: empty label name in {shown(value.strip())} (--label-separator {separator!r}); "
                         "remove the extra separator, or leave the cell empty for no labels")
     return list(dict.fromkeys(names))
 
@@ -342,15 +338,22 @@ def list_label(value: list, where: str) -> list[str]:
 def seq_label(value: object, fmt: LabelFormat, where: str, table: bool = False) -> str | list[str] | float:
     """One example's label from its label column, as `fmt` says: a name, a list of names or a number.
 
-    `value` is a table cell (a string, `table=True`) or a JSON / hub value. `--label-columns`
-    labels are read by `flag_value`, not here.
+    `value` is a table cell (a string, `table=True`) or a JSON / hub value. The problem type
+    parses it (`Problem.parse_label`); without one (detect) it is read by `name_label`.
+    `--label-columns` labels are read by `flag_value`, not here.
     """
-    if fmt.problem == "regression":
-        return number_label(value, where)
+    if fmt.problem is None:
+        return name_label(value, fmt, where, table)
+    return fmt.problem.parse_label(value, fmt, where, table)
+
+
+def name_label(value: object, fmt: LabelFormat, where: str, table: bool = False, listed: bool = False) -> str | list[str]:
+    """A label of names: a JSON list or a `--label-separator` cell as a list of names, else one name.
+
+    One name is a list of one when `listed` (multi-label) or when the file holds several labels
+    per example (label columns, a separator).
+    """
     if isinstance(value, list):
-        if fmt.problem == "single-label":
-            raise DataError(f"{where}: label is a list ({_shown(value)}), one label per example is expected; pass "
-                            "--problem multi-label (or drop --problem) to read a list of labels")
         return list_label(value, where)
     if fmt.separator is not None and isinstance(value, str):
         return split_label(value, fmt.separator, where)
@@ -359,7 +362,7 @@ def seq_label(value: object, fmt: LabelFormat, where: str, table: bool = False) 
         check_visible(name, where, "label", "every training/evaluation row needs one")
     else:
         name = label_name(value, where)
-    return [name] if fmt.multi else name
+    return [name] if listed or fmt.columns or fmt.separator else name
 
 
 def field_names(names: Sequence[str]) -> None:
@@ -606,7 +609,7 @@ class _Table:
                                 f"{', '.join(map(_name, header))}; name the file's 0/1 label columns")
             self.label_idx = [header.index(c) for c in fmt.columns]
         elif labelled:
-            self.label_column = pick_column(header, fmt.column, label_defaults(fmt.problem), "label", "--label-column", str(path))
+            self.label_column = pick_column(header, fmt.column, fmt.label_keys, "label", "--label-column", str(path))
             self.label_idx = [header.index(self.label_column)]
         self.path, self.records, self.header, self.fmt, self.labelled, self.quoted = path, records, header, fmt, labelled, quoted
         self.delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
@@ -807,7 +810,7 @@ def read_jsonl_seq(
                                 f"{', '.join(map(_name, keys))}; give every record each label's 0/1 key")
             label = [c for c in fmt.columns if flag_value(obj[c], c, where)]
         elif labelled:
-            key = pick_column(keys, fmt.column, label_defaults(fmt.problem), "label", "--label-column", where)
+            key = pick_column(keys, fmt.column, fmt.label_keys, "label", "--label-column", where)
             label_col = label_col or key
             label = seq_label(obj[key], fmt, where)
         examples.append(SeqExample(text, label, fields))
@@ -977,32 +980,26 @@ def sniff_task(path: Path, tokens_key: str | None = None) -> str:
     raise DataError(f"{path}: unknown file type {suffix!r}; use .tsv/.csv/.jsonl (text) or .txt/.conll/.jsonl (tokens)")
 
 
-def read_file(
-    path: Path,
-    task: str,
-    text_columns: Sequence[str] | None = None,
-    label_column: str | None = None,
-    tag_column: int = -1,
-    labelled: bool = True,
-    *,
-    label_columns: Sequence[str] | None = None,
-    label_separator: str | None = None,
-    problem: str | None = "single-label",
-) -> ReadSplit:
-    """Read one split file with the reader its extension and the task call for.
+def read_seq_file(path: Path, text_columns: Sequence[str] | None = None, labelled: bool = True,
+                  label_format: LabelFormat | None = None) -> ReadSplit:
+    """Read one split file of a sequence task (.tsv, .csv, .jsonl); labels as `label_format` says.
 
-    Sequence labels are read as `label_columns` / `label_separator` / `problem` say (see
-    `LabelFormat`; `problem=None` detects multi-label from JSON lists); several
-    `text_columns` become the examples' `fields`.
+    Several `text_columns` become the examples' `fields`. `Problem.read_file` calls this for
+    sequence problem types (`lsllm.problems.family(...).read_file(path)`).
     """
     suffix = path.suffix.lower()
-    if task == "seq":
-        fmt = LabelFormat(label_column, tuple(label_columns) if label_columns else None, label_separator, problem)
-        if suffix in TABLE_SUFFIXES:
-            return read_table(path, text_columns, labelled=labelled, label_format=fmt)
-        if suffix in JSONL_SUFFIXES:
-            return read_jsonl_seq(path, text_columns, labelled=labelled, label_format=fmt)
-        raise DataError(f"{path}: sequence tasks read .tsv, .csv or .jsonl files, not {suffix or 'no extension'}")
+    if suffix in TABLE_SUFFIXES:
+        return read_table(path, text_columns, labelled=labelled, label_format=label_format)
+    if suffix in JSONL_SUFFIXES:
+        return read_jsonl_seq(path, text_columns, labelled=labelled, label_format=label_format)
+    raise DataError(f"{path}: sequence tasks read .tsv, .csv or .jsonl files, not {suffix or 'no extension'}")
+
+
+def read_token_file(path: Path, text_columns: Sequence[str] | None = None, label_column: str | None = None,
+                    tag_column: int = -1, labelled: bool = True) -> ReadSplit:
+    """Read one split file of a token task: CoNLL columns, or JSONL with tokens/tags (`text_columns[0]`
+    and `label_column` name the keys)."""
+    suffix = path.suffix.lower()
     if suffix in CONLL_SUFFIXES:
         return read_conll(path, tag_column, labelled)
     if suffix in JSONL_SUFFIXES:

@@ -13,19 +13,14 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from lsllm.errors import DataError
 
-
-def per_class(examples: list, n: int, seed: int, problem: str) -> tuple[list, str]:
+def per_class(examples: list, n: int, seed: int) -> tuple[list, str]:
     """(the kept examples in file order, a note for the bundle) for N examples of each label, sampled with ``seed``.
 
-    Raises:
-        DataError: the data is not single-label (a multi-label example has several labels, a
-            regression label is a number: neither has one class to stratify by).
+    Single-label data only: a multi-label example has several labels, a regression label is a
+    number, a sentence has a tag per word; none has one class to stratify by, and their problem
+    types refuse the flag (`Problem.per_class`), which calls this for single-label data.
     """
-    if problem != "single-label":
-        raise DataError(f"--train-per-class samples N examples of each label, which needs single-label data; this is "
-                        f"{problem}: use --train-limit N instead")
     by_label: dict[str, list[int]] = defaultdict(list)
     for index, example in enumerate(examples):
         by_label[example.label].append(index)
