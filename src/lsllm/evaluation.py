@@ -5,17 +5,23 @@ Schema (fractions in [0, 1], no `eval_` prefix; see docs/metrics.md):
          confusion_matrix {labels, matrix}  (rows = gold, columns = predicted)
   token: f1, precision, recall (seqeval entity-level micro, default mode), f1_strict (IOB2
          strict mode), token_accuracy, per_type {type: {precision, recall, f1, support}}
-  both:  n_examples, n_truncated
+  multi-label: jaccard, f1_micro, f1_macro, subset_accuracy, per_label, thresholds
+  regression:  pearson, spearman, mse, mae
+  all:   n_examples, n_truncated
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from seqeval import metrics as seqeval_metrics
 from seqeval.scheme import IOB2
 from sklearn import metrics as sk_metrics
+
+from lsllm.errors import DataError
 
 _AVERAGES = ("micro avg", "macro avg", "weighted avg")
 
@@ -114,3 +120,66 @@ def token_report_text(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence
     _check_lengths(y_true, y_pred)
     return seqeval_metrics.classification_report([list(s) for s in y_true], [list(s) for s in y_pred], digits=digits,
                                                  zero_division=0)
+
+
+# ----------------------------------------------------------------------------- multi-label and regression
+
+
+def _multi_hot(gold: Sequence[Sequence[str]], labels: Sequence[str]) -> np.ndarray:
+    index = {label: i for i, label in enumerate(labels)}
+    out = np.zeros((len(gold), len(labels)), dtype=int)
+    for row, names in enumerate(gold):
+        for name in names:
+            if name not in index:
+                raise DataError(f"label {name!r} is not one of the run's labels ({', '.join(labels)})")
+            out[row, index[name]] = 1
+    return out
+
+
+def jaccard(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean over examples of |gold ∩ predicted| / |gold ∪ predicted|; an example with both empty scores 1 (SemEval-2018 E-c)."""
+    inter = (truth & predicted).sum(1)
+    union = (truth | predicted).sum(1)
+    return float(np.where(union == 0, 1.0, inter / np.maximum(union, 1)).mean()) if len(truth) else 0.0
+
+
+def multilabel_metrics(truth: np.ndarray, predicted: np.ndarray, labels: Sequence[str], n_truncated: int = 0,
+                       thresholds: list[float] | None = None) -> dict[str, Any]:
+    """Jaccard (the E-c metric), micro/macro F1, subset accuracy and per-label precision/recall/F1/support."""
+    from sklearn import metrics as sk
+
+    if len(truth) == 0:
+        raise ValueError("no examples to score")
+    precision, recall, f1, support = sk.precision_recall_fscore_support(truth, predicted, average=None, zero_division=0,
+                                                                        labels=list(range(len(labels))))
+    return {
+        "jaccard": jaccard(truth, predicted),
+        "f1_micro": float(sk.f1_score(truth, predicted, average="micro", zero_division=0)),
+        "f1_macro": float(sk.f1_score(truth, predicted, average="macro", zero_division=0)),
+        "subset_accuracy": float((truth == predicted).all(1).mean()),
+        "per_label": {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                      for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)},
+        "thresholds": thresholds,
+        "n_examples": int(len(truth)),
+        "n_truncated": n_truncated,
+    }
+
+
+def regression_metrics(gold: Sequence[float], predicted: Sequence[float], n_truncated: int = 0) -> dict[str, Any]:
+    """Pearson and Spearman correlation, MSE and MAE (0 correlation where either side is constant)."""
+    from scipy import stats
+
+    if not gold:
+        raise ValueError("no examples to score")
+    g, p = np.asarray(gold, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
+    constant = len(g) < 2 or float(g.std()) == 0.0 or float(p.std()) == 0.0
+    pearson = 0.0 if constant else float(stats.pearsonr(g, p)[0])
+    spearman = 0.0 if constant else float(stats.spearmanr(g, p)[0])
+    return {
+        "pearson": pearson if math.isfinite(pearson) else 0.0,
+        "spearman": spearman if math.isfinite(spearman) else 0.0,
+        "mse": float(((g - p) ** 2).mean()),
+        "mae": float(np.abs(g - p).mean()),
+        "n_examples": int(len(g)),
+        "n_truncated": n_truncated,
+    }

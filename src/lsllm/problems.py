@@ -23,7 +23,6 @@ and the class attributes below that the layers read.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -34,7 +33,16 @@ import torch.nn.functional as F
 from lsllm.config import PROBLEMS, TASKS, RunConfig
 from lsllm.config import THRESHOLD_MODES as THRESHOLDS
 from lsllm.errors import ConfigError, DataError
-from lsllm.evaluation import seq_metrics, seq_report_text, token_metrics, token_report_text
+from lsllm.evaluation import (
+    _multi_hot,
+    jaccard,
+    multilabel_metrics,
+    regression_metrics,
+    seq_metrics,
+    seq_report_text,
+    token_metrics,
+    token_report_text,
+)
 
 
 class Problem:
@@ -121,8 +129,9 @@ class Problem:
     # ------------------------------------------------------------------ inputs
 
     def encode(self, examples: Sequence, tokenizer: Any, label2id: dict[str, int], max_length: int,
-               prompt: str | None = None, label_all_subtokens: bool = False):
-        """Examples -> an `EncodedSplit` of model features, the same way for training, evaluation and prediction."""
+               prompt: str | None = None, label_all_subtokens: bool = False, stride: int | None = None):
+        """Examples -> an `EncodedSplit` of model features, the same way for training, evaluation and prediction
+        (``stride``: token tasks' window overlap, `encode_tokens`; a sequence task ignores it)."""
         from lsllm.data.encoding import encode_sequences
 
         return encode_sequences(examples, tokenizer, label2id, max_length, prompt)
@@ -313,6 +322,19 @@ class Problem:
         """The encoding settings that change this member's features (the tokenization cache's key holds them)."""
         return {"label_all_subtokens": None, "stride": None}
 
+    # ---- the SFT baseline's answers (family-data): lsllm.sft asks this
+
+    def sft_answer_format(self, data: str | None = None) -> type:
+        """This member's SFT answer format: a `lsllm.sft.answers.Answers` class (what the model is taught to write,
+        how an answer is read back and scored, the default system prompt, the model card's words).
+
+        Raises:
+            ConfigError: the SFT baseline is not offered for this member (`sft_refusal`; ``data``: the
+                dataset's name, to say which).
+        """
+        where = f"{data}: " if data else ""
+        raise ConfigError(f"{where}{self.sft_refusal or 'SFT is not offered for ' + self.title}: use `lsllm train` for those")
+
 
 class SingleLabel(Problem):
     """One class per input: softmax over the labels, cross-entropy, argmax."""
@@ -390,6 +412,12 @@ class SingleLabel(Problem):
 
     def folder_files(self, name):
         return f"{name}/train.tsv (and validation/test.tsv, labels.txt)"
+
+    def sft_answer_format(self, data=None):
+        """The label word (`SingleLabelAnswers`)."""
+        from lsllm.sft.answers import SingleLabelAnswers
+
+        return SingleLabelAnswers
 
 
 class MultiLabel(Problem):
@@ -500,6 +528,12 @@ class MultiLabel(Problem):
 
         labels, notes = multi_label_set(read, source, cfg)
         return labels, None, notes
+
+    def sft_answer_format(self, data=None):
+        """Every label that applies, comma-separated, or "none" (`MultiLabelAnswers`)."""
+        from lsllm.sft.answers import MultiLabelAnswers
+
+        return MultiLabelAnswers
 
 
 class Regression(Problem):
@@ -621,6 +655,12 @@ class Regression(Problem):
         labels, notes = regression_label_set(read, source, cfg)
         return labels, None, notes
 
+    def sft_answer_format(self, data=None):
+        """The number, with the training targets' precision (`RegressionAnswers`)."""
+        from lsllm.sft.answers import RegressionAnswers
+
+        return RegressionAnswers
+
 
 class TokenTagging(Problem):
     """NER: a BIO tag per word, a softmax per position, cross-entropy per word (-100 where no loss applies),
@@ -676,10 +716,10 @@ class TokenTagging(Problem):
         if cfg.model.head_init == "labels":
             raise ConfigError("--head-init labels applies to sequence tasks (token tags are not words); drop it")
 
-    def encode(self, examples, tokenizer, label2id, max_length, prompt=None, label_all_subtokens=False):
+    def encode(self, examples, tokenizer, label2id, max_length, prompt=None, label_all_subtokens=False, stride=None):
         from lsllm.data.encoding import encode_tokens
 
-        return encode_tokens(examples, tokenizer, label2id, max_length, label_all_subtokens)
+        return encode_tokens(examples, tokenizer, label2id, max_length, label_all_subtokens, stride)
 
     def input_text(self, text, prompt):
         """Raw text is split into words, then joined by spaces (as the tagger reads it)."""
@@ -847,66 +887,3 @@ def _probabilities_type(labels: Sequence[str]) -> Any:
     import pyarrow as pa
 
     return pa.struct([(label, pa.float64()) for label in labels])
-
-
-# ----------------------------------------------------------------------------- metrics
-
-
-def _multi_hot(gold: Sequence[Sequence[str]], labels: Sequence[str]) -> np.ndarray:
-    index = {label: i for i, label in enumerate(labels)}
-    out = np.zeros((len(gold), len(labels)), dtype=int)
-    for row, names in enumerate(gold):
-        for name in names:
-            if name not in index:
-                raise DataError(f"label {name!r} is not one of the run's labels ({', '.join(labels)})")
-            out[row, index[name]] = 1
-    return out
-
-
-def jaccard(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """Mean over examples of |gold ∩ predicted| / |gold ∪ predicted|; an example with both empty scores 1 (SemEval-2018 E-c)."""
-    inter = (truth & predicted).sum(1)
-    union = (truth | predicted).sum(1)
-    return float(np.where(union == 0, 1.0, inter / np.maximum(union, 1)).mean()) if len(truth) else 0.0
-
-
-def multilabel_metrics(truth: np.ndarray, predicted: np.ndarray, labels: Sequence[str], n_truncated: int = 0,
-                       thresholds: list[float] | None = None) -> dict[str, Any]:
-    """Jaccard (the E-c metric), micro/macro F1, subset accuracy and per-label precision/recall/F1/support."""
-    from sklearn import metrics as sk
-
-    if len(truth) == 0:
-        raise ValueError("no examples to score")
-    precision, recall, f1, support = sk.precision_recall_fscore_support(truth, predicted, average=None, zero_division=0,
-                                                                        labels=list(range(len(labels))))
-    return {
-        "jaccard": jaccard(truth, predicted),
-        "f1_micro": float(sk.f1_score(truth, predicted, average="micro", zero_division=0)),
-        "f1_macro": float(sk.f1_score(truth, predicted, average="macro", zero_division=0)),
-        "subset_accuracy": float((truth == predicted).all(1).mean()),
-        "per_label": {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-                      for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)},
-        "thresholds": thresholds,
-        "n_examples": int(len(truth)),
-        "n_truncated": n_truncated,
-    }
-
-
-def regression_metrics(gold: Sequence[float], predicted: Sequence[float], n_truncated: int = 0) -> dict[str, Any]:
-    """Pearson and Spearman correlation, MSE and MAE (0 correlation where either side is constant)."""
-    from scipy import stats
-
-    if not gold:
-        raise ValueError("no examples to score")
-    g, p = np.asarray(gold, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
-    constant = len(g) < 2 or float(g.std()) == 0.0 or float(p.std()) == 0.0
-    pearson = 0.0 if constant else float(stats.pearsonr(g, p)[0])
-    spearman = 0.0 if constant else float(stats.spearmanr(g, p)[0])
-    return {
-        "pearson": pearson if math.isfinite(pearson) else 0.0,
-        "spearman": spearman if math.isfinite(spearman) else 0.0,
-        "mse": float(((g - p) ** 2).mean()),
-        "mae": float(np.abs(g - p).mean()),
-        "n_examples": int(len(g)),
-        "n_truncated": n_truncated,
-    }

@@ -11,16 +11,16 @@ import pytest
 from lsllm.config import DataConfig, LoraSettings, ModelConfig, TrainConfig
 from lsllm.data import SeqExample
 from lsllm.errors import ConfigError
+from lsllm.problems import family
 from lsllm.runs import RunDir
 from lsllm.sft.answers import (
     MultiLabelAnswers,
     RegressionAnswers,
     SingleLabelAnswers,
     decimals_of,
-    make_answers,
     parse_number,
 )
-from lsllm.sft.config import DEFAULT_SYSTEM_PROMPTS, SFTConfig, SFTRunConfig
+from lsllm.sft.config import SFTConfig, SFTRunConfig
 from lsllm.sft.evaluation import answer_budget, build_template, evaluate_examples, evaluate_sft
 from lsllm.sft.generation import stop_token_ids
 from lsllm.sft.templates import PromptTemplate, truncate_input
@@ -112,7 +112,7 @@ def test_regression_answers_use_the_datas_precision_and_range():
     assert answers.longest() == ["0.0", "5.0", "5.0"]
     wide = RegressionAnswers(["y"]).fit([-12.5, 3.0])
     assert wide.longest() == ["-12.5", "3.0", "-12.5"]
-    again = make_answers("regression", ["score"], state=json.loads(json.dumps(answers.state())))
+    again = family("seq", "regression").sft_answer_format().of(["score"], state=json.loads(json.dumps(answers.state())))
     assert again.state() == answers.state() and again.answer(3.8) == "3.8"
 
 
@@ -143,7 +143,7 @@ def test_regression_round_trip_and_irregular_answers_scored_as_the_training_mean
 
 
 def test_single_label_answers_are_the_label_words():
-    answers = make_answers(None, ["negative", "positive"])
+    answers = family("seq").sft_answer_format().of(["negative", "positive"])
     assert isinstance(answers, SingleLabelAnswers) and answers.answer("positive") == "positive"
     assert answers.parse(" Positive.") == "positive" and answers.parse("maybe") is None
     assert answers.state() == {}
@@ -154,10 +154,10 @@ def test_single_label_answers_are_the_label_words():
 
 def test_default_system_prompts_follow_the_problem_type(smol_tokenizer):
     regression = RegressionAnswers(["score"]).fit([0.0, 5.0])
-    template = build_template(SFTConfig(system_prompt=DEFAULT_SYSTEM_PROMPTS["regression"]), smol_tokenizer, ["score"],
+    template = build_template(SFTConfig(system_prompt=RegressionAnswers.system_prompt), smol_tokenizer, ["score"],
                               regression)
     assert template.system == "Rate the text. Answer with a score from 0 to 5."
-    template = build_template(SFTConfig(system_prompt=DEFAULT_SYSTEM_PROMPTS["multi-label"]), smol_tokenizer, EMOTIONS,
+    template = build_template(SFTConfig(system_prompt=MultiLabelAnswers.system_prompt), smol_tokenizer, EMOTIONS,
                               MultiLabelAnswers(EMOTIONS))
     assert template.system.endswith("separated by commas, or none: anger, joy, optimism, sadness.")
 
@@ -260,7 +260,7 @@ def test_multilabel_run_end_to_end(tmp_path, tiny_model_dir):
     run = RunDir(train_sft(_cfg(tmp_path, data)))
     saved = SFTRunConfig.load(run.config)
     assert saved.data.problem == "multi-label" and saved.data.labels == EMOTIONS
-    assert saved.sft.system_prompt == DEFAULT_SYSTEM_PROMPTS["multi-label"]
+    assert saved.sft.system_prompt == MultiLabelAnswers.system_prompt
     info = json.loads((run.model / "lsllm-sft.json").read_text())
     assert info["problem"] == "multi-label" and info["labels"] == EMOTIONS
 
@@ -297,7 +297,7 @@ def test_regression_pairs_run_end_to_end(tmp_path, tiny_model_dir):
     run = RunDir(train_sft(_cfg(tmp_path, data)))
     saved = SFTRunConfig.load(run.config)
     assert saved.data.problem == "regression" and saved.data.labels is None
-    assert saved.sft.system_prompt == DEFAULT_SYSTEM_PROMPTS["regression"]
+    assert saved.sft.system_prompt == RegressionAnswers.system_prompt
     info = json.loads((run.model / "lsllm-sft.json").read_text())
     assert info["problem"] == "regression"
     assert info["problem_state"] == {"decimals": 2, "train_mean": pytest.approx(2.5125), "train_min": 0.0, "train_max": 5.0}

@@ -15,9 +15,10 @@ import json
 import logging
 from typing import Any
 
-from lsllm.data.encoding import EncodedSplit, encode_sequences, encode_tokens
+from lsllm.data.encoding import EncodedSplit
 from lsllm.data.examples import DatasetBundle
 from lsllm.files import atomic_write_text, cache_root
+from lsllm.problems import family
 from lsllm.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -47,8 +48,7 @@ def cache_key(bundle: DatasetBundle, split: str, tokenizer: Any, max_length: int
         "labels": bundle.labels,
         "split": split,
         "max_length": max_length,
-        "label_all_subtokens": label_all_subtokens if bundle.task == "token" else None,
-        "stride": stride if bundle.task == "token" else None,
+        **family(bundle.task, bundle.problem).encoding_settings(label_all_subtokens, stride),
     }
     if prompt is not None:
         parts["prompt"] = prompt
@@ -73,9 +73,8 @@ def encode_split(
     label2id = bundle.label2id
 
     def encode() -> EncodedSplit:
-        if bundle.task == "seq":
-            return encode_sequences(examples, tokenizer, label2id, max_length, prompt)
-        return encode_tokens(examples, tokenizer, label2id, max_length, label_all_subtokens, stride)
+        return family(bundle.task, bundle.problem).encode(examples, tokenizer, label2id, max_length, prompt,
+                                                          label_all_subtokens, stride=stride)
 
     if not cache or not bundle.fingerprint:
         return encode()

@@ -62,7 +62,7 @@ class DatasetBundle:
     notes: list[str] = field(default_factory=list)
     scheme: str | None = None
     fingerprint: str = ""
-    problem: str = "single-label"  # seq: single-label | multi-label | regression (labels: [the score's name])
+    problem: str | None = "single-label"  # seq: single-label | multi-label | regression (labels: [the score's name]); token: None
 
     @property
     def label2id(self) -> dict[str, int]:

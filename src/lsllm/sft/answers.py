@@ -5,7 +5,8 @@ such "irregular outputs" next to accuracy, so parsing is deliberately strict: af
 normalising case, whitespace and surrounding punctuation the whole answer must equal one label
 name. "Positive." is `positive`; "positive review" or "I think positive" is irregular and counts
 as wrong in accuracy and F1. Multi-label answers list label names ("joy, optimism" or "none"),
-regression answers are one number ("3.8"); `make_answers` gives the problem type's `Answers`.
+regression answers are one number ("3.8"); the task family member names its `Answers` class
+(`Problem.sft_answer_format()`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import string
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from lsllm.errors import ConfigError, DataError
 
@@ -70,23 +71,50 @@ def irregular_summary(raw_outputs: Iterable[str], parsed: Iterable[Any | None], 
 # ----------------------------------------------------------------------------- answers per problem type
 #
 # What the model is taught to write and how a generated answer is read back depends on the
-# data's problem type (`DatasetBundle.problem`), and on nothing else: one `Answers` object per
-# run says it for training (`answer`), for the prompt (`prompt_fields`), for the generation
-# budget (`longest`), for reading (`parse`: None means irregular) and for scoring (`score`,
-# `record`). Its `state` is saved in lsllm-sft.json, so `lsllm sft eval` reads answers the same way.
+# data's problem type, and on nothing else: the task family member names its answer format
+# (`lsllm.problems.Problem.sft_answer_format()`, one of the classes below), and one `Answers` object
+# per run (`Answers.of`) says it for training (`answer`), for the prompt (`prompt_fields`, the
+# default `system_prompt`), for the generation budget (`longest`), for reading (`parse`: None means
+# irregular), for scoring (`score`, `record`, `check_scoring`) and for the model card. Its `state` is
+# saved in lsllm-sft.json, so `lsllm sft eval` reads answers the same way. This module imports
+# nothing of lsllm.problems (which imports it).
 
 NONE_ANSWER = "none"  # the multi-label answer for an empty label set
 MAX_DECIMALS = 3  # regression answers carry at most this many decimals
 _IRREGULAR = "<irregular>"  # stands for "no label" in single-label y_pred (made unique against the label set)
+DEFAULT_SYSTEM_PROMPT = "Classify the text. Answer with exactly one of these labels: {labels}."
+"""--system-prompt's default: the single-label answers' prompt; a run of another problem type left at it gets its own."""
 
 
 class Answers:
     """How one problem type's labels become answers, and answers become predictions and metrics."""
 
-    problem: str = "single-label"
+    problem: ClassVar[str] = "single-label"  # the problem type, as lsllm-sft.json records it and messages name it
+    system_prompt: ClassVar[str] = DEFAULT_SYSTEM_PROMPT  # the default instruction ({labels}; regression: {min}, {max})
+    likelihood: ClassVar[bool] = False  # --scoring likelihood can read them (each answer is one label word)
+    heading: ClassVar[str] = ""  # the model card's title says the problem type after the data (single-label: nothing)
+    writes: ClassVar[str]  # the model card: what the model is taught to answer with
+    irregular_note: ClassVar[str]  # the model card: which answers are irregular and how they are scored
 
     def __init__(self, labels: list[str]) -> None:
         self.labels = list(labels)
+
+    @classmethod
+    def of(cls, labels: list[str], state: dict[str, Any] | None = None, train_targets: Iterable[Any] | None = None) -> Answers:
+        """The answers of a run over `labels`, from a saved run's `state` or fitted on the training targets (regression)."""
+        return cls(labels)
+
+    @classmethod
+    def check_scoring(cls, scoring: str) -> None:
+        """Refuse `--scoring likelihood` for answers that are not one of a fixed set of label words."""
+        if scoring == "likelihood" and not cls.likelihood:
+            raise ConfigError(f"--scoring likelihood picks one label word and cannot score {cls.problem} answers: "
+                              "use --scoring generate")
+
+    @classmethod
+    def default_system_prompt(cls, system_prompt: str) -> str:
+        """This problem type's default where `system_prompt` is the (single-label) default; else it unchanged."""
+        return cls.system_prompt if system_prompt == DEFAULT_SYSTEM_PROMPT else system_prompt
 
     def answer(self, label: Any) -> str:
         """The completion the model is trained to write for a gold label."""
@@ -121,6 +149,9 @@ class SingleLabelAnswers(Answers):
     """One label name per answer; an irregular answer is wrong for its gold class."""
 
     problem = "single-label"
+    likelihood = True
+    writes = "the label word"
+    irregular_note = "An answer that names no label is irregular and counts as wrong."
 
     def __init__(self, labels: list[str]) -> None:
         super().__init__(labels)
@@ -161,6 +192,11 @@ class MultiLabelAnswers(Answers):
     """
 
     problem = "multi-label"
+    system_prompt = ("Classify the text. Answer with every one of these labels that applies, separated by commas, "
+                     "or none: {labels}.")
+    heading = " (multi-label)"
+    writes = 'every label that applies, comma-separated, or "none"'
+    irregular_note = "An answer with any part that is not a label is irregular and scored as the empty set."
 
     def __init__(self, labels: list[str]) -> None:
         super().__init__(labels)
@@ -221,7 +257,7 @@ class MultiLabelAnswers(Answers):
         return {"labels": parsed}
 
     def score(self, gold, parsed, n_truncated=0):
-        from lsllm.problems import _multi_hot, multilabel_metrics
+        from lsllm.evaluation import _multi_hot, multilabel_metrics
 
         truth = _multi_hot([list(g) for g in gold], self.labels)
         predicted = _multi_hot([p if p is not None else [] for p in parsed], self.labels)
@@ -263,12 +299,23 @@ class RegressionAnswers(Answers):
     """
 
     problem = "regression"
+    system_prompt = "Rate the text. Answer with a score from {min} to {max}."
+    heading = " (regression)"
+    writes = "the score as a number"
+    irregular_note = "An answer that is not one number is irregular and scored as the training mean."
 
     def __init__(self, labels: list[str], decimals: int = MAX_DECIMALS, train_mean: float | None = None,
                  train_min: float | None = None, train_max: float | None = None) -> None:
         super().__init__(labels)
         self.decimals = int(decimals)
         self.train_mean, self.train_min, self.train_max = train_mean, train_min, train_max
+
+    @classmethod
+    def of(cls, labels, state=None, train_targets=None):
+        if train_targets is not None:
+            return cls(labels).fit(train_targets)
+        state = state or {}
+        return cls(labels, **{k: state[k] for k in ("decimals", "train_mean", "train_min", "train_max") if k in state})
 
     def fit(self, targets: Iterable[Any]) -> RegressionAnswers:
         """Decimals, mean and range of the training targets."""
@@ -310,7 +357,7 @@ class RegressionAnswers(Answers):
         return {"value": parsed}
 
     def score(self, gold, parsed, n_truncated=0):
-        from lsllm.problems import regression_metrics
+        from lsllm.evaluation import regression_metrics
 
         self._fitted()
         return regression_metrics([float(g) for g in gold], [p if p is not None else self.train_mean for p in parsed],
@@ -320,18 +367,3 @@ class RegressionAnswers(Answers):
         return {"decimals": self.decimals, "train_mean": self.train_mean, "train_min": self.train_min,
                 "train_max": self.train_max}
 
-
-def make_answers(problem: str | None, labels: list[str], state: dict[str, Any] | None = None,
-                 train_targets: Iterable[Any] | None = None) -> Answers:
-    """The `Answers` of a problem type (None: single-label), from a saved state or fitted on the training targets."""
-    if problem in (None, "single-label"):
-        return SingleLabelAnswers(labels)
-    if problem == "multi-label":
-        return MultiLabelAnswers(labels)
-    if problem == "regression":
-        if train_targets is not None:
-            return RegressionAnswers(labels).fit(train_targets)
-        state = state or {}
-        return RegressionAnswers(labels, **{k: state[k] for k in ("decimals", "train_mean", "train_min", "train_max")
-                                            if k in state})
-    raise ConfigError(f"unknown problem type {problem!r}: single-label, multi-label or regression")

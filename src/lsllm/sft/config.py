@@ -25,16 +25,9 @@ from lsllm.config import (
 )
 from lsllm.config import help_field as _help
 from lsllm.errors import ConfigError
+from lsllm.sft.answers import DEFAULT_SYSTEM_PROMPT
 
 TEMPLATES = ("chat", "llama2-chat", "plain")
-DEFAULT_SYSTEM_PROMPT = "Classify the text. Answer with exactly one of these labels: {labels}."
-DEFAULT_SYSTEM_PROMPTS = {
-    "single-label": DEFAULT_SYSTEM_PROMPT,
-    "multi-label": "Classify the text. Answer with every one of these labels that applies, separated by commas, "
-                   "or none: {labels}.",
-    "regression": "Rate the text. Answer with a score from {min} to {max}.",
-}
-"""The system prompt a run gets when --system-prompt is left at its default, by problem type."""
 SCORINGS = ("generate", "likelihood")
 ANSWER_MARGIN = 4
 """Tokens generated beyond the longest label's answer, so that an answer that goes on after a
@@ -96,20 +89,6 @@ class SFTConfig:
             raise ConfigError(f"sft eval_splits: {', '.join(unknown)} not among validation, test")
 
 
-def check_scoring(scoring: str, problem: str | None) -> None:
-    """Refuse `--scoring likelihood` for problem types whose answers are not one of a fixed set of label words."""
-    if scoring == "likelihood" and problem not in (None, "single-label"):
-        raise ConfigError(f"--scoring likelihood picks one label word and cannot score {problem} answers: "
-                          "use --scoring generate")
-
-
-def default_system_prompt(system_prompt: str, problem: str | None) -> str:
-    """The problem type's default system prompt where `system_prompt` is the (single-label) default; else it unchanged."""
-    if system_prompt == DEFAULT_SYSTEM_PROMPT:
-        return DEFAULT_SYSTEM_PROMPTS.get(problem or "single-label", system_prompt)
-    return system_prompt
-
-
 @dataclass
 class SFTRunConfig:
     """Everything that defines an SFT run; saved as config.yaml in the run directory.
@@ -132,9 +111,10 @@ class SFTRunConfig:
             for name, fix in ls_only_settings(type(values)).items():
                 if getattr(values, name) != getattr(defaults, name):
                     raise ConfigError(f"{section}.{name} is not used by SFT: {fix}")
-        if self.data.task == "token":
-            raise ConfigError("SFT is not offered for token tasks (NER): use `lsllm train` for those")
-        check_scoring(self.sft.scoring, self.data.problem)
+        from lsllm.problems import family  # here: importing the configs stays light (no torch)
+
+        # The data's problem type, when given, answers as its family member says (token tasks: not offered).
+        family(self.data.task, self.data.problem).sft_answer_format().check_scoring(self.sft.scoring)
 
     to_dict = RunConfig.to_dict  # versioned asdict of every section, sft included
 

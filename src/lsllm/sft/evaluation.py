@@ -1,8 +1,8 @@
 """Evaluating a generative classifier: prompt, answer (generate and parse, or label likelihood), score.
 
 Scores use the same metric functions as LS runs (single-label: `seq_metrics`, accuracy,
-macro/weighted F1, per class, confusion matrix; multi-label: `problems.multilabel_metrics`;
-regression: `problems.regression_metrics`), so `compare` can put the two side by side. With
+macro/weighted F1, per class, confusion matrix; multi-label: `evaluation.multilabel_metrics`;
+regression: `evaluation.regression_metrics`), so `compare` can put the two side by side. With
 `scoring: generate` an irregular output (one that names no label, or no number) is scored as
 wrong for its gold class (single-label), as the empty label set (multi-label) or as the training
 mean (regression); `irregular` / `irregular_top` say how many and which outputs fell outside.
@@ -25,9 +25,10 @@ from lsllm.data.examples import SeqExample
 from lsllm.errors import ConfigError, DataError
 from lsllm.files import atomic_write_jsonl
 from lsllm.models.backbones import warn_if_weights_differ
+from lsllm.problems import Problem, family
 from lsllm.runs import RunDir
-from lsllm.sft.answers import Answers, SingleLabelAnswers, irregular_summary, make_answers
-from lsllm.sft.config import ANSWER_MARGIN, SFTConfig, SFTRunConfig, check_scoring
+from lsllm.sft.answers import Answers, SingleLabelAnswers, irregular_summary
+from lsllm.sft.config import ANSWER_MARGIN, SFTConfig, SFTRunConfig
 from lsllm.sft.generation import generate_answers, stop_token_ids
 from lsllm.sft.likelihood import label_log_likelihoods
 from lsllm.sft.loading import load_trained
@@ -81,7 +82,7 @@ def evaluate_examples(
         DataError: an example has no gold label.
     """
     answers = answers or SingleLabelAnswers(labels)
-    check_scoring(sft.scoring, answers.problem)
+    answers.check_scoring(sft.scoring)
     missing = sum(ex.label is None for ex in examples)
     if missing:
         raise DataError(f"{missing} evaluation example(s) have no label: evaluation needs labelled data")
@@ -150,8 +151,9 @@ def evaluate_sft(
     run = RunDir(Path(run_dir))
     info = run.sft_info()
     cfg = SFTRunConfig.load(run.config)
-    problem = info.problem or cfg.data.problem  # runs from before problem types: single-label
-    check_scoring((sft_overrides or {}).get("scoring", cfg.sft.scoring), problem)
+    problem = family(info.task, info.problem or cfg.data.problem)  # runs from before problem types: single-label
+    answer_format = problem.sft_answer_format()
+    answer_format.check_scoring((sft_overrides or {}).get("scoring", cfg.sft.scoring))
     overrides = dict(data_overrides or {})
     if eval_limit is not None:
         overrides["eval_limit"] = eval_limit
@@ -164,15 +166,13 @@ def evaluate_sft(
         raise ConfigError(f"unknown sft setting(s): {', '.join(sorted(unknown))}")
     sft_cfg = dataclasses.replace(cfg.sft, **(sft_overrides or {}))
     labels = list(info.labels)
-    answers = make_answers(problem, labels, state=info.problem_state)
+    answers = answer_format.of(labels, state=info.problem_state)
     # The run's labels in its id order (regression: none to give; the data names its score).
-    bundle = load_data(dataclasses.replace(data_cfg, labels=labels if answers.problem != "regression" else None),
-                       splits=(split,))
-    if bundle.task == "seq" and bundle.problem != answers.problem:
-        raise DataError(f"{bundle.name} is {bundle.problem} data but the run was trained on {answers.problem} data: "
+    bundle = load_data(dataclasses.replace(data_cfg, labels=labels if problem.pins_labels else None), splits=(split,))
+    family(bundle.task, bundle.problem).sft_answer_format(bundle.name)  # token tasks: not offered
+    if not problem.is_problem(bundle.problem):
+        raise DataError(f"{bundle.name} is {bundle.problem} data but the run was trained on {problem.name} data: "
                         "evaluate it on data of its own kind")
-    if bundle.task != "seq":
-        raise ConfigError("SFT is not offered for token tasks (NER): use `lsllm train` / `lsllm eval` for those")
     examples = bundle.splits.get(split)  # eval_limit applied by load_data
     if not examples:
         raise DataError(f"{bundle.name}: no labelled {split!r} split to evaluate; try --split validation")
@@ -183,13 +183,11 @@ def evaluate_sft(
                                answers=answers)
     if predictions_path is not None:
         atomic_write_jsonl(Path(predictions_path), result.predictions)
-    log.info("%s %s: %s", bundle.name, split, summary(result.metrics, answers.problem))
+    log.info("%s %s: %s", bundle.name, split, summary(result.metrics, problem))
     return result.metrics
 
 
-def summary(metrics: dict[str, Any], problem: str | None) -> str:
-    """One log line of a split's headline metrics and irregular outputs."""
-    from lsllm.problems import make_problem
-
-    shown = ", ".join(f"{key} {metrics[key]:.4f}" for key in make_problem(problem).headline[:2] if key in metrics)
+def summary(metrics: dict[str, Any], problem: Problem) -> str:
+    """One log line of a split's headline metrics (the problem type's first two) and irregular outputs."""
+    shown = ", ".join(f"{key} {metrics[key]:.4f}" for key in problem.headline[:2] if key in metrics)
     return f"{shown}, irregular {metrics['irregular']}/{metrics['n_examples']}"

@@ -20,7 +20,8 @@ from typing import Any
 
 from lsllm import runs
 from lsllm.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
-from lsllm.run_outputs import PERCENT, card_facts, headline
+from lsllm.problems import family
+from lsllm.run_outputs import card_facts
 from lsllm.sft.answers import Answers
 from lsllm.sft.config import SFTRunConfig
 
@@ -65,32 +66,23 @@ def _loss(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-_ANSWERS = {
-    "single-label": ("the label word", "An answer that names no label is irregular and counts as wrong."),
-    "multi-label": ('every label that applies, comma-separated, or "none"',
-                    "An answer with any part that is not a label is irregular and scored as the empty set."),
-    "regression": ("the score as a number",
-                   "An answer that is not one number is irregular and scored as the training mean."),
-}
-
-
-def _metric(value: Any, key: str) -> str:
+def _metric(value: Any, key: str, percent: frozenset[str]) -> str:
     if not isinstance(value, (int, float)):
         return "-"
-    return _pct(value) if key in PERCENT else f"{value:.4f}"
+    return _pct(value) if key in percent else f"{value:.4f}"
 
 
 def model_card(run: runs.RunDir, cfg: SFTRunConfig, bundle, metrics: dict[str, Any], source: dict, example: str) -> str:
     """README.md of an SFT run: what was trained on what, how it was asked, what it scored (the problem type's headline metrics)."""
     train = metrics.get("train", {})
-    problem = getattr(bundle, "problem", None) or "single-label"
-    writes, irregular = _ANSWERS[problem]
-    keys = headline("seq", problem)
+    problem = family(bundle.task, bundle.problem)
+    answers = problem.sft_answer_format()
+    keys = problem.headline
     lines = [
-        f"# lsllm SFT baseline: {bundle.name}" + ("" if problem == "single-label" else f" ({problem})"),
+        f"# lsllm SFT baseline: {bundle.name}{answers.heading}",
         "",
-        f"Instruction-tuned with TRL's SFTTrainer ({'LoRA' if cfg.lora.enabled else 'full fine-tuning'}) to answer with {writes}, loss on the answer",
-        f"only; scored by greedy generation. {irregular}",
+        f"Instruction-tuned with TRL's SFTTrainer ({'LoRA' if cfg.lora.enabled else 'full fine-tuning'}) to answer with {answers.writes}, loss on the answer",
+        f"only; scored by greedy generation. {answers.irregular_note}",
         "",
         *card_facts(cfg, bundle, source),
         f"- steps trained: {train.get('steps')}",
@@ -98,13 +90,13 @@ def model_card(run: runs.RunDir, cfg: SFTRunConfig, bundle, metrics: dict[str, A
         "",
         "## Metrics",
         "",
-        "| split | n | " + " | ".join(f"{key} %" if key in PERCENT else key for key in keys) + " | irregular |",
+        "| split | n | " + " | ".join(f"{key} %" if key in problem.percent else key for key in keys) + " | irregular |",
         "|---|---|" + "---|" * len(keys) + "---|",
     ]
     for split in ("validation", "test"):
         if split in metrics:
             m = metrics[split]
-            values = " | ".join(_metric(m.get(key), key) for key in keys)
+            values = " | ".join(_metric(m.get(key), key, problem.percent) for key in keys)
             lines.append(f"| {split} | {m['n_examples']} | {values} | {m['irregular']} |")
     reported = "test" if "test" in metrics else "validation"
     top = metrics.get(reported, {}).get("irregular_top") or []

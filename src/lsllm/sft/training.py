@@ -4,7 +4,8 @@ This is the baseline the LS-LLaMA paper argues against: the model reads a system
 lists the labels, the input, and learns to answer with the label word (loss on the answer
 tokens only, TRL's prompt-completion format). It is evaluated by greedy generation, and answers
 that name no label are counted as irregular. Multi-label data is answered with every label that
-applies ("joy, optimism", or "none"), regression data with the number ("3.8"): `answers.make_answers`.
+applies ("joy, optimism", or "none"), regression data with the number ("3.8"): the task family
+member's answer format (`Problem.sft_answer_format()`).
 
 Example (the original study: Llama-2-13b-chat, QLoRA, SST-2, 1,000 examples)::
 
@@ -32,13 +33,14 @@ from trl import SFTConfig as TRLSFTConfig
 from trl import SFTTrainer
 
 from lsllm import lifecycle
-from lsllm.errors import ConfigError, DataError
+from lsllm.errors import DataError
 from lsllm.models.attention import attend_per_example, packed_segments
 from lsllm.models.dropout import use_fast_dropout
+from lsllm.problems import family
 from lsllm.runs import RunDir
 from lsllm.sft import rundir
-from lsllm.sft.answers import Answers, SingleLabelAnswers, make_answers
-from lsllm.sft.config import SFTRunConfig, check_scoring, default_system_prompt
+from lsllm.sft.answers import Answers, SingleLabelAnswers
+from lsllm.sft.config import SFTRunConfig
 from lsllm.sft.evaluation import SplitResult, build_template, evaluate_examples, summary
 from lsllm.sft.loading import load_base_model, load_trained
 from lsllm.sft.templates import PromptTemplate, truncate_input
@@ -190,21 +192,19 @@ class SFTMethod(lifecycle.Method):
         self.n_cut = 0
 
     def prepare(self, cfg: SFTRunConfig, bundle, explicit: set[str]) -> None:
-        if bundle.task != "seq":
-            raise ConfigError(f"{bundle.name} is a token task: SFT is not offered for token tasks (NER), use `lsllm train`")
+        problem = family(bundle.task, bundle.problem)
+        answer_format = problem.sft_answer_format(bundle.name)  # token tasks: not offered
         if not bundle.splits.get("train"):
             raise DataError(f"{bundle.name}: no training examples")
-        problem = bundle.problem
-        check_scoring(cfg.sft.scoring, problem)  # before any weights are read
-        train_targets = [ex.label for ex in bundle.splits["train"]] if problem == "regression" else None
+        answer_format.check_scoring(cfg.sft.scoring)  # before any weights are read
         # Refuse label sets whose answers cannot be told apart, before training; regression: decimals, mean, range.
-        self.answers = make_answers(problem, bundle.labels, train_targets=train_targets)
+        self.answers = answer_format.of(bundle.labels, train_targets=[problem.gold(ex) for ex in bundle.splits["train"]])
         if not cfg.train.resume:
             # Saved: evaluation scores against exactly these (regression: the score's name is not a class list).
-            cfg.data.labels = list(bundle.labels) if problem != "regression" else None
+            cfg.data.labels = list(bundle.labels) if problem.pins_labels else None
             cfg.data.task = bundle.task
-            cfg.data.problem = problem
-            cfg.sft.system_prompt = default_system_prompt(cfg.sft.system_prompt, problem)  # saved as used
+            cfg.data.problem = problem.saved_problem
+            cfg.sft.system_prompt = answer_format.default_system_prompt(cfg.sft.system_prompt)  # saved as used
 
     def build_trainer(self, cfg: SFTRunConfig, run: RunDir, bundle, precision: lifecycle.Precision):
         model, tokenizer, self.source = load_base_model(cfg.model, dtype=precision.weights)
@@ -244,7 +244,7 @@ class SFTMethod(lifecycle.Method):
             results[split] = evaluate_examples(model, tokenizer, template, bundle.labels, examples, cfg.sft, cfg.data.max_length,
                                                show_progress=True, answers=answers)
             metrics[split] = {**results[split].metrics, "seconds": round(time.perf_counter() - started, 1)}
-            log.info("%s: %s", split, summary(metrics[split], answers.problem))
+            log.info("%s: %s", split, summary(metrics[split], family(bundle.task, bundle.problem)))
         reported = "test" if "test" in results else "validation"
         rundir.write_results(run, metrics, results[reported].predictions if reported in results else [])
         first = train_examples[0]
