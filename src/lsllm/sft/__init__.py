@@ -10,7 +10,7 @@ train`, so `lsllm compare` (lsllm.compare.compare_runs) can set LS, unLS and SFT
 Modules (import the heavy ones directly; this package imports only the configs):
     config       SFTConfig, SFTRunConfig
     templates    PromptTemplate: chat | llama2-chat | plain
-    answers      make_answers (label → answer → prediction, per problem type), normalize, AnswerParser, irregular_summary
+    answers      Answers per problem type (label → answer → prediction; Problem.sft_answer_format() picks), normalize, AnswerParser, irregular_summary
     generation   generate_answers (greedy; the shared prompt prefix computed once, token-budget batches)
     likelihood   label_log_likelihoods (every label's answer scored in one pass: --scoring likelihood)
     training     train_sft(cfg) -> run_dir
