@@ -7,7 +7,7 @@ as percentages), what a saved model must remember and which settings do not appl
 family member, and by nothing else. Every layer asks the run's `Problem` instead of testing a
 name (the way transformers' `problem_type` picks a loss):
 
-    problem = family(info["task"], info["problem"], state=info["problem_state"])   # saved strings -> object
+    problem = family(info.task, info.problem, info.problem_state)   # a saved runs.RunInfo's strings -> object
     loss = problem.loss(logits, targets)                  # CE | BCE | MSE on standardised targets | CE per word
     outputs = problem.outputs(logits)                     # softmax | sigmoid | values | softmax per position
     records = problem.records(examples, outputs, encoded, labels)
