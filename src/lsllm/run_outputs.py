@@ -20,15 +20,6 @@ from lsllm import describe, runs  # noqa: E402
 from lsllm.files import atomic_save_figure, atomic_write_json, atomic_write_jsonl, atomic_write_text  # noqa: E402
 from lsllm.problems import Problem, family  # noqa: E402
 
-# sft/rundir.py's until it asks the family (family().percent, .headline); nothing here reads them.
-PERCENT = {"accuracy", "f1_macro", "f1_weighted", "jaccard", "f1_micro", "subset_accuracy",
-           "f1", "precision", "recall", "f1_strict", "token_accuracy"}
-
-
-def headline(task: str | None, problem: str | None = None) -> tuple[str, ...]:
-    """The metrics a table shows for a run of this task and problem type (`Problem.headline`)."""
-    return family(task, problem).headline
-
 
 def metrics_table(results: dict[str, dict], task: str | None, problem: str | None = None) -> str:
     """`problem_table` of a run whose files name its ``task`` and ``problem`` (config.yaml, lsllm.json)."""

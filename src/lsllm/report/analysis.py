@@ -329,7 +329,7 @@ def comparison(runs: list[Run]) -> dict[str, Any]:
         kind = run.family
         selection = kind.selection
         rows.append({
-            "anchor": f"run-{number + 1}", "name": run.name, "method": run.method, "task": run.task,
+            "anchor": f"run-{number + 1}", "name": run.name, "method": run.method,
             "model": str((run.config.get("model") or {}).get("name", "-")).rsplit("/", 1)[-1],
             "data": str(data.get("data", "-")).rsplit("/", 1)[-1], "seed": train.get("seed", "-"),
             "split": run.predictions_split if run.metrics else "-",
