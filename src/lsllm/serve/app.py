@@ -284,7 +284,7 @@ def validation_message(errors: Sequence[dict], limit: int = 3) -> str:
     return "; ".join(lines)
 
 
-def served_run(classifier: Any, run_info: RunInfo | ExportInfo | None = None) -> dict[str, Any]:
+def served_run(classifier: Any, run_info: "RunInfo | ExportInfo | None" = None) -> dict[str, Any]:
     """What /info reports: read from the loaded model's config, else the run's model/lsllm.json (or the export's lsllm-export.json)."""
     info = run_info
     config = getattr(classifier.model, "config", None)
@@ -336,7 +336,7 @@ class _Lengths:
 # ----------------------------------------------------------------------------- the app
 
 
-def create_app(classifier: Any, settings: ServeSettings | None = None, run_info: RunInfo | ExportInfo | None = None,
+def create_app(classifier: Any, settings: ServeSettings | None = None, run_info: "RunInfo | ExportInfo | None" = None,
                title: str = "lsllm") -> FastAPI:
     """A FastAPI app serving `classifier` (a `lsllm.pipeline.Classifier`).
 
