@@ -612,8 +612,8 @@ def _target_verdict(p: float, count: int, target: float) -> str:
     if p < target:
         return f"**not met**: below it, one seed ({interval})"
     if lo > target:
-        return f"above it beyond {interval}; one seed: the spread over seeds is not measured"
-    return f"above it inside {interval}; one seed: **not established**"
+        return f"above it, beyond the test set's noise ({interval}); one seed: the spread over seeds is not measured"
+    return f"above it, but the target is inside {interval}; one seed: **not established**"
 
 
 ISSUE38 = "issue38-default-recipe"
