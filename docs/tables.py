@@ -147,8 +147,8 @@ def _measured(rec: dict):
                 yield task, path, rec["results"][task][path]
 
 
-def throughput_repeats() -> list[str]:
-    rec = record("throughput.json")
+def throughput_repeats(name: str = "throughput.json") -> list[str]:
+    rec = record(name)
     rows = []
     for task, path, modes in _measured(rec):
         infer = modes["infer"]["runs"]
@@ -160,8 +160,8 @@ def throughput_repeats() -> list[str]:
                   "peak RSS MB (after inference)", "machine", "date", "seed"], rows, "lllrrrrlll")
 
 
-def throughput_summary() -> list[str]:
-    rec = record("throughput.json")
+def throughput_summary(name: str = "throughput.json") -> list[str]:
+    rec = record(name)
     rows = []
     for task, path, modes in _measured(rec):
         for mode in [m for m in ("train", "infer") if m in modes]:
@@ -181,8 +181,8 @@ def throughput_summary() -> list[str]:
             "the machine's best peak."]
 
 
-def throughput_ratios() -> list[str]:
-    rec = record("throughput.json")
+def throughput_ratios(name: str = "throughput.json") -> list[str]:
+    rec = record(name)
     rows = []
     for key in rec["ratios"]:
         task, mode, pair = key.split(".")
@@ -202,6 +202,68 @@ def _goal(each: list[float], target: float) -> str:
         above = len(each) - below
         return "**not met**" + (f" ({above} of {len(each)} repeats above)" if above else "")
     return f"**not established**: median above, {below} of {len(each)} repeats below"
+
+
+def _mfu_each(rec: dict, task: str, path: str, mode: str) -> list[float]:
+    """Per repeat: useful FLOP/s over the recorded true peak of the run's dtype (its fastest kernel)."""
+    result = rec["results"][task][path][mode]
+    return [r["tokens_per_s"] * rec["flop_per_token"][mode] / rec["peak_flop_per_s"][r["compute_dtype"]]
+            for r in result["runs"]]
+
+
+def quick_targets() -> list[str]:
+    """Issue 37's targets judged on the `--quick` run (bench/results/throughput-quick.json), every repeat counted."""
+    rec = record("throughput-quick.json")
+    kernels = {d: k["kernel"] for d, k in rec["peak_kernels"].items()}
+    rows = []
+
+    def ratio_row(label: str, pairs: list[tuple[str, str, str]], target: float) -> None:
+        each = {f"{TASKS[t]} {a} / {b}": _paired(rec, t, "infer", a, b) for t, a, b in pairs}
+        measured = "; ".join(f"{k} **{n(statistics.median(v), 2)}x** ({' / '.join(n(x, 2) for x in v)})" for k, v in each.items())
+        rows.append([label, measured, _goal([x for v in each.values() for x in v], target), *_where(rec)])
+
+    def mfu_row(label: str, mode: str, paths: list[str], target: float) -> None:
+        each = {(t, p): _mfu_each(rec, t, p, mode) for t in rec["tasks"] for p in paths if p in rec["results"][t]}
+        measured = "; ".join(f"{TASKS[t]} {p} **{pct(statistics.median(v))}** ({' / '.join(pct(x) for x in v)})"
+                             for (t, p), v in each.items())
+        rows.append([label, measured, _goal([x for v in each.values() for x in v], target), *_where(rec)])
+
+    ratio_row("inference ≥ vLLM, bf16 (SST-2)", [("sst2", "lsllm", "vllm")], 1.0)
+    ratio_row("inference ≥ vLLM, fp32 (SST-2)", [("sst2", "lsllm-fp32", "vllm-fp32")], 1.0)
+    ratio_row("inference ≥ 1.6x tuned stock", [("sst2", "lsllm", "tuned"), ("conll03", "lsllm", "tuned")], 1.6)
+    mfu_row(f"inference ≥ 70 % of the true peak (bf16: {kernels['bfloat16']}; fp32: {kernels['float32']})", "infer",
+            ["lsllm", "lsllm-fp32"], 0.70)
+    mfu_row(f"training ≥ 40 % of the bf16 peak ({kernels['bfloat16']})", "train", ["lsllm"], 0.40)
+    return table(["target (issue 37)", "median (repeats 0 / 1 / 2)", "verdict", "machine", "date", "seed"], rows)
+
+
+def quick_notes() -> list[str]:
+    """The quick run's findings in words, every figure read from bench/results/throughput-quick.json and matmul_kernels.json."""
+    rec = record("throughput-quick.json")
+    med = {k: statistics.median(_paired(rec, *k.split(".")[:2], *k.split(".")[2].split("/"))) for k in rec["ratios"]}
+    peaks = rec["peak_kernels"]
+    mfu = {(t, p, m): statistics.median(_mfu_each(rec, t, p, m)) for t in rec["tasks"] for p in ("lsllm", "lsllm-fp32")
+           for m in ("infer", "train") if p in rec["results"][t] and m in rec["results"][t][p]}
+    acc = {r["path"]: r for r in rec["accuracy"]["runs"]}
+    return [
+        f"- lsllm / vLLM on SST-2: **{n(med['sst2.infer.lsllm/vllm'], 2)}x** in bf16 and "
+        f"**{n(med['sst2.infer.lsllm-fp32/vllm-fp32'], 2)}x** in fp32 (medians of paired repeats, 2 threads); vLLM is faster.",
+        f"- lsllm / tuned stock HF at inference: {n(med['sst2.infer.lsllm/tuned'], 2)}x on SST-2 and "
+        f"{n(med['conll03.infer.lsllm/tuned'], 2)}x on CoNLL03 (medians); in training {n(med['sst2.train.lsllm/tuned'], 2)}x "
+        f"and {n(med['conll03.train.lsllm/tuned'], 2)}x.",
+        f"- The true peak: fp32 {n(peaks['float32']['flop_per_s'] / 1e9, 0)} GFLOP/s ({peaks['float32']['kernel']}; "
+        f"torch.matmul {n(peaks['float32']['kernels']['torch.matmul'] / 1e9, 0)}), bf16 "
+        f"{n(peaks['bfloat16']['flop_per_s'] / 1e9, 0)} GFLOP/s ({peaks['bfloat16']['kernel']}; torch.matmul "
+        f"{n(peaks['bfloat16']['kernels']['torch.matmul'] / 1e9, 0)}). Against it lsllm's inference reaches "
+        f"{pct(mfu[('sst2', 'lsllm-fp32', 'infer')])} / {pct(mfu[('conll03', 'lsllm-fp32', 'infer')])} in fp32 and "
+        f"{pct(mfu[('sst2', 'lsllm', 'infer')])} / {pct(mfu[('conll03', 'lsllm', 'infer')])} in bf16 (SST-2 / CoNLL03, "
+        f"medians), training {pct(mfu[('sst2', 'lsllm', 'train')])} / {pct(mfu[('conll03', 'lsllm', 'train')])} of the bf16 peak.",
+        f"- The run's accuracy check ({acc['lsllm']['train_examples']} SST-2 training examples, 1 epoch, "
+        f"{acc['lsllm']['eval_examples']} validation sentences) is a smoke check only: {pct(acc['reference']['accuracy'])} "
+        f"(reference) and {pct(acc['lsllm']['accuracy'])} (lsllm), near chance at that size.",
+        f"- Wall-clock {n(rec['wall_s'] / 60, 1)} min; the highest 1-minute load during the run {n(rec['max_load_avg_1min'], 1)} "
+        "(the benchmark's own two threads).",
+    ]
 
 
 SPEED_TARGETS = (("training ≥ 5x reference on SST-2", "train", "reference", 5.0, ["sst2"]),
@@ -984,6 +1046,10 @@ GENERATORS: dict[str, Callable[[], list[str]]] = {
     "throughput-repeats": throughput_repeats,
     "throughput-summary": throughput_summary,
     "throughput-ratios": throughput_ratios,
+    "quick-summary": lambda: throughput_summary("throughput-quick.json"),
+    "quick-ratios": lambda: throughput_ratios("throughput-quick.json"),
+    "quick-targets": quick_targets,
+    "quick-notes": quick_notes,
     "throughput-targets": throughput_targets,
     "throughput-accuracy": throughput_accuracy,
     "readme-speed": readme_speed,
