@@ -5,20 +5,20 @@ from __future__ import annotations
 import pytest
 
 from lsllm.config import DataConfig
-from lsllm.data import cache as cache_module
+from lsllm.data import encoding as encoding_module
 from lsllm.data import encode_split, load_data
 
 
 @pytest.fixture
 def counted(monkeypatch):
     calls = []
-    real = cache_module.encode_sequences
+    real = encoding_module.encode_sequences  # what the problem type's encode calls (Problem.encode)
 
     def encode(examples, *args, **kwargs):
         calls.append(len(examples))
         return real(examples, *args, **kwargs)
 
-    monkeypatch.setattr(cache_module, "encode_sequences", encode)
+    monkeypatch.setattr(encoding_module, "encode_sequences", encode)
     return calls
 
 
