@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lsllm.config import DataConfig
-from lsllm.data import encoding as encoding_module
 from lsllm.data import encode_split, load_data
+from lsllm.data import encoding as encoding_module
 
 
 @pytest.fixture
