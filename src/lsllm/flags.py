@@ -3,14 +3,17 @@
 Every setting has one name in YAML and on the command line: `--lora-r` is `lora.r`. The flags of
 `lsllm train` are every field of `RunConfig`; those of `lsllm sft train` are every field of
 `SFTRunConfig` except the settings marked LS-only (`config.ls_only_settings`), so the CLI and
-the config refuse the same settings. `lsllm study` parses each cell's flags with these parsers.
+the config refuse the same settings. `lsllm study` and `lsllm tune` read the user's flags once
+with these parsers (`config_from_args`, `config_from_flags`); what a study cell or a tune trial
+changes is set on that config object (`with_settings`), and `setting_flags` writes a setting
+as flags only for the record (tune.json, a trial's flags), never to be parsed again.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +118,55 @@ def unknown_flags(method: str, argv: Sequence[str]) -> list[str]:
     """The flags in ``argv`` that ``method``'s train command does not know."""
     _, extra = method_parser(method).parse_known_args(list(argv))
     return [a for a in extra if a.startswith("--")]
+
+
+def given_flags(args: argparse.Namespace) -> list[str]:
+    """The config flags given on a parsed command line (and its --config), written back as flags: the record of
+    what the user typed (tune.json's "flags"), not how lsllm builds a config."""
+    out = ["--config", args.config] if getattr(args, "config", None) else []
+    for dotted, value in vars(args).items():
+        if "." in dotted and dotted.split(".", 1)[0] in SECTIONS:
+            out += setting_flags(dotted, value)
+    return out
+
+
+def setting_flags(dotted: str, value: Any) -> list[str]:
+    """One setting (``lora.r``, 8) as the flags that give it (``--lora-r 8``; ``--no-pack``; a list as several words)."""
+    flag = "--" + flag_for(*dotted.split(".", 1))
+    if isinstance(value, bool):
+        return [flag if value else "--no-" + flag[2:]]
+    if isinstance(value, list):
+        return [flag, *map(str, value)]
+    return [flag, repr(value) if isinstance(value, float) else str(value)]
+
+
+def flag_value(section: str, name: str, value: Any) -> Any:
+    """``value`` as the flag of the setting ``section.name`` reads it from its text: a bool, a list of words, an
+    int, a float or a string (a search-space value such as 16, 0.05 or "q_proj v_proj").
+
+    Raises:
+        ValueError: a value the flag could not read (an int flag given 2.5 or "abc").
+    """
+    kind = str(next(f.type for f in dataclasses.fields(SFT_SECTIONS[section]) if f.name == name))
+    if kind == "bool":
+        return bool(value)
+    if kind.startswith("list"):
+        return str(value).split()
+    if kind.startswith("int"):
+        return int(str(value))
+    if kind.startswith("float"):
+        return float(repr(value) if isinstance(value, float) else str(value))
+    return str(value)
+
+
+def with_settings(cfg: Any, settings: Mapping[str, Any]) -> Any:
+    """A new config: ``cfg`` with the dotted settings replaced, checked as a config file's are (``cfg`` is unchanged).
+
+    Raises:
+        ConfigError: a value a setting refuses (one line, as the flag or the config file would say).
+    """
+    raw = cfg.to_dict()
+    for dotted, value in settings.items():
+        section, name = dotted.split(".", 1)
+        raw[section][name] = value
+    return type(cfg).from_dict(raw)

@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 STUDY_JSON = "study.json"
 CLAIMS = ".claims"  # DIR/.claims/<cell>.lock: held (flock) by the worker training the cell
 SUMMARY_LOCK = "_summary"  # held while study.json / study.md / study.png are rewritten
-# Each method is an ordinary `lsllm train` / `lsllm sft train` run with these flags added.
-METHOD_FLAGS = {"ls": [], "unls": ["--bidirectional"], "repeat": ["--attention", "repeat"], "sft": []}
+# Each method is an ordinary `lsllm train` / `lsllm sft train` run with these settings set on the study's config.
+METHOD_SETTINGS: dict[str, dict[str, Any]] = {"ls": {}, "unls": {"model.bidirectional": True},
+                                              "repeat": {"model.attention": "repeat"}, "sft": {}}
 
 
 @dataclass
@@ -87,10 +88,11 @@ def new_spec(data: str, methods: list[str], sizes: list[int], seeds: int, cell_f
     if not data:
         raise ConfigError("--data is required: a built-in name (lsllm datasets), a folder or a file")
     cell_flags = [*cell_flags, "--data", data] + (["--data-dir", data_dir] if data_dir else [])
-    unknown = set(flags.unknown_flags("ls", cell_flags)) & set(flags.unknown_flags("sft", cell_flags))
+    parsed, extra = flags.method_parser("ls").parse_known_args(cell_flags)
+    unknown = {a for a in extra if a.startswith("--")} & set(flags.unknown_flags("sft", cell_flags))
     if unknown:
         raise ConfigError(f"lsllm study: {', '.join(sorted(unknown))} is a flag of neither `lsllm train` nor `lsllm sft train`")
-    cfg, _ = flags.config_from_flags(cell_flags)
+    cfg, _ = flags.config_from_args(parsed)
     bundle = load_data(cfg.data, splits=("validation",))
     kind = family(bundle.task, bundle.problem)
     check_methods(kind, methods)
@@ -108,21 +110,50 @@ def load_spec(output: Path) -> dict[str, Any]:
     return {k: v for k, v in runs.read_json_object(saved).items() if k not in ("cells", "summary")}
 
 
-def cell_config(spec: dict[str, Any], cell: Cell, root: Path, resume: bool) -> tuple[Any, set[str]]:
-    """The run config of one cell: the study's flags, the method's, the cell's size and seed (or --resume of its folder)."""
-    method = "sft" if cell.method == "sft" else "ls"
+def trainer(spec: dict[str, Any]) -> Callable[[Cell, Path, bool], Path]:
+    """The study's `train_cell`: its flags (``spec["flags"]``, saved in study.json as typed) read once per training
+    command, each cell's run config built from that config object (`cell_config`)."""
+    given: dict[str, tuple[Any, set[str]]] = {}
+
+    def train_cell(cell: Cell, root: Path, resume: bool) -> Path:
+        method = command(cell)
+        if method not in given:  # the first cell of the command: each command reads its own flags
+            given[method] = flags.config_from_flags(spec["flags"], method)
+        return train_one(cell, *cell_config(spec, cell, root, resume, given[method]))
+
+    return train_cell
+
+
+def command(cell: Cell) -> str:
+    """The training command a cell's method runs: "sft" (`lsllm sft train`) or "ls" (`lsllm train`)."""
+    return "sft" if cell.method == "sft" else "ls"
+
+
+def cell_settings(cell: Cell, root: Path) -> dict[str, Any]:
+    """The settings one cell sets on the study's config: its method's, its size and seed (subset and training), its folder."""
+    return {**METHOD_SETTINGS[cell.method], "data.train_limit": cell.size, "data.subset_seed": cell.seed,
+            "train.seed": cell.seed, "train.output": str(root)}
+
+
+def cell_config(spec: dict[str, Any], cell: Cell, root: Path, resume: bool,
+                given: tuple[Any, set[str]] | None = None) -> tuple[Any, set[str]]:
+    """The run config of one cell and the settings given: the study's config with the cell's settings set, or, for
+    --resume of its folder, the folder and resume alone (the run's saved config.yaml says the rest).
+
+    ``given``: the study's flags already read for the cell's command (`trainer` reads them once); None reads them.
+    """
+    method = command(cell)
     if resume:
-        argv = ["--output", str(root), "--resume"]
-    else:
-        argv = [*spec["flags"], *METHOD_FLAGS[cell.method], "--train-limit", str(cell.size),
-                "--subset-seed", str(cell.seed), "--seed", str(cell.seed), "--output", str(root)]
-    return flags.config_from_flags(argv, method)
+        settings = {"train.output": str(root), "train.resume": True}
+        return flags.with_settings(flags.CONFIGS[method][0](), settings), set(settings)
+    cfg, explicit = given or flags.config_from_flags(spec["flags"], method)
+    settings = cell_settings(cell, root)
+    return flags.with_settings(cfg, settings), set(explicit) | set(settings)
 
 
-def train_cell(spec: dict[str, Any], cell: Cell, root: Path, resume: bool) -> Path:
+def train_one(cell: Cell, cfg: Any, explicit: set[str]) -> Path:
     """Train (or continue) one cell's run directory through `lsllm train` / `lsllm sft train`'s library functions."""
-    cfg, explicit = cell_config(spec, cell, root, resume)
-    if cell.method == "sft":
+    if command(cell) == "sft":
         from lsllm.sft.training import train_sft
 
         return train_sft(cfg)
@@ -151,8 +182,7 @@ def study(output: str | Path, spec: dict[str, Any] | None = None, resume: bool =
     if spec is None:
         raise ConfigError("a new study needs its spec (study.new_spec)")
     cells = plan(spec["sizes"], spec["methods"], spec["seeds"])
-    return run_study(output, cells, lambda cell, root, again: train_cell(spec, cell, root, again), spec, resume=resume,
-                     workers=workers)
+    return run_study(output, cells, trainer(spec), spec, resume=resume, workers=workers)
 
 
 def run_study(output: Path, cells: list[Cell], train_cell: Callable[[Cell, Path, bool], Path], spec: dict[str, Any],
@@ -311,8 +341,7 @@ def _worker(output: str, level: int, filters: list, command: list[str] | None, t
 
         configure_threads(threads)
         spec = load_spec(Path(output))
-        work(Path(output), plan(spec["sizes"], spec["methods"], spec["seeds"]),
-             lambda cell, root, again: train_cell(spec, cell, root, again), spec)
+        work(Path(output), plan(spec["sizes"], spec["methods"], spec["seeds"]), trainer(spec), spec)
     except LsllmError as err:
         sys.stderr.write(f"error: {err}\n")
         sys.exit(2)

@@ -6,8 +6,9 @@
 
 An Optuna study (TPE sampler, median or successive-halving pruner) whose trials are ordinary run
 folders, ``DIR/trial-0007`` (named by Optuna's trial number, unique in a study even when several
-processes share one storage), each trained by `training.train` with the trial's flags added to
-the user's. A trial's value is its run's selection metric on validation (`Problem.selection`:
+processes share one storage), each trained by `training.train` on the user's run config with the
+trial's settings set (`Given.trial`, `trial_settings`: one rule per dimension; the user's flags are
+read once, `Given`). A trial's value is its run's selection metric on validation (`Problem.selection`:
 accuracy, entity F1, Jaccard, Pearson), read from its metrics.json; test is never used to
 select, and only the best trial's test score is reported, once, after the search.
 
@@ -27,6 +28,7 @@ tune.json, tune.md, best.yaml, history.png, importances.png, slice.png and repor
 
 from __future__ import annotations
 
+import argparse
 import gc
 import inspect
 import logging
@@ -312,42 +314,48 @@ def read_space(path: str | Path) -> tuple[dict[str, Dim], dict[str, dict[str, in
     return space, lines
 
 
-def trial_flags(params: dict[str, Any], base: Any) -> list[str]:
-    """The train flags that set a trial's parameters (added after the user's: the last flag wins).
+def trial_settings(params: dict[str, Any], base: Any) -> dict[str, Any]:
+    """The settings (dotted name -> value) a trial's parameters set on the user's config: one rule per dimension.
 
     ``base`` is the user's run config with its preset applied: the ratios (head lr, LoRA alpha)
-    multiply its lr and rank when the trial does not choose them.
+    multiply its lr and rank when the trial does not choose them. A dimension named after a train
+    setting (a --space file's ``weight_decay``) sets it, its value read as that setting's flag reads it.
+
+    Raises:
+        ValueError: a value the setting's flag could not read (``lora_r: 2.5``).
     """
     settings = _settings()
     lr = float(params.get("lr", base.train.lr))
     rank = int(params.get("lora_r", base.lora.r))
-    out: list[str] = []
+    out: dict[str, Any] = {}
     for name, value in params.items():
         if name == "head_lr_ratio":
-            out += ["--head-lr", repr(lr * float(value))]
+            out["train.head_lr"] = lr * float(value)
         elif name == "lora_alpha_ratio":
-            out += ["--lora-alpha", str(max(1, round(rank * float(value))))]
+            out["lora.alpha"] = max(1, round(rank * float(value)))
         elif name == "lora_targets":
-            out += ["--target-modules", *TARGETS.get(str(value), str(value).split())]
+            out["lora.target_modules"] = list(TARGETS.get(str(value), str(value).split()))
         elif name == "attention":
-            out += ["--attention", str(value), *([] if value == "bidirectional" else ["--no-bidirectional"])]
+            out["model.attention"] = str(value)
+            if value != "bidirectional":
+                out["model.bidirectional"] = False  # the user's --bidirectional gives way to the trial's mode
         else:
-            section, field, annotation = settings[name]
-            flag = "--" + flags.flag_for(section, field)
-            if annotation == "bool":
-                out.append(flag if value else "--no-" + flag[2:])
-            elif annotation.startswith("list"):
-                out += [flag, *str(value).split()]
-            else:
-                out += [flag, repr(value) if isinstance(value, float) else str(value)]
+            section, field, _ = settings[name]
+            out[f"{section}.{field}"] = flags.flag_value(section, field, value)
     return out
 
 
+def trial_flags(params: dict[str, Any], base: Any) -> list[str]:
+    """The trial's settings (`trial_settings`) written as `lsllm train` flags: the record each trial keeps."""
+    return [part for dotted, value in trial_settings(params, base).items() for part in flags.setting_flags(dotted, value)]
+
+
 def check_space(space: dict[str, Dim], spec: dict[str, Any], lines: dict[str, dict[str, int]] | None = None,
-                path: str | Path | None = None) -> None:
-    """Refuse a dimension the train flags would refuse at either end of its range (or at any choice), or that
+                path: str | Path | None = None, given: Given | None = None) -> None:
+    """Refuse a dimension the train settings would refuse at either end of its range (or at any choice), or that
     means nothing for this data, naming FILE:line when it came from a --space file."""
-    base, _ = base_config(spec)
+    given = given or Given.of(spec)
+    base, _ = given.preset(spec)
     for name, dim in space.items():
         where = lines.get(name, {}) if lines else {}
         at = f"{path}:{where.get('', '?')}" if path else f"dimension {name}"
@@ -362,10 +370,10 @@ def check_space(space: dict[str, Dim], spec: dict[str, Any], lines: dict[str, di
                     kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float)))):
                 raise ConfigError(f"{mark}: {name} = {value!r}: the train flag takes {'an integer' if kind == 'int' else 'a number'}")
             try:
-                flags.config_from_flags([*spec["flags"], *trial_flags({name: value}, base)])
+                flags.with_settings(given.config, trial_settings({name: value}, base))
             except LsllmError as err:
                 raise ConfigError(f"{mark}: {name} = {value!r} is refused by the train flags: {err}") from None
-            except (TypeError, ValueError, SystemExit):  # SystemExit: argparse could not read the value
+            except (TypeError, ValueError):  # the flag could not read the value
                 raise ConfigError(f"{mark}: {name} = {value!r} is not a value the train flag takes") from None
 
 
@@ -407,7 +415,7 @@ def _task_issue(name: str, dim: Dim, spec: dict[str, Any], base: Any) -> str | N
 # ---------------------------------------------------------------- the tune's settings
 
 
-def anchor_params(space: dict[str, Dim], spec: dict[str, Any]) -> dict[str, Any]:
+def anchor_params(space: dict[str, Dim], spec: dict[str, Any], given: Given | None = None) -> dict[str, Any]:
     """The first trial of a new tune: the hand-made recipe (the user's flags, `--preset lsllm` filling
     what they leave open, docs/accuracy.md), on each dimension of the space where it is a point of it.
 
@@ -416,18 +424,14 @@ def anchor_params(space: dict[str, Dim], spec: dict[str, Any]) -> dict[str, Any]
     trial in 50 min), so a short tune would be a random search that can end below the recipe a user
     gets without tuning. Starting from that recipe, the best trial is never below it on validation.
     """
-    import copy
-
-    cfg, explicit = flags.config_from_flags(spec["flags"])
-    if cfg.train.preset is None:
-        preset = copy.deepcopy(cfg)
-        preset.train.preset = "lsllm"
+    given = given or Given.of(spec)
+    if given.config.train.preset is None:
         try:
-            cfg = apply_preset(preset, spec["task"], explicit)
+            cfg = apply_preset(flags.with_settings(given.config, {"train.preset": "lsllm"}), spec["task"], set(given.explicit))
         except ConfigError:  # the lsllm preset needs --prompt for sequences: the defaults, then
-            cfg, explicit = base_config(spec)
+            cfg, _ = given.preset(spec)
     else:
-        cfg, explicit = base_config(spec)
+        cfg, _ = given.preset(spec)
     attention = "bidirectional" if cfg.model.bidirectional else cfg.model.attention
     known = {
         "lr": cfg.train.lr, "head_lr_ratio": (cfg.train.head_lr or cfg.train.lr) / cfg.train.lr,
@@ -455,39 +459,76 @@ def anchor_params(space: dict[str, Dim], spec: dict[str, Any]) -> dict[str, Any]
     return params
 
 
-def base_config(spec: dict[str, Any]) -> tuple[Any, set[str]]:
-    """The user's run config (their flags, the preset applied for the task) and the settings they gave."""
-    cfg, explicit = flags.config_from_flags(spec["flags"])
-    apply_preset(cfg, spec["task"], explicit)
-    return cfg, explicit
+@dataclass(frozen=True)
+class Given:
+    """What the user gave every trial, read once: their run config (no preset applied: each trial's run applies it),
+    the settings they gave (flags and --config keys: the preset and the recipe leave these alone) and the ones given
+    as flags (each fixes its dimension of the default space). Every trial's config is this config with the trial's
+    settings set (`trial_settings`, `flags.with_settings`); the tune saves the user's flags, as typed, for the record
+    and for --resume and joining workers, which read them here (`Given.of`)."""
+
+    config: RunConfig
+    explicit: frozenset[str]
+    flagged: frozenset[str]
+
+    @classmethod
+    def of_args(cls, args: argparse.Namespace) -> Given:
+        """From the parsed `lsllm tune` (or `lsllm train`) command line: its config flags and --config."""
+        cfg, explicit = flags.config_from_args(args)
+        return cls(cfg, frozenset(explicit), frozenset(dotted for dotted in vars(args) if "." in dotted))
+
+    @classmethod
+    def read(cls, train_flags: Sequence[str]) -> Given:
+        """From `lsllm train` flags (a saved tune's, or `new_spec`'s from Python).
+
+        Raises:
+            ConfigError: a flag `lsllm train` does not know, or a setting it refuses.
+        """
+        parsed, extra = flags.method_parser("ls").parse_known_args([str(f) for f in train_flags])
+        unknown = [a for a in extra if a.startswith("--")]
+        if unknown:
+            raise ConfigError(f"lsllm tune: {', '.join(unknown)} is not a flag of `lsllm train`")
+        return cls.of_args(parsed)
+
+    @classmethod
+    def of(cls, spec: dict[str, Any]) -> Given:
+        """The saved tune's (its "flags")."""
+        return cls.read(spec["flags"])
+
+    def preset(self, spec: dict[str, Any]) -> tuple[RunConfig, set[str]]:
+        """The user's run config with the preset applied for the task (a new object), and the settings they gave."""
+        return apply_preset(flags.with_settings(self.config, {}), spec["task"], set(self.explicit)), set(self.explicit)
+
+    def trial(self, settings: dict[str, Any]) -> tuple[RunConfig, set[str]]:
+        """A trial's run config: the user's with ``settings`` set, and the settings given (the trial's count as given)."""
+        return flags.with_settings(self.config, settings), set(self.explicit) | set(settings)
 
 
 def new_spec(train_flags: Sequence[str], space_file: str | Path | None = None, subset: int | None = None,
-             fixed: Sequence[str] = ()) -> dict[str, Any]:
+             fixed: Sequence[str] = (), given: Given | None = None) -> dict[str, Any]:
     """What a new tune is (saved in the study and tune.json): data, task, metric, the user's flags, the space.
 
     Args:
-        train_flags: flags of `lsllm train` given to every trial (not --output / --resume).
+        train_flags: flags of `lsllm train` given to every trial (not --output / --resume), saved as typed.
         space_file: a YAML space replacing the default one.
         subset: train each trial on the first N training examples (--train-limit N).
         fixed: default dimensions not to search.
+        given: ``train_flags`` already read (`Given.of_args`: the CLI parsed them); None reads them here.
 
     Raises:
         ConfigError: no data, an unknown flag, a bad space (FILE:line), a bad subset.
     """
     train_flags = [str(f) for f in train_flags]
-    unknown = flags.unknown_flags("ls", train_flags)
-    if unknown:
-        raise ConfigError(f"lsllm tune: {', '.join(unknown)} is not a flag of `lsllm train`")
-    if any(f in ("--output", "--resume", "--no-resume") for f in train_flags):
+    given = given or Given.read(train_flags)
+    if {"train.output", "train.resume"} & given.flagged:
         raise ConfigError("lsllm tune places each trial itself: its --output is the tune's folder; drop the train --output")
     if subset is not None:
         if subset < 1:
             raise ConfigError(f"--subset must be >= 1 training examples, got {subset}")
-        train_flags = [*train_flags, "--train-limit", str(subset)]
-    cfg, _ = flags.config_from_flags(train_flags)
-    parsed, _ = flags.method_parser("ls").parse_known_args(train_flags)
-    explicit = {dotted for dotted in vars(parsed) if "." in dotted}  # flags fix a dimension; a --config file's keys do not
+        train_flags = [*train_flags, *flags.setting_flags("data.train_limit", subset)]
+        config, _ = given.trial({"data.train_limit": subset})
+        given = Given(config, given.explicit | {"data.train_limit"}, given.flagged | {"data.train_limit"})
+    cfg = given.config
     if not cfg.data.data:
         raise ConfigError("--data is required: a built-in name (lsllm datasets), a folder or a file")
     space, lines = read_space(space_file) if space_file is not None else (None, None)  # the file's form, before any data
@@ -496,14 +537,14 @@ def new_spec(train_flags: Sequence[str], space_file: str | Path | None = None, s
     spec: dict[str, Any] = {"data": cfg.data.data, "task": kind.task, "problem": kind.saved_problem,
                             "metric": kind.selection, "direction": "maximize", "flags": train_flags,
                             "subset": subset, "space_source": str(space_file) if space_file else "default", "left_out": []}
-    base_config(spec)  # the preset's own refusals (--preset lsllm without --prompt) before any trial
+    given.preset(spec)  # the preset's own refusals (--preset lsllm without --prompt) before any trial
     if space is None:
-        space, spec["left_out"] = default_space(kind, cfg, explicit, bundle.labels, fixed)
+        space, spec["left_out"] = default_space(kind, cfg, set(given.flagged), bundle.labels, fixed)
         if not space:
             raise ConfigError("every dimension is fixed (by --fixed or train flags): nothing to tune; drop some, or --space FILE")
     elif fixed:
         raise ConfigError("--fixed applies to the default space; with --space FILE, leave the dimension out of the file")
-    check_space(space, spec, lines, space_file)
+    check_space(space, spec, lines, space_file, given)
     spec["space"] = {name: dim.to_dict() for name, dim in space.items()}
     return spec
 
@@ -625,7 +666,8 @@ def objective_for(output: Path, spec: dict[str, Any], train: Callable | None = N
     N in all: of the trials numbered past the N-th, none runs.
     """
     space = space_of(spec)
-    base, _ = base_config(spec)
+    given = Given.of(spec)
+    base, _ = given.preset(spec)
 
     def objective(trial: Any) -> float:
         import optuna
@@ -641,9 +683,9 @@ def objective_for(output: Path, spec: dict[str, Any], train: Callable | None = N
         trial.set_user_attr("run", folder.name)
         trial.set_user_attr("output", str(output.resolve()))
         trial.set_user_attr("worker", worker_name())
-        argv = [*spec["flags"], *trial_flags(params, base), "--output", str(folder), "--no-resume"]
-        trial.set_user_attr("flags", trial_flags(params, base))
-        cfg, explicit = flags.config_from_flags(argv)
+        settings = trial_settings(params, base)
+        trial.set_user_attr("flags", trial_flags(params, base))  # the record: the trial's settings as train flags
+        cfg, explicit = given.trial({**settings, "train.output": str(folder), "train.resume": False})
         callback = PruningCallback(trial, spec["metric"])
         pruned = None
         started = _now()
@@ -828,7 +870,8 @@ def open_study(storage: Any, name: str, spec: dict[str, Any] | None, resume: boo
             # The process that creates the study seeds the sampler with the run's --seed: a tune started
             # twice with the same flags draws the same trials (how median and halving were compared).
             # Processes that join draw unseeded, or they would repeat the creator's draws.
-            seed = flags.config_from_flags(spec["flags"])[0].train.seed
+            given = Given.of(spec)
+            seed = given.config.train.seed
             try:
                 study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
                                             sampler=optuna.samplers.TPESampler(constant_liar=True, seed=seed),
@@ -838,7 +881,7 @@ def open_study(storage: Any, name: str, spec: dict[str, Any] | None, resume: boo
                     raise ConfigError(f"{where} already holds the tune {name!r}: pass --resume to join it, or choose "
                                       "another --output") from None
             else:
-                study.enqueue_trial(anchor_params(space_of(spec), spec))
+                study.enqueue_trial(anchor_params(space_of(spec), spec, given))
                 study.set_user_attr("lsllm_spec", spec)
                 return study, spec
         # constant_liar: workers sharing a study spread their trials
@@ -864,7 +907,7 @@ def open_study(storage: Any, name: str, spec: dict[str, Any] | None, resume: boo
 
 def _settings_of(spec: dict[str, Any]) -> dict[str, Any]:
     """The run settings a tune's flags stand for (flags in another order are the same tune)."""
-    cfg, _ = flags.config_from_flags(spec["flags"])
+    cfg = Given.of(spec).config
     return {k: v for k, v in cfg.to_dict().items() if k not in ("lsllm_version", "format_version")}
 
 

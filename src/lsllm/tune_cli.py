@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from lsllm.errors import ConfigError
-from lsllm.flags import SECTIONS, add_config_flags, flag_for
+from lsllm.flags import add_config_flags, given_flags
 from lsllm.runs import COMMAND
 
 DESCRIPTION = ("Search the recipe (learning rates, LoRA rank/alpha/targets/dropout, epochs, attention, pooling, head "
@@ -66,22 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tune.set_defaults(handler=cmd_tune)
 
 
-def train_flags_of(args: argparse.Namespace) -> list[str]:
-    """The `lsllm train` flags the user gave, written back as flags (each trial parses them again)."""
-    out = ["--config", args.config] if getattr(args, "config", None) else []
-    for dotted, value in vars(args).items():
-        if "." not in dotted or dotted.split(".", 1)[0] not in SECTIONS:
-            continue
-        flag = "--" + flag_for(*dotted.split(".", 1))
-        if isinstance(value, bool):
-            out.append(flag if value else "--no-" + flag[2:])
-        elif isinstance(value, list):
-            out += [flag, *map(str, value)]
-        else:
-            out += [flag, repr(value) if isinstance(value, float) else str(value)]
-    return out
-
-
 def masked_command(command: list[str] | None, url: str, shown: str) -> list[str] | None:
     """The command line with the --storage URL shown without its password."""
     if command is None:
@@ -106,9 +90,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise ConfigError("--resume needs --output: the tune folder to continue")
     if args.storage is not None:  # trials' run.json records the command line: never with the password in it
         COMMAND.set(masked_command(COMMAND.get(), args.storage, tune.shown_storage(args.storage)))
-    given = train_flags_of(args)
+    given = given_flags(args)  # saved in the tune as typed; the config is read from the parsed flags themselves
     joining = args.resume and not given and args.space is None and args.subset is None and not args.fixed
-    spec = None if joining else tune.new_spec(given, space_file=args.space, subset=args.subset, fixed=args.fixed or ())
+    spec = None if joining else tune.new_spec(given, space_file=args.space, subset=args.subset, fixed=args.fixed or (),
+                                              given=tune.Given.of_args(args))
     data = getattr(args, "data.data", None)
     output = Path(args.output or f"tunes/{Path(data or 'tune').name}")
     result = tune.tune(output, spec, budget=budget, trials=args.trials, storage=args.storage, study_name=args.study_name,
