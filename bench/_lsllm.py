@@ -9,7 +9,7 @@ What differs from the stock recipes (and nothing else):
 - LoRA dropout with a cheaper random mask on CPU (`lsllm.models.dropout.FastDropout`, p = 0.1 as the others);
 - inference with LoRA merged into the weights (no adapter ops), `inference_mode`, inputs sorted by
   length and packed into one row of up to 2048 tokens per batch
-  (`lsllm.prediction.feature_probabilities`, as `lsllm predict` and the server), the weights
+  (`lsllm.inference.prediction.feature_probabilities`, as `lsllm predict` and the server), the weights
   multiplied by the kernel `lsllm predict --matmul auto` chooses (`lsllm.models.kernels`: oneDNN
   with packed weights where the machine's cached probe finds it faster, nn.Linear elsewhere).
   As `lsllm predict` merges and packs once at load, the path merges and packs at its first
@@ -30,11 +30,11 @@ from _stock import LEARNING_RATE, LORA, train_epoch
 from lsllm.config import LoraSettings
 from lsllm.data import SeqExample, TokenExample, encode_sequences, encode_tokens
 from lsllm.data.packing import PackingCollator
+from lsllm.inference.prediction import feature_probabilities, packed_batches, word_predictions
 from lsllm.models.adapters import apply_lora, merged_for_inference
 from lsllm.models.backbones import load_tokenizer
 from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
 from lsllm.models.kernels import choose_matmul, matmul_for_inference
-from lsllm.prediction import feature_probabilities, packed_batches, word_predictions
 
 BATCH_SIZE = 16
 MAX_LENGTH = 64

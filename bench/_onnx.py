@@ -29,13 +29,11 @@ from lsllm.export import (
     INT8_FILE,
     MODEL_FILE,
     OnnxGraph,
-    padded_batch,
-    padded_batch_plan,
     per_feature,
     quantize_int8,
     write_onnx,
 )
-from lsllm.prediction import word_predictions
+from lsllm.inference.prediction import padded_batch, padded_batch_plan, word_predictions
 
 MAX_BATCH_TOKENS = 2048
 CACHE_ENV = "LSLLM_BENCH_ONNX_CACHE"

@@ -6,7 +6,7 @@
 # The GPU image (Python 3.12, torch 2.11 + CUDA, transformers 5.17, peft, accelerate, tokenizers,
 # scikit-learn, matplotlib, tensorboard, httpx ...) lacks what lsllm imports for the paths the GPU tier
 # runs and for the rest of the CLI:
-#   seqeval (lsllm.evaluation, lsllm.prediction: every train/predict/eval)   sdist only: a wheel is built here
+#   seqeval (lsllm.evaluation, lsllm.inference.prediction: every train/predict/eval)   sdist only: a wheel is built here
 #   fastapi + starlette + pydantic(+core) + uvicorn (+ their small deps)      lsllm serve
 #   trl + datasets (+ dill, multiprocess), gguf                               lsllm sft, GGUF models
 #   bitsandbytes                                                              QLoRA (--quantize 4bit)

@@ -190,7 +190,7 @@ fi
 import importlib, importlib.metadata as md, json, sys
 from pathlib import Path
 import torch
-import lsllm, lsllm.training, lsllm.serve.app, lsllm.prediction  # what the GPU tier imports
+import lsllm, lsllm.training, lsllm.serve.app, lsllm.inference.prediction  # what the GPU tier imports
 names = ["torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors", "huggingface_hub", "seqeval",
          "fastapi", "pydantic", "uvicorn", "trl", "datasets", "gguf", "bitsandbytes", "flash_attn", "numpy"]
 found = {}

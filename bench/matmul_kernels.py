@@ -100,8 +100,8 @@ def kernel_table(rounds: int) -> list[dict]:
 def lsllm_end_to_end(base, tokenizer, encoded, n_texts: int, tokens: int, flop_per_token: float) -> tuple[dict, dict]:
     import torch
 
+    from lsllm.inference.classifier import Classifier
     from lsllm.models.kernels import use_matmul
-    from lsllm.pipeline import Classifier
 
     results, outputs = {}, {}
     for dtype_name in ("float32", "bfloat16"):
@@ -184,10 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     from _common import model_sizes, resolve_model_dir
 
     from lsllm.data import SeqExample
+    from lsllm.inference.classifier import Classifier
     from lsllm.models.backbones import load_tokenizer
     from lsllm.models.classifiers import LSForSequenceClassification
     from lsllm.models.kernels import choose_matmul
-    from lsllm.pipeline import Classifier
 
     started = time.time()
     loads = [os.getloadavg()[0]]

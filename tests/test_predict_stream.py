@@ -65,18 +65,22 @@ _OPENED: dict = {}
 @pytest.fixture(autouse=True)
 def load_once(monkeypatch):
     """Each run is loaded once for the module (with the flags' defaults): most of a tiny predict's time is the load."""
-    import lsllm.export
+    import dataclasses
 
-    real = lsllm.export.open_classifier
+    import lsllm.inference.backends
+    from lsllm.inference.settings import InferenceSettings
 
-    def cached(path, backend=None, **flags):
-        if backend or any(value is not None and value is not False for key, value in flags.items() if key != "threads"):
-            return real(path, backend, **flags)
+    real = lsllm.inference.backends.open_classifier
+
+    def cached(path, settings=None, **flags):
+        settings = settings or InferenceSettings(**flags)
+        if dataclasses.replace(settings, threads=None) != InferenceSettings():
+            return real(path, settings)
         if str(path) not in _OPENED:
             _OPENED[str(path)] = real(path)
         return _OPENED[str(path)]
 
-    monkeypatch.setattr(lsllm.export, "open_classifier", cached)
+    monkeypatch.setattr(lsllm.inference.backends, "open_classifier", cached)
 
 
 def close(a: list[dict], b: list[dict]) -> None:
@@ -275,7 +279,7 @@ def test_parquet_records_of_every_problem_type_read_back_as_written(tmp_path, pr
     import torch
 
     from lsllm.data import SeqExample, TokenExample
-    from lsllm.prediction import seq_records, split_words, token_records
+    from lsllm.inference.prediction import seq_records, split_words, token_records
     from lsllm.problems import family, make_problem
     from lsllm.record_files import open_records, record_schema
 
@@ -414,11 +418,11 @@ def message_of(capsys, code: int) -> str:
 
 
 def test_a_token_input_for_a_sequence_run_is_refused_before_the_model_loads(seq_run, tmp_path, capsys, monkeypatch):
-    import lsllm.export
+    import lsllm.inference.backends
 
     path = tmp_path / "t.jsonl"
     path.write_text('{"text": "fine"}\n{"tokens": ["EU", "rejects"]}\n')
-    monkeypatch.setattr(lsllm.export, "open_classifier", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(lsllm.inference.backends, "open_classifier", lambda *a, **k: pytest.fail("the model was loaded"))
     assert "token inputs (CoNLL, or JSONL with \"tokens\") for a sequence classifier" in error_line(
         capsys, predict(seq_run, "--input", path))
 
@@ -447,7 +451,7 @@ def test_meter_writes_a_line_a_minute_in_a_log_and_nothing_when_quiet(monkeypatc
 
 def test_the_meter_moves_with_the_batches_of_either_backend():
     """PyTorch hands out packed Batch objects, ONNX Runtime lists of feature indices: both move the meter."""
-    from lsllm.prediction import Batch
+    from lsllm.inference.prediction import Batch
 
     class Counting:
         moved: list[int] = []

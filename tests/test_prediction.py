@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lsllm.inference.prediction import feature_probabilities, packed_batches, split_words
 from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
-from lsllm.prediction import feature_probabilities, packed_batches, split_words
 from tests.conftest import tiny_config
 
 FEATURES = [{"input_ids": list(range(5, 5 + n))} for n in (3, 9, 1, 17, 6, 6, 40)]

@@ -29,6 +29,7 @@ from typing import Any
 from lsllm.config import DataConfig
 from lsllm.errors import ConfigError, LsllmError
 from lsllm.flags import add_config_flags, config_from_args
+from lsllm.inference.settings import InferenceSettings, add_inference_flags
 
 # ---------------------------------------------------------------- commands
 
@@ -113,16 +114,16 @@ def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from lsllm.export import open_classifier
+    from lsllm.inference.backends import open_classifier
     from lsllm.pipeline import evaluate_run
     from lsllm.run_outputs import metrics_table
     from lsllm.runs import RunDir, is_export_dir
 
+    inference = InferenceSettings.from_args(args)  # a bad value: one line before any work
     if is_export_dir(args.run_dir):
         raise ConfigError(f"{args.run_dir} is an `lsllm export` folder; lsllm eval reads the run's data settings: "
                           "give the run with --backend onnx [--int8]")
-    opened = open_classifier(args.run_dir, args.backend, int8=args.int8, dtype=args.dtype, threads=args.threads,
-                             matmul=args.matmul)
+    opened = open_classifier(args.run_dir, inference)  # applies --threads
     metrics, data_cfg = evaluate_run(args.run_dir, args.split, _data_overrides(args), progress=_progress("evaluating"),
                                      classifier=opened.classifier)
     backend = opened.classifier.backend
@@ -137,12 +138,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     """Texts given as arguments, or an --input file of any size streamed a chunk at a time (lsllm.batch_predict)."""
     from lsllm import batch_predict
-    from lsllm.export import open_classifier
+    from lsllm.inference.backends import open_classifier
     from lsllm.problems import family
     from lsllm.progress import Meter
     from lsllm.record_files import open_records, record_schema
     from lsllm.runs import peek_info
 
+    inference = InferenceSettings.from_args(args)  # a bad value: one line before any work
     if not args.texts and not args.input:
         raise ConfigError("give texts as arguments or --input FILE (.txt one per line, .jsonl, .csv/.tsv, .parquet)")
     output = Path(args.output_file) if args.output_file else None
@@ -170,8 +172,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             job = batch_predict.plan(source, output, args.run_dir, shard, args.chunk_size, args.resume)
     elif output is not None and open_records(output).present():
         raise ConfigError(f"--output-file {output} exists; choose another --output-file (or delete it)")
-    opened = open_classifier(args.run_dir, args.backend, int8=args.int8, dtype=args.dtype, threads=args.threads,
-                             matmul=args.matmul)
+    opened = open_classifier(args.run_dir, inference)  # applies --threads
     classifier = opened.classifier
     if source is not None:
         source.check_problem(classifier.problem)
@@ -264,10 +265,12 @@ def cmd_sft_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sft_eval(args: argparse.Namespace) -> int:
+    from lsllm.hardware import configure_threads
     from lsllm.run_outputs import metrics_table
     from lsllm.runs import RunDir
     from lsllm.sft.evaluation import evaluate_sft
 
+    configure_threads(InferenceSettings.from_args(args).threads)  # eval, predict, serve: open_classifier applies them
     overrides = _data_overrides(args)
     eval_limit = overrides.pop("eval_limit", None)
     sft_overrides = {dotted.split(".", 1)[1]: value for dotted, value in vars(args).items() if dotted.startswith("sft.")}
@@ -349,9 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
     add_config_flags(evaluate, ["data"], skip={"train-limit", "labels", "max-length", "label-all-subtokens", "task", "split-seed"})
-    add_threads_flag(evaluate)
-    add_dtype_flag(evaluate)
-    export_cli.add_backend_flags(evaluate)
+    add_inference_flags(evaluate)  # --threads --dtype --backend --int8 --matmul (lsllm.inference.settings)
     evaluate.set_defaults(handler=cmd_eval)
 
     predict = commands.add_parser(
@@ -375,9 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "OUT-0000K-of-0000N.ext; under torchrun each rank takes its own without it")
     predict.add_argument("--chunk-size", type=int, default=None, metavar="N",
                          help="inputs read, sorted by length and written at a time (default 10000)")
-    add_threads_flag(predict)
-    add_dtype_flag(predict)
-    export_cli.add_backend_flags(predict)
+    add_inference_flags(predict)  # --threads --dtype --backend --int8 --matmul (lsllm.inference.settings)
     predict.set_defaults(handler=cmd_predict)
 
     merge = commands.add_parser("merge", help="fold LoRA into the base and write a standalone HF model")
@@ -401,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(sft_eval, ["data"], skip={"train-limit", "labels", "max-length", "label-all-subtokens", "task", "split-seed"})
     add_config_flags(sft_eval, ["sft"], method="sft",  # how to answer; the prompt stays the run's
                      skip={"template", "system-prompt", "gradient-checkpointing", "eval-splits"})
-    add_threads_flag(sft_eval)
+    add_inference_flags(sft_eval, ("threads",))  # generation runs on torch; the other settings are LS inference's
     sft_eval.set_defaults(handler=cmd_sft_eval)
 
     study = commands.add_parser(
@@ -434,16 +433,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_dtype_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default=None,
-                        help="inference weights (default: the run's)")
-
-
-def add_threads_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: one per core; fewer when other processes share the cores)")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, passthrough = parser.parse_known_args(argv)
@@ -473,10 +462,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        if hasattr(args, "threads"):  # eval, predict, serve, sft eval; training applies cfg.train.threads itself
-            from lsllm.hardware import configure_threads
-
-            configure_threads(args.threads)
         return args.handler(args)
     except LsllmError as err:
         print(f"error: {err}", file=sys.stderr)

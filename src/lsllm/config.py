@@ -200,6 +200,10 @@ class DataConfig:
                 raise ConfigError(f"{name} must be >= 1, got {value}")
 
 
+# --threads, for training (TrainConfig.threads) and inference (lsllm.inference.settings): one text
+THREADS_HELP = "torch CPU threads (default: one per core; fewer when other processes share the cores)"
+
+
 @dataclass
 class TrainConfig:
     """Optimisation, selection and the run directory."""
@@ -230,8 +234,7 @@ class TrainConfig:
     preset: str | None = _help("ls-llama | ls-unllama: the original paper's recipes; lsllm: ours (docs/accuracy.md); "
                                "auto (the default): the recipe chosen from the data, every choice overridable by its flag",
         ls_only='presets are LS recipes; drop --preset', default=None)
-    threads: int | None = _help("torch CPU threads (default: one per core; fewer when other processes share the cores)",
-                                default=None)
+    threads: int | None = _help(THREADS_HELP, default=None)
 
     def __post_init__(self) -> None:
         check_field_types(self, "train")

@@ -20,8 +20,10 @@ holds::
     tokenizer files       tokenizer.save_pretrained(OUT)
     lsllm-export.json     labels, task, problem and its state, prompt, fields, max_length, attention, run, versions
 
-`OnnxClassifier(OUT)` runs it with ONNX Runtime and gives the records of `Classifier.predict_texts`
-(it is a `Classifier` whose model is the ONNX session: encoding, problem type and records are shared).
+`OnnxClassifier(OUT)` (`lsllm.inference.onnx`, importable from here too) runs it with ONNX Runtime
+and gives the records of `Classifier.predict_texts`; `lsllm.inference.backends.open_classifier`
+chooses between it and PyTorch. vLLM is an export format (`lsllm.vllm_export`), not a backend of
+ours: vLLM serves its checkpoint itself.
 """
 
 from __future__ import annotations
@@ -39,9 +41,18 @@ import torch
 from torch import nn
 
 from lsllm.errors import ConfigError, ModelError
-from lsllm.pipeline import Classifier
+from lsllm.inference.classifier import Classifier
+from lsllm.inference.onnx import (  # noqa: F401  (OnnxClassifier: README's lsllm.export.OnnxClassifier)
+    INPUT_NAMES,
+    INT8_FILE,
+    MODEL_FILE,
+    OUTPUT_NAME,
+    OnnxClassifier,
+    require_onnx,
+)
+from lsllm.inference.prediction import padded_batch
 from lsllm.problems import Problem
-from lsllm.runs import ExportInfo, RunInfo, check_out_dir, is_export_dir, read_export_info, write_info
+from lsllm.runs import ExportInfo, check_out_dir, write_info
 
 if TYPE_CHECKING:
     from lsllm.vllm_export import VllmExportReport
@@ -49,15 +60,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "vllm")  # export_run chooses: onnx here, vllm in lsllm.vllm_export
-MODEL_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
-INPUT_NAMES = ("input_ids", "attention_mask")
-OUTPUT_NAME = "logits"
 OPSET = 18
 FP32_TOLERANCE = 1e-3  # max |logit difference| ONNX Runtime fp32 vs PyTorch
 INT8_TOLERANCE = 0.25  # int8, relative to the largest |logit| (at least 1): dynamic quantization is lossy
 EXPORTERS = ("dynamo", "torchscript")  # tried in this order
-INSTALL_HINT = "pip install 'lsllm[onnx]' (or: pip install onnx onnxruntime)"
 SAMPLE_TEXTS = (
     "a great movie",
     "EU rejects German call to boycott British lamb .",
@@ -201,43 +207,7 @@ def check_exportable(model: nn.Module, max_length: int) -> None:
                           f"with --max-length {window} or less")
 
 
-def require_onnx() -> None:
-    for name in ("onnx", "onnxruntime"):
-        try:
-            __import__(name)
-        except ImportError:
-            raise ConfigError(f"exporting to ONNX needs {name}, which is not installed: {INSTALL_HINT}") from None
-
-
-# ----------------------------------------------------------------------------- batches
-
-
-def padded_batch(features: Sequence[dict], pad_id: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input_ids, attention_mask) int64 tensors of encoded features, padded to the longest."""
-    width = max(len(f["input_ids"]) for f in features)
-    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(features), width), dtype=torch.long)
-    for row, feature in enumerate(features):
-        n = len(feature["input_ids"])
-        where = slice(width - n, width) if left else slice(0, n)
-        ids[row, where] = torch.tensor(feature["input_ids"], dtype=torch.long)
-        mask[row, where] = 1
-    return ids, mask
-
-
-def padded_batch_plan(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
-    """Indices into ``lengths`` grouped into padded batches: sorted by length (little padding), each
-    batch at most ``max_tokens`` padded tokens (a longer single input is a batch of its own)."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
-        if current and lengths[index] * (len(current) + 1) > max_tokens:
-            batches.append(current)
-            current = []
-        current.append(index)
-    if current:
-        batches.append(current)
-    return batches
+# ----------------------------------------------------------------------------- the check against PyTorch
 
 
 def _max_diff(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
@@ -264,7 +234,7 @@ def sample_examples(classifier: Classifier, texts: Sequence[str] = SAMPLE_TEXTS)
 
 def reference_logits(classifier: Classifier, features: Sequence[dict]) -> list[torch.Tensor]:
     """The `Classifier`'s own logits per feature (its packed fast path, as `lsllm predict` runs)."""
-    from lsllm.prediction import feature_probabilities
+    from lsllm.inference.prediction import feature_probabilities
 
     return feature_probabilities(classifier.model, features, classifier.tokenizer.pad_token_id,
                                  classifier.max_batch_tokens, activation=lambda logits: logits)
@@ -528,129 +498,3 @@ def export_info(run_dir: str | Path, classifier: Classifier, cfg: Any, model: nn
         "versions": {"lsllm": __version__, "torch": torch.__version__, "transformers": _version("transformers"),
                      "onnx": _version("onnx"), "onnxruntime": _version("onnxruntime")},
     })
-
-
-# ----------------------------------------------------------------------------- running it
-
-
-BACKENDS = ("torch", "onnx")
-
-
-@dataclass
-class Opened:
-    """A classifier ready to predict, with what a server or an eval says about it."""
-
-    classifier: Classifier
-    run_info: RunInfo | ExportInfo | None  # the run's model/lsllm.json, or the export's lsllm-export.json
-    positions: int | None  # the model's max_position_embeddings, when known
-    name: str
-    keep: Any = None  # the TemporaryDirectory of a run exported at open: alive as long as this object
-
-
-def open_classifier(path: str | Path, backend: str | None = None, int8: bool = False, dtype: str | None = None,
-                    device: str | None = None, threads: int | None = None, matmul: str | None = None) -> Opened:
-    """A run or an `lsllm export` folder, opened for inference by PyTorch or ONNX Runtime.
-
-    One place for `lsllm predict`, `eval` and `serve` to choose what runs the model: ``backend``
-    "torch" (the default for a run: LoRA merged, fp32 or bf16) or "onnx" (ONNX Runtime on the CPU).
-    An export folder is always run by ONNX Runtime; a run with "onnx" is first exported, with
-    `export_run`'s checks, into a temporary folder (``Opened.keep``). ``int8`` runs the int8 graph
-    (`quantize_int8`); PyTorch has no int8 path (docs/serving.md says why). ``matmul`` picks the kernel
-    that multiplies PyTorch's weights (`lsllm.models.kernels`: "auto", the default, measures once per
-    machine whether oneDNN's packed weights beat nn.Linear; "onednn"; "torch").
-
-    Raises:
-        ConfigError: not a finished run or export, or a flag that does not apply to the backend.
-    """
-    import tempfile
-
-    from lsllm.models.kernels import choose_matmul, use_matmul
-    from lsllm.pipeline import load_run
-    from lsllm.runs import RunDir
-
-    if backend is not None and backend not in BACKENDS:
-        raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    folder = Path(path)
-    exported = is_export_dir(folder)
-    if exported and backend == "torch":
-        raise ConfigError(f"{folder} is an `lsllm export` folder: it has no PyTorch weights; use --backend onnx "
-                          "(or the run it came from)")
-    if not (exported or backend == "onnx"):
-        if int8:
-            raise ConfigError("--int8 applies to --backend onnx (the PyTorch backend runs fp32 or bf16: see docs/serving.md)")
-        run = RunDir(folder)
-        run_info = run.run_info()  # a clear ConfigError for a folder that is not a finished run
-        classifier, _ = load_run(run.root, dtype=dtype, device=device)
-        classifier.matmul = choose_matmul(classifier.model, matmul)
-        use_matmul(classifier.model, classifier.matmul)
-        return Opened(classifier, run_info, getattr(classifier.model.config, "max_position_embeddings", None), run.root.name)
-    if matmul not in (None, "auto"):
-        raise ConfigError(f"--matmul {matmul} applies to the PyTorch backend; ONNX Runtime chooses its own kernels")
-    if dtype not in (None, "float32"):
-        raise ConfigError(f"--dtype {dtype} applies to the PyTorch backend; ONNX Runtime runs the fp32 graph "
-                          "(or the int8 one with --int8)")
-    if device not in (None, "cpu"):
-        raise ConfigError(f"--device {device}: the onnx backend runs on the CPU (ONNX Runtime's CPU provider)")
-    keep = None
-    if not exported:
-        RunDir(folder).run_info()  # not a run: one line before any work
-        require_onnx()
-        keep = tempfile.TemporaryDirectory(prefix="lsllm-onnx-")
-        logger.warning("exporting %s to ONNX (%s): lsllm export %s OUT%s keeps it for next time", folder,
-                       "int8" if int8 else "fp32", folder, " --int8" if int8 else "")
-        export_run(folder, Path(keep.name) / "export", int8=int8)
-        folder = Path(keep.name) / "export"
-    classifier = OnnxClassifier(folder, int8=int8, threads=threads)
-    return Opened(classifier, classifier.info, classifier.info.max_position_embeddings, Path(path).name, keep)
-
-
-class OnnxClassifier(Classifier):
-    """An exported run served by ONNX Runtime, with `Classifier`'s encoding, problem type and records.
-
-    Example:
-        >>> clf = OnnxClassifier("exported/")
-        >>> clf.predict_texts(["a gripping film"])   # the records of `lsllm predict`
-
-    Args:
-        out_dir: a folder written by `lsllm export`.
-        int8: run model.int8.onnx (default: when the export made one).
-        threads: ONNX Runtime intra-op threads (default: its own choice).
-    """
-
-    def __init__(self, out_dir: str | Path, int8: bool | None = None, threads: int | None = None):
-        from lsllm.models.backbones import load_tokenizer
-
-        require_onnx()
-        import onnxruntime as ort
-
-        folder = Path(out_dir)
-        info = read_export_info(folder)
-        if int8 is None:
-            int8 = bool(info.int8_model)
-        if int8 and not info.int8_model:
-            raise ConfigError(f"{folder}: exported without --int8; there is no int8 graph")
-        super().__init__(None, load_tokenizer(folder), **Classifier.record_settings(info))
-        self.info = info
-        self.backend = "onnxruntime int8" if int8 else "onnxruntime fp32"
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        model_file = folder / (info.int8_model if int8 else info.model)
-        self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
-
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The graph's logits for a padded batch."""
-        return torch.from_numpy(self.session.run([OUTPUT_NAME], {"input_ids": input_ids.numpy(),
-                                                                 "attention_mask": attention_mask.numpy()})[0])
-
-    def probabilities(self, encoded, progress=None) -> list[torch.Tensor]:
-        """Per feature, as `Classifier.probabilities`: the problem type's outputs (token tasks: over each feature's positions)."""
-        features = encoded.features
-        out: list[torch.Tensor | None] = [None] * len(features)
-        batches = padded_batch_plan([len(f["input_ids"]) for f in features], self.max_batch_tokens)
-        for batch in progress(batches) if progress else batches:
-            ids, mask = padded_batch([features[i] for i in batch], self.tokenizer.pad_token_id)
-            outputs = self.problem.unpad(self.problem.outputs(self.logits(ids, mask).float()), mask)
-            for row, index in enumerate(batch):
-                out[index] = outputs[row]
-        return out  # type: ignore[return-value]

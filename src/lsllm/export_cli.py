@@ -19,21 +19,6 @@ DESCRIPTION = ("Export a trained run. onnx (default): an ONNX graph (input_ids, 
                "command and a client call are printed. See docs/serving.md.")
 
 
-def add_backend_flags(parser: argparse.ArgumentParser) -> None:
-    """--backend, --int8 and --matmul, as `lsllm predict`, `eval` and `serve` take them (lsllm.export.open_classifier)."""
-    parser.add_argument("--backend", choices=["torch", "onnx"], default=None,
-                        help="what runs the model: torch (default for a run) or onnx: ONNX Runtime on the CPU (an "
-                             "export folder is always onnx; a run is exported first). docs/serving.md says which is "
-                             "faster where")
-    parser.add_argument("--int8", action="store_true",
-                        help="onnx: the int8 graph (int8 weights, down_proj and head fp32; measure its accuracy on "
-                             "your data first: lsllm eval RUN --backend onnx --int8, docs/serving.md)")
-    parser.add_argument("--matmul", choices=["auto", "onednn", "torch"], default=None,
-                        help="torch backend, CPU: what multiplies the weights. auto (default): oneDNN with weights packed "
-                             "once, where a quick probe (cached per machine in ~/.cache/lsllm/matmul.json) finds it "
-                             "faster than nn.Linear; onednn: always; torch: nn.Linear as in training. docs/benchmarks.md")
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `export` command to the `lsllm` parser's subcommands."""
     export = subparsers.add_parser(

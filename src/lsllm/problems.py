@@ -192,7 +192,7 @@ class Problem:
     def records(self, examples: Sequence, outputs: Sequence[torch.Tensor], encoded: Any, labels: Sequence[str],
                 **context: Any) -> list[dict]:
         """One prediction record per example (``context``: what `from_texts` returned besides the examples)."""
-        from lsllm.prediction import seq_records
+        from lsllm.inference.prediction import seq_records
 
         return seq_records(examples, outputs, labels, self)
 
@@ -723,7 +723,7 @@ class TokenTagging(Problem):
 
     def input_text(self, text, prompt):
         """Raw text is split into words, then joined by spaces (as the tagger reads it)."""
-        from lsllm.prediction import split_words
+        from lsllm.inference.prediction import split_words
 
         return " ".join(split_words(text)[0])
 
@@ -731,7 +731,7 @@ class TokenTagging(Problem):
         """Raw texts split into words, with each word's character span (entities get character offsets)."""
         from lsllm.data.examples import TokenExample
         from lsllm.data.text import has_visible_text
-        from lsllm.prediction import split_words
+        from lsllm.inference.prediction import split_words
 
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not has_visible_text(text):
@@ -774,7 +774,7 @@ class TokenTagging(Problem):
 
     def records(self, examples, outputs, encoded, labels, texts=None, spans=None):
         """Tags per word (read at each word's first sub-token, over windows) and the entities they make."""
-        from lsllm.prediction import token_records, word_predictions
+        from lsllm.inference.prediction import token_records, word_predictions
 
         words = word_predictions(encoded.features, outputs, [len(e.tokens) for e in examples])
         return token_records(examples, words, labels, texts, spans)

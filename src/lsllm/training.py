@@ -24,10 +24,10 @@ from lsllm.data.packing import PackingCollator
 from lsllm.errors import ConfigError, ModelError
 from lsllm.files import atomic_write_json
 from lsllm.hardware import default_device
+from lsllm.inference.classifier import Classifier
 from lsllm.models.adapters import apply_lora, merged_for_inference
 from lsllm.models.backbones import load_tokenizer, resolve_model
 from lsllm.models.head_init import init_from_label_words, label_words
-from lsllm.pipeline import Classifier
 from lsllm.problems import Problem, family
 from lsllm.recipe import choose as choose_recipe
 from lsllm.run_outputs import write_reports

@@ -224,8 +224,8 @@ def export_vllm(run_dir: str | Path, out_dir: str | Path, texts: Sequence[str],
 
     from lsllm.data import SeqExample
     from lsllm.files import atomic_replace_dir, staging_dir
+    from lsllm.inference.prediction import feature_probabilities
     from lsllm.pipeline import load_run
-    from lsllm.prediction import feature_probabilities
     from lsllm.runs import RunDir, check_out_dir, versions
 
     out = Path(out_dir)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from lsllm.data import SeqExample, TokenExample, encode_sequences, encode_tokens
 from lsllm.data.encoding import IGNORE_INDEX, special_tokens, word_alignment
 from lsllm.errors import DataError
-from lsllm.prediction import word_predictions
+from lsllm.inference.prediction import word_predictions
 
 TEXTS = ["a great movie", "EU rejects German call to boycott British lamb .", "x " * 40, "zebra-like quokkas!"]
 LABEL2ID = {"neg": 0, "pos": 1}

@@ -432,11 +432,11 @@ INPUT_FILES = st.one_of(
 @FUZZ
 def test_predict_input_files_predict_or_fail_in_one_line(new_path, capsys, monkeypatch, seq_classifier, token_classifier,
                                                           task, case):
-    import lsllm.export
+    import lsllm.inference.backends
 
     classifier = seq_classifier if task == "seq" else token_classifier
-    opened = lsllm.export.Opened(classifier, None, None, "run")
-    monkeypatch.setattr(lsllm.export, "open_classifier", lambda *args, **kwargs: opened)  # the run, loaded once
+    opened = lsllm.inference.backends.Opened(classifier, None, None, "run")
+    monkeypatch.setattr(lsllm.inference.backends, "open_classifier", lambda *args, **kwargs: opened)  # the run, loaded once
     suffix, content = case
     path = new_path(suffix)
     path.write_text(content, encoding="utf-8", errors="surrogatepass")

@@ -118,7 +118,7 @@ def test_a_run_with_label_word_head_reports_step0_and_keeps_its_prompt(tmp_path,
 
 def test_head_lr_puts_the_head_in_its_own_optimizer_group(tmp_path, tiny_model_dir):
     from lsllm import lifecycle, runs
-    from lsllm.pipeline import Classifier
+    from lsllm.inference.classifier import Classifier
     from lsllm.training import LSTrainer
 
     cfg = RunConfig(model=ModelConfig(name=str(tiny_model_dir), dtype="float32"), train=TrainConfig(lr=1e-4, head_lr=5e-3))

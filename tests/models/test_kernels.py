@@ -39,9 +39,9 @@ def test_a_packed_linear_computes_nn_linear(bias):
 
 
 def _classifier(model_dir, task: str, dtype: torch.dtype, matmul: str):
+    from lsllm.inference.classifier import Classifier
     from lsllm.models.backbones import load_tokenizer
     from lsllm.models.classifiers import LSForSequenceClassification, LSForTokenClassification
-    from lsllm.pipeline import Classifier
     from lsllm.problems import family
 
     cls = LSForSequenceClassification if task == "seq" else LSForTokenClassification
@@ -159,14 +159,14 @@ def test_predict_matmul_flag_changes_nothing_but_the_kernel(seq_run, capsys):
 
 
 def test_matmul_is_refused_for_the_onnx_backend(seq_run):
-    from lsllm.export import open_classifier
+    from lsllm.inference.backends import open_classifier
 
     with pytest.raises(ConfigError, match="--matmul onednn applies to the PyTorch backend"):
-        open_classifier(seq_run, "onnx", matmul="onednn")
+        open_classifier(seq_run, backend="onnx", matmul="onednn")
 
 
 def test_the_opened_classifier_says_which_kernel_runs(seq_run, fresh_cache):
-    from lsllm.export import open_classifier
+    from lsllm.inference.backends import open_classifier
 
     opened = open_classifier(seq_run, matmul="torch")
     assert opened.classifier.matmul == "torch"

@@ -50,7 +50,7 @@ class EncodedSplit:
         n_words: token tasks: words per example, to rebuild word-level predictions.
         n_windowed: token tasks: examples split into more than one window.
         n_unaligned: token tasks: words with no sub-token of their own (a tokenizer that drops
-            or merges them); `lsllm.prediction.word_predictions` predicts "O" for them.
+            or merges them); `lsllm.inference.prediction.word_predictions` predicts "O" for them.
     """
 
     features: list[dict[str, Any]]
@@ -268,7 +268,7 @@ def encode_tokens(
         stride: tokens shared by consecutive windows (default a quarter of the window).
 
     Returns:
-        An EncodedSplit with one feature per window; `lsllm.prediction.word_predictions` maps
+        An EncodedSplit with one feature per window; `lsllm.inference.prediction.word_predictions` maps
         predictions back to words.
     """
     if not getattr(tokenizer, "is_fast", False):

@@ -1,5 +1,8 @@
 """Batched inference and the one record schema shared by `predict`, predictions.jsonl and the server.
 
+(`packed_batches`/`feature_probabilities`: the torch backend; `padded_batch`/`padded_batch_plan`:
+padded batches for ONNX Runtime's graph, `inference.onnx`.)
+
 The fast path: LoRA merged into the base weights (no adapter ops), ``torch.inference_mode``,
 inputs sorted by length and packed end to end into one row per batch up to a token budget
 (positions restarting per input; attention runs per input, see ``models.attention``): no compute
@@ -148,3 +151,34 @@ def token_records(examples: Sequence[TokenExample], words: Sequence[list[tuple[i
         text = texts[i] if texts is not None else " ".join(example.tokens)
         records.append({"text": text, "tokens": list(example.tokens), "tags": tags, "entities": entities})
     return records
+
+
+# Padded batches: what a runner without packed rows takes (ONNX Runtime's graph, the export's check).
+
+
+def padded_batch(features: Sequence[dict], pad_id: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) int64 tensors of encoded features, padded to the longest."""
+    width = max(len(f["input_ids"]) for f in features)
+    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(features), width), dtype=torch.long)
+    for row, feature in enumerate(features):
+        n = len(feature["input_ids"])
+        where = slice(width - n, width) if left else slice(0, n)
+        ids[row, where] = torch.tensor(feature["input_ids"], dtype=torch.long)
+        mask[row, where] = 1
+    return ids, mask
+
+
+def padded_batch_plan(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Indices into ``lengths`` grouped into padded batches: sorted by length (little padding), each
+    batch at most ``max_tokens`` padded tokens (a longer single input is a batch of its own)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if current and lengths[index] * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches

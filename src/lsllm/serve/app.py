@@ -7,7 +7,7 @@
     GET  /docs     OpenAPI UI (Swagger UI from a package, no CDN: serve/docs.py; no /redoc)
     GET  /         a page to try the model in a browser (serve/page.html; calls /info and /predict)
 
-Records are those of `lsllm predict` and predictions.jsonl (lsllm.prediction), because the
+Records are those of `lsllm predict` and predictions.jsonl (lsllm.inference.prediction), because the
 server calls the same `Classifier.predict_texts` / `predict_tokens` the CLI does.
 
 Every input is checked here, before it reaches the model, so bad input is a 4xx with one clear
@@ -50,6 +50,7 @@ from lsllm import describe
 from lsllm.data.encoding import special_tokens
 from lsllm.data.text import has_visible_text
 from lsllm.errors import ConfigError, DataError
+from lsllm.inference.settings import InferenceSettings
 from lsllm.serve.batching import MicroBatcher
 from lsllm.serve.docs import add_docs
 from lsllm.serve.page import page as try_page_html
@@ -338,7 +339,7 @@ class _Lengths:
 
 def create_app(classifier: Any, settings: ServeSettings | None = None, run_info: "RunInfo | ExportInfo | None" = None,
                title: str = "lsllm") -> FastAPI:
-    """A FastAPI app serving `classifier` (a `lsllm.pipeline.Classifier`).
+    """A FastAPI app serving `classifier` (a `lsllm.inference.Classifier`).
 
     Args:
         classifier: the loaded run; its `max_length` is the serving limit.
@@ -499,34 +500,28 @@ def _api_key_check(api_key: str):
 
 
 def app_from_run(run_dir: str | Path, settings: ServeSettings | None = None, max_length: int | None = None,
-                 dtype: str | None = None, device: str | None = None, max_batch_tokens: int | None = None,
-                 backend: str | None = None, int8: bool = False, threads: int | None = None,
-                 matmul: str | None = None) -> FastAPI:
+                 inference: InferenceSettings | None = None, **inference_fields: Any) -> FastAPI:
     """Load a trained run (LoRA merged, safetensors only), or an `lsllm export` folder, and build its app.
 
     Args:
         run_dir: a finished `lsllm train` output directory, or a folder written by `lsllm export`.
         settings: server limits and batching.
         max_length: serving limit in tokens (default: the run's training max_length).
-        dtype: "float32" | "bfloat16" | "auto" (default: the run's dtype); torch backend only.
-        device: "cpu", "cuda", ... (default: the best available); torch backend only.
-        max_batch_tokens: tokens per forward pass inside one model call (default: the
-            classifier's). A micro-batch is cut into length-sorted forward passes of at most this
-            many tokens (torch: one packed row, no padding; onnx: one padded batch).
-        backend: "torch" (default for a run) or "onnx": ONNX Runtime on the CPU, the same API
-            and page. An export folder is always served by ONNX Runtime; a run with "onnx" is
-            exported first (`lsllm export`'s checks included) into a temporary folder.
-        int8: onnx: run the int8 graph (an export made with --int8; a run is exported with it).
-        threads: onnx: ONNX Runtime's intra-op threads (torch's are set by the caller).
-        matmul: torch: "auto" | "onednn" | "torch", the kernel of the weights (`lsllm.models.kernels`).
+        inference: what runs the model (`lsllm.inference.settings.InferenceSettings`: threads, dtype,
+            backend, int8, matmul, device, max_batch_tokens), or its fields as keywords
+            (``app_from_run(run, dtype="float32", device="cpu")``). An export folder is always
+            served by ONNX Runtime; a run with backend "onnx" is exported first (`lsllm export`'s
+            checks included) into a temporary folder. ``max_batch_tokens`` cuts a micro-batch into
+            length-sorted forward passes of at most that many tokens (torch: one packed row, no
+            padding; onnx: one padded batch).
 
     Raises:
-        ConfigError: not a finished run or export, a flag that does not apply to the backend, or
+        ConfigError: not a finished run or export, a setting that does not apply to the backend, or
             a max_length the model cannot take.
     """
-    from lsllm.export import open_classifier
+    from lsllm.inference.backends import open_classifier
 
-    opened = open_classifier(run_dir, backend, int8=int8, dtype=dtype, device=device, threads=threads, matmul=matmul)
+    opened = open_classifier(run_dir, inference, **inference_fields)
     classifier, positions = opened.classifier, opened.positions
     if max_length is not None:
         if max_length < 8 or (positions and max_length > positions):
@@ -534,10 +529,6 @@ def app_from_run(run_dir: str | Path, settings: ServeSettings | None = None, max
         if max_length > classifier.max_length:
             logger.warning("--max-length %d is above the %d tokens the run was trained on", max_length, classifier.max_length)
         classifier.max_length = max_length
-    if max_batch_tokens is not None:
-        if max_batch_tokens < 8:
-            raise ConfigError(f"--max-batch-tokens must be >= 8, got {max_batch_tokens}")
-        classifier.max_batch_tokens = max_batch_tokens
     logger.info("serving %s (%s): %s", run_dir, classifier.backend,
                 asdict(settings or ServeSettings()) | {"api_key": bool(settings and settings.api_key)})
     app = create_app(classifier, settings, opened.run_info, title=f"lsllm: {opened.name}")

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lsllm.errors import ConfigError, LsllmError
-from lsllm.export_cli import add_backend_flags
+from lsllm.inference.settings import SERVE_FLAGS, InferenceSettings, add_inference_flags
 from lsllm.serve.settings import OVERSIZE, ServeSettings
 
 logger = logging.getLogger(__name__)
@@ -66,16 +66,7 @@ def add_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--api-key", default=None,
                        help=f"require 'Authorization: Bearer KEY' on every path but /health, / and the docs (prefer env "
                             f"{API_KEY_ENV}: command lines are visible to other users; an empty key is an error)")
-    serve.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default=None,
-                       help="weights dtype (default: the run's)")
-    serve.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: the best available)")
-    serve.add_argument("--max-batch-tokens", type=int, default=None,
-                       help="tokens per forward pass within a model call (default: the classifier's 2048; inputs are "
-                            "packed end to end in one row, so no compute goes to padding)")
-    serve.add_argument("--threads", type=int, default=None,
-                       help="CPU threads, torch's or ONNX Runtime's (default: the library's choice; 1 avoids thread "
-                            "sync stalls on busy machines)")
-    add_backend_flags(serve)
+    add_inference_flags(serve, SERVE_FLAGS)  # --threads --dtype --backend --int8 --matmul --device --max-batch-tokens
 
 
 def is_loopback(host: str) -> bool:
@@ -201,22 +192,19 @@ def uvicorn_config(app: Any, settings: ServeSettings, verbose: bool = False) -> 
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)  # first: a bad flag (an empty --api-key) is an error before any work
+    settings = settings_from_args(args)  # first: a bad flag (an empty --api-key, --threads 0) is an error before any work
+    inference = InferenceSettings.from_args(args)
 
     import uvicorn
 
-    from lsllm.hardware import configure_threads
     from lsllm.serve.app import app_from_run
 
-    configure_threads(args.threads)  # before binding: a bad --threads is a one-line error, a busy machine a warning
     warning = bind_warning(args.host, settings.api_key)
     if warning:
         sys.stderr.write(warning + "\n")
     sock = bind_socket(args.host, args.port)
     try:
-        app = app_from_run(args.run_dir, settings, max_length=args.max_length, dtype=args.dtype, device=args.device,
-                           max_batch_tokens=args.max_batch_tokens, backend=args.backend, int8=args.int8,
-                           threads=args.threads, matmul=args.matmul)
+        app = app_from_run(args.run_dir, settings, max_length=args.max_length, inference=inference)  # applies --threads
         config = uvicorn_config(app, settings, verbose=bool(getattr(args, "verbose", False)))
         host = f"[{args.host}]" if ":" in args.host else args.host
         backend = app.state.classifier.backend
