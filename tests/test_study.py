@@ -174,3 +174,21 @@ def test_study_workers_train_every_cell_once_in_two_processes(tmp_path, tiny_mod
         assert f"ls-n{cfg.data.train_limit}-s{cfg.train.seed}" == name
         assert "--workers" in json.loads((out / name / "run.json").read_text())["command"]
     assert (out / "report.html").is_file() and (out / "study.png").is_file()
+
+
+def test_a_cells_config_is_the_studys_with_the_cells_settings(tmp_path):
+    """A cell's run config is the study's config object with the cell's settings set, the same as `lsllm train` given
+    the study's flags and the cell's; the study's flags are read once per training command (`study.trainer`)."""
+    from lsllm import flags, study
+
+    spec = {"flags": ["--data", "x.tsv", "--epochs", "2", "--template", "plain"]}
+    for method, extra in (("unls", ["--bidirectional"]), ("repeat", ["--attention", "repeat"])):
+        cell = study.Cell(16, method, 1)
+        cfg, explicit = study.cell_config(spec, cell, tmp_path / cell.name, resume=False)
+        assert (cfg, explicit) == flags.config_from_flags(
+            [*spec["flags"], *extra, "--train-limit", "16", "--subset-seed", "1", "--seed", "1", "--output",
+             str(tmp_path / cell.name)])
+    sft, _ = study.cell_config(spec, study.Cell(16, "sft", 0), tmp_path / "s", resume=False)
+    assert type(sft) is SFTRunConfig and sft.sft.template == "plain" and sft.data.train_limit == 16
+    resumed, given = study.cell_config(spec, study.Cell(16, "sft", 0), tmp_path / "s", resume=True)
+    assert type(resumed) is SFTRunConfig and resumed.train.resume and given == {"train.output", "train.resume"}

@@ -266,3 +266,28 @@ def test_a_new_tune_starts_from_the_hand_made_recipe(tmp_path, tiny_model_dir, t
     assert first["params"]["lr"] == pytest.approx(3e-4) and first["params"]["lora_r"] == 16
     assert first["params"]["lora_targets"] == "qv" and first["params"]["head_init"] == "labels"
     assert second["params"] != first["params"]
+
+
+def test_a_trials_config_is_the_users_with_its_settings_and_its_flags_record_it():
+    """Trials get a config object, not flags re-read: the user's config with `trial_settings` set. Its recorded flags
+    (a trial's "flags") given after the user's to `lsllm train` make the same config and the same given settings."""
+    from lsllm import flags
+
+    user = ["--data", "x.tsv", "--bidirectional", "--lora-r", "8", "--prompt", "Review: {text}\\nSentiment:", "--no-pack"]
+    given = tune.Given.read(user)
+    base, _ = given.preset({"task": "seq"})  # the ratios multiply the user's lr and rank (8)
+    params = {"lr": 3e-4, "head_lr_ratio": 5.0, "lora_alpha_ratio": 2, "lora_targets": "attention", "attention": "repeat",
+              "weight_decay": 0, "pack": True, "lora_dropout": 0.1}
+    cfg, explicit = given.trial(tune.trial_settings(params, base))
+    assert cfg.model.attention == "repeat" and not cfg.model.bidirectional and cfg.lora.alpha == 16
+    assert cfg.train.head_lr == pytest.approx(1.5e-3) and cfg.train.weight_decay == 0.0 and cfg.train.pack
+    assert cfg.model.prompt == "Review: {text}\nSentiment:" and cfg.lora.r == 8
+    assert given.config.model.bidirectional and given.config.model.attention == "bidirectional"  # the user's, untouched
+    again, again_explicit = flags.config_from_flags([*user, *tune.trial_flags(params, base)])
+    assert again == cfg and again_explicit == explicit
+    with pytest.raises(ConfigError, match="lora dropout must be in"):
+        given.trial(tune.trial_settings({"lora_dropout": 1.0}, base))
+    with pytest.raises(ValueError):
+        tune.trial_settings({"lora_r": "many"}, base)
+    with pytest.raises(ConfigError, match="--nope is not a flag"):
+        tune.Given.read(["--data", "x.tsv", "--nope"])

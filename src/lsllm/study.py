@@ -116,7 +116,7 @@ def trainer(spec: dict[str, Any]) -> Callable[[Cell, Path, bool], Path]:
     given: dict[str, tuple[Any, set[str]]] = {}
 
     def train_cell(cell: Cell, root: Path, resume: bool) -> Path:
-        method = command(cell)
+        method = training_command(cell)
         if method not in given:  # the first cell of the command: each command reads its own flags
             given[method] = flags.config_from_flags(spec["flags"], method)
         return train_one(cell, *cell_config(spec, cell, root, resume, given[method]))
@@ -124,7 +124,7 @@ def trainer(spec: dict[str, Any]) -> Callable[[Cell, Path, bool], Path]:
     return train_cell
 
 
-def command(cell: Cell) -> str:
+def training_command(cell: Cell) -> str:
     """The training command a cell's method runs: "sft" (`lsllm sft train`) or "ls" (`lsllm train`)."""
     return "sft" if cell.method == "sft" else "ls"
 
@@ -142,7 +142,7 @@ def cell_config(spec: dict[str, Any], cell: Cell, root: Path, resume: bool,
 
     ``given``: the study's flags already read for the cell's command (`trainer` reads them once); None reads them.
     """
-    method = command(cell)
+    method = training_command(cell)
     if resume:
         settings = {"train.output": str(root), "train.resume": True}
         return flags.with_settings(flags.CONFIGS[method][0](), settings), set(settings)
@@ -153,7 +153,7 @@ def cell_config(spec: dict[str, Any], cell: Cell, root: Path, resume: bool,
 
 def train_one(cell: Cell, cfg: Any, explicit: set[str]) -> Path:
     """Train (or continue) one cell's run directory through `lsllm train` / `lsllm sft train`'s library functions."""
-    if command(cell) == "sft":
+    if training_command(cell) == "sft":
         from lsllm.sft.training import train_sft
 
         return train_sft(cfg)

@@ -347,7 +347,12 @@ def trial_settings(params: dict[str, Any], base: Any) -> dict[str, Any]:
 
 def trial_flags(params: dict[str, Any], base: Any) -> list[str]:
     """The trial's settings (`trial_settings`) written as `lsllm train` flags: the record each trial keeps."""
-    return [part for dotted, value in trial_settings(params, base).items() for part in flags.setting_flags(dotted, value)]
+    return settings_flags(trial_settings(params, base))
+
+
+def settings_flags(settings: dict[str, Any]) -> list[str]:
+    """Settings (dotted name -> value) written as the `lsllm train` flags that give them, for a record."""
+    return [part for dotted, value in settings.items() for part in flags.setting_flags(dotted, value)]
 
 
 def check_space(space: dict[str, Dim], spec: dict[str, Any], lines: dict[str, dict[str, int]] | None = None,
@@ -684,7 +689,7 @@ def objective_for(output: Path, spec: dict[str, Any], train: Callable | None = N
         trial.set_user_attr("output", str(output.resolve()))
         trial.set_user_attr("worker", worker_name())
         settings = trial_settings(params, base)
-        trial.set_user_attr("flags", trial_flags(params, base))  # the record: the trial's settings as train flags
+        trial.set_user_attr("flags", settings_flags(settings))  # the record: the trial's settings as train flags
         cfg, explicit = given.trial({**settings, "train.output": str(folder), "train.resume": False})
         callback = PruningCallback(trial, spec["metric"])
         pruned = None
