@@ -29,11 +29,11 @@ from lsllm.export import (
     INT8_FILE,
     MODEL_FILE,
     OnnxGraph,
-    per_feature,
     quantize_int8,
     write_onnx,
 )
 from lsllm.inference.prediction import padded_batch, padded_batch_plan, word_predictions
+from lsllm.problems import family
 
 MAX_BATCH_TOKENS = 2048
 CACHE_ENV = "LSLLM_BENCH_ONNX_CACHE"
@@ -54,6 +54,7 @@ class OrtPath:
         if device != "cpu":
             raise SystemExit(f"{name}: the ONNX Runtime paths run on the CPU only (--device cpu)")
         self.name, self.task, self.labels = name, task, labels
+        self.problem = family(task)  # the bench's tasks: single-label seq, or NER
         self.int8 = name == "ort-int8"
         self.compute_dtype = "int8" if self.int8 else "float32"
         # The same model the lsllm path measures, built in fp32 (ONNX Runtime's CPU kernels are fp32 or int8).
@@ -71,7 +72,7 @@ class OrtPath:
         if not path.exists():
             features = self.encode([source_example(task, labels)] * 2)
             example = padded_batch(features.features, self.tokenizer.pad_token_id)
-            write_onnx(graph, example, folder / "partial.onnx", task)
+            write_onnx(graph, example, folder / "partial.onnx", self.problem)
             (folder / "partial.onnx").rename(path)  # a graph cut short by a crash is never reused
         if self.int8:
             if not (folder / INT8_FILE).exists():  # as `lsllm export --int8` quantizes
@@ -90,7 +91,7 @@ class OrtPath:
             computed += ids.numel()
             logits = torch.from_numpy(self.session.run(["logits"], {"input_ids": ids.numpy(),
                                                                     "attention_mask": mask.numpy()})[0])
-            for index, row in zip(batch, per_feature(logits, mask, self.task), strict=True):
+            for index, row in zip(batch, self.problem.unpad(logits, mask), strict=True):
                 probs[index] = row
         if self.task == "seq":
             out = [self.labels[int(p.argmax())] for p in probs]
