@@ -86,3 +86,38 @@ def test_a_setting_the_backend_cannot_take_is_refused_before_loading(seq_run):
         open_classifier(seq_run, int8=True)
     with pytest.raises(ConfigError, match="give settings or threads, not both"):
         open_classifier(seq_run, InferenceSettings(), threads=1)
+
+
+def test_threads_are_applied_once_by_predict_and_serve(seq_run, monkeypatch, capsys):
+    """The library applies --threads when it opens the classifier; neither the CLI nor the server sets them again."""
+    from lsllm import hardware
+    from lsllm.cli import main
+    from lsllm.serve.app import app_from_run
+
+    calls = []
+    monkeypatch.setattr(hardware, "configure_threads", calls.append)
+    assert main(["predict", str(seq_run), "a fine film", "--threads", "1", "--dtype", "float32", "--matmul", "torch"]) == 0
+    assert calls == [1]
+    capsys.readouterr()
+    app_from_run(seq_run, threads=1, dtype="float32", device="cpu", matmul="torch")
+    assert calls == [1, 1]
+
+    import socket
+
+    import uvicorn
+
+    from lsllm.serve import cli as serve_cli
+
+    class Server:  # `lsllm serve` up to the point it would serve
+        def __init__(self, config):
+            pass
+
+        def run(self, sockets):
+            pass
+
+    monkeypatch.setattr(uvicorn, "Server", Server)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert serve_cli.main([str(seq_run), "--port", str(port), "--threads", "1", "--dtype", "float32", "--matmul", "torch"]) == 0
+    assert calls == [1, 1, 1]
