@@ -25,7 +25,6 @@ FORMAT_VERSION = 1
 POOLINGS = ("last", "mean", "max")
 ATTENTIONS = ("causal", "bidirectional", "repeat")
 TASKS = ("seq", "token")
-PROBLEMS = ("single-label", "multi-label", "regression")
 THRESHOLD_MODES = ("global", "per-label")
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flex_attention")
@@ -184,8 +183,6 @@ class DataConfig:
             raise ConfigError(f"--carve must be random or whole, got {self.carve!r}")
         if self.task is not None and self.task not in TASKS:
             raise ConfigError(f"task must be seq or token, got {self.task!r}")
-        if self.problem is not None and self.problem not in PROBLEMS:
-            raise ConfigError(f"--problem must be one of {', '.join(PROBLEMS)}, got {self.problem!r}")
         if self.label_columns is not None and (not self.label_columns or len(set(self.label_columns)) != len(self.label_columns)):
             raise ConfigError("--label-columns needs distinct column names, one per label")
         if self.label_columns and self.label_column:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lsllm.config import PROBLEMS, TASKS, RunConfig
+from lsllm.config import TASKS, RunConfig
 from lsllm.config import THRESHOLD_MODES as THRESHOLDS
 from lsllm.errors import ConfigError, DataError
 from lsllm.evaluation import (
@@ -44,9 +44,23 @@ from lsllm.evaluation import (
     token_report_text,
 )
 
+SEQ_MEMBERS: dict[str, type[Problem]] = {}  # name -> sequence member, filled as the classes are defined
+
 
 class Problem:
     """What one member of the task family means for the model, the loss, the decision, the metrics and the files."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every sequence member with a name of its own is registered: `make_problem` and `--problem` read SEQ_MEMBERS."""
+        super().__init_subclass__(**kwargs)
+        if cls.task == "seq" and "name" in cls.__dict__:
+            SEQ_MEMBERS[cls.name] = cls
+
+    @classmethod
+    def restore(cls, state: dict[str, Any], threshold_mode: str = "global") -> Problem:
+        """The member as a saved model left it (`state()`; multi-label thresholds, regression scale)."""
+        return cls()
+
 
     task: ClassVar[str] = "seq"  # for files only (config.yaml data.task, lsllm.json): "seq" | "token"
     name: ClassVar[str]  # for files only: "single-label" | "multi-label" | "regression" | "token-tagging"
@@ -434,6 +448,10 @@ class MultiLabel(Problem):
     label_head_refusal = "multi-label: label-name rows are not measured for sigmoid outputs"
     recipe_head_lr = True
 
+    @classmethod
+    def restore(cls, state, threshold_mode="global"):
+        return cls(state.get("thresholds"), state.get("threshold_mode", threshold_mode))
+
     def __init__(self, thresholds: list[float] | None = None, mode: str = "global") -> None:
         if mode not in THRESHOLDS:
             raise ConfigError(f"--thresholds must be {' or '.join(THRESHOLDS)}, got {mode!r}")
@@ -555,6 +573,10 @@ class Regression(Problem):
     vllm_outputs = "none: the value itself, in the original scale"
     label_head_refusal = "a regression has one output"
     recipe_head_lr = True
+
+    @classmethod
+    def restore(cls, state, threshold_mode="global"):
+        return cls(float(state.get("scale", 1.0)), state.get("train_mean"), state.get("train_std"))
 
     def __init__(self, scale: float = 1.0, mean: float | None = None, std: float | None = None) -> None:
         self.scale = scale  # model output x scale = value; 1 once folded into the head
@@ -860,15 +882,13 @@ class TokenTagging(Problem):
 
 
 def make_problem(name: str | None, state: dict[str, Any] | None = None, threshold_mode: str = "global") -> Problem:
-    """The sequence `Problem` of a name (None: single-label), restored from a saved model's state when given."""
-    state = state or {}
-    if name in (None, "single-label"):
-        return SingleLabel()
-    if name == "multi-label":
-        return MultiLabel(state.get("thresholds"), state.get("threshold_mode", threshold_mode))
-    if name == "regression":
-        return Regression(float(state.get("scale", 1.0)), state.get("train_mean"), state.get("train_std"))
-    raise ConfigError(f"--problem must be one of {', '.join(PROBLEMS)}, got {name!r}")
+    """The sequence `Problem` of a name (None: single-label), restored from a saved model's state when given.
+
+    The names are the registered members' (`Problem.__init_subclass__`): a new problem type is its class."""
+    member = SEQ_MEMBERS.get(name or SingleLabel.name)
+    if member is None:
+        raise ConfigError(f"--problem must be one of {', '.join(SEQ_MEMBERS)}, got {name!r}")
+    return member.restore(state or {}, threshold_mode)
 
 
 def family(task: str | None, problem: str | None = None, state: dict[str, Any] | None = None,

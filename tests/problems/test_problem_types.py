@@ -177,3 +177,25 @@ def test_settings_that_do_not_apply_are_refused_by_the_member_in_one_line():
     with pytest.raises(ConfigError, match="--head-init labels needs label words"):
         Regression().refuse_settings(cfg(head_init="labels"))
     SingleLabel().refuse_settings(cfg(class_weights="balanced", head_init="labels", pooling="mean"))  # all apply
+
+
+def test_a_new_problem_type_is_one_class():
+    """Defining a sequence member registers it: make_problem, family and --problem (checked where the config meets the data) know it."""
+    from lsllm import problems
+    from lsllm.config import DataConfig
+    from lsllm.data import load_data
+
+    class Ordinal(problems.SingleLabel):
+        name = "ordinal-for-test"
+
+    try:
+        assert type(problems.make_problem("ordinal-for-test")) is Ordinal
+        assert type(problems.family("seq", "ordinal-for-test")) is Ordinal
+        assert "ordinal-for-test" in problems.SEQ_MEMBERS
+        with pytest.raises(ConfigError, match="--problem must be one of .*ordinal-for-test"):
+            problems.make_problem("ordinal-typo")
+        with pytest.raises(ConfigError, match="--problem must be one of"):
+            load_data(DataConfig(data="sst2-sample", problem="ordinal-typo"))
+    finally:
+        problems.SEQ_MEMBERS.pop("ordinal-for-test", None)
+    assert "ordinal-for-test" not in problems.SEQ_MEMBERS
