@@ -50,18 +50,6 @@ SEQ_MEMBERS: dict[str, type[Problem]] = {}  # name -> sequence member, filled as
 class Problem:
     """What one member of the task family means for the model, the loss, the decision, the metrics and the files."""
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Every sequence member with a name of its own is registered: `make_problem` and `--problem` read SEQ_MEMBERS."""
-        super().__init_subclass__(**kwargs)
-        if cls.task == "seq" and "name" in cls.__dict__:
-            SEQ_MEMBERS[cls.name] = cls
-
-    @classmethod
-    def restore(cls, state: dict[str, Any], threshold_mode: str = "global") -> Problem:
-        """The member as a saved model left it (`state()`; multi-label thresholds, regression scale)."""
-        return cls()
-
-
     task: ClassVar[str] = "seq"  # for files only (config.yaml data.task, lsllm.json): "seq" | "token"
     name: ClassVar[str]  # for files only: "single-label" | "multi-label" | "regression" | "token-tagging"
     hf_problem_type: ClassVar[str | None]  # transformers' config.problem_type, so a merged model runs in a stock pipeline
@@ -85,6 +73,17 @@ class Problem:
     recipe_note: ClassVar[str | None] = None  # the recipe is not chosen from the data: the line that says so
 
     # ------------------------------------------------------------------ what the files hold
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every sequence member with a name of its own is registered: `make_problem` and `--problem` read SEQ_MEMBERS."""
+        super().__init_subclass__(**kwargs)
+        if cls.task == "seq" and "name" in cls.__dict__:
+            SEQ_MEMBERS[cls.name] = cls
+
+    @classmethod
+    def restore(cls, state: dict[str, Any], threshold_mode: str = "global") -> Problem:
+        """The member as a saved model left it (`state()`; multi-label thresholds, regression scale)."""
+        return cls()
 
     @property
     def saved_problem(self) -> str | None:
